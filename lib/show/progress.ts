@@ -218,13 +218,13 @@ export function createProgress(opts: ProgressOptions): Progress {
 
   const jupyterShow = (final: boolean) => {
     const jup = (Deno as unknown as {
-      jupyter: { display(b: unknown, o: { display_id: string; update?: boolean }): Promise<void> };
+      jupyter: {
+        display(b: unknown, o: { raw: boolean; display_id: string; update?: boolean }): Promise<void>;
+      };
     }).jupyter;
     const bundle = progressBundle(state, final);
-    const p = jup.display(
-      bundle,
-      displayed ? { display_id: displayId, update: true } : { display_id: displayId },
-    );
+    // `raw: true` must be explicit once options are given, otherwise the bundle is shown as an object.
+    const p = jup.display(bundle, { raw: true, display_id: displayId, update: displayed });
     displayed = true;
     p.catch(() => {});
   };
