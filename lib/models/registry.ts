@@ -18,6 +18,10 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { SeedStream } from "./init.ts";
 import { CAKE_LENET_WIDTHS, cakeLeNet5, DB3_LENET_WIDTHS, db3LeNet5 } from "./lenet.ts";
 import { mlp, MLP_DEFAULTS } from "./mlp.ts";
+import { DB3_ALEXNET_WIDTHS, db3AlexNet } from "./alexnet.ts";
+import { cakeCnn } from "./cnn.ts";
+import { resnet } from "./resnet.ts";
+import { vit, VIT_DEFAULTS, type VitOptions } from "./vit.ts";
 
 /** Every network the kit can build. */
 export type ModelName =
@@ -96,8 +100,30 @@ export function buildModel(spec: ModelSpec, seed: number): tfl.LayersModel {
         seeds,
         name,
       );
-    default:
-      throw new Error(`buildModel: model "${name}" is not available yet`);
+    case "db3-alexnet":
+      return db3AlexNet(s, k, DB3_ALEXNET_WIDTHS.full, seeds, name);
+    case "db3-alexnet-half":
+      return db3AlexNet(s, k, DB3_ALEXNET_WIDTHS.half, seeds, name);
+    case "db3-alexnet-quarter":
+      return db3AlexNet(s, k, DB3_ALEXNET_WIDTHS.quarter, seeds, name);
+    case "cake-cnn":
+      return cakeCnn(s, k, seeds, name);
+    case "resnet18":
+      return resnet(s, k, 18, seeds, o.width ?? 64, name);
+    case "resnet34":
+      return resnet(s, k, 34, seeds, o.width ?? 64, name);
+    case "resnet": {
+      if (o.depth === undefined) {
+        throw new Error(`buildModel: "resnet" needs options.depth (e.g. {depth: 8})`);
+      }
+      return resnet(s, k, o.depth, seeds, o.width ?? 64, `resnet${o.depth}`);
+    }
+    case "vit8":
+    case "vit4": {
+      const v: VitOptions = { ...VIT_DEFAULTS, depth: name === "vit8" ? 8 : 4 };
+      for (const key of Object.keys(v) as (keyof VitOptions)[]) if (o[key] !== undefined) v[key] = o[key];
+      return vit(s, k, v, seeds, name);
+    }
   }
 }
 
