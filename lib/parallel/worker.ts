@@ -1,0 +1,116 @@
+/**
+ * Pool worker: holds one {@link Replica}, the shared training set, and answers {@link Request}s
+ * strictly in arrival order. Started by `ModelPool`; not meant to be imported.
+ *
+ * @module
+ */
+import { initBackend } from "../backend.ts";
+import { buildModel } from "../models/registry.ts";
+import type { Reply, Request } from "./protocol.ts";
+import { type HostBatch, Replica } from "./replica.ts";
+
+interface SharedData {
+  x: Float32Array;
+  shape: number[];
+  y?: Int32Array;
+  targets?: Float32Array;
+}
+
+// deno-lint-ignore no-explicit-any
+const scope = self as any;
+let replica: Replica | undefined;
+let data: SharedData | undefined;
+let gradSlot: Float32Array | undefined;
+let gradSum: Float32Array | undefined;
+let queue: Promise<void> = Promise.resolve();
+
+scope.onmessage = (e: MessageEvent<Request>) => {
+  queue = queue.then(() => handle(e.data));
+};
+
+function post(r: Reply, transfer: ArrayBuffer[] = []): void {
+  scope.postMessage(r, transfer);
+}
+
+function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw new Error(`worker: ${what} not set up yet`);
+  return v;
+}
+
+/** Copy the rows `indices` of the shared training set into a fresh batch. */
+function gather(d: SharedData, indices: Int32Array): HostBatch {
+  const m = indices.length;
+  const dim = d.x.length / d.shape[0];
+  const x = new Float32Array(m * dim);
+  for (let i = 0; i < m; i++) x.set(d.x.subarray(indices[i] * dim, (indices[i] + 1) * dim), i * dim);
+  const b: HostBatch = { x, shape: [m, ...d.shape.slice(1)] };
+  if (d.y) b.y = Int32Array.from(indices, (j) => d.y![j]);
+  if (d.targets) {
+    const k = d.targets.length / d.shape[0];
+    const t = new Float32Array(m * k);
+    for (let i = 0; i < m; i++) t.set(d.targets.subarray(indices[i] * k, (indices[i] + 1) * k), i * k);
+    b.targets = t;
+  }
+  return b;
+}
+
+async function handle(req: Request): Promise<void> {
+  try {
+    switch (req.type) {
+      case "init": {
+        await initBackend(req.backend);
+        replica = new Replica(buildModel(req.spec, req.seed));
+        if (req.weights) replica.setWeights(req.weights);
+        post({ id: req.id, ok: true, numParams: replica.numParams });
+        return;
+      }
+      case "setWeights":
+        need(replica, "model").setWeights(req.weights);
+        post({ id: req.id, ok: true });
+        return;
+      case "getWeights": {
+        const weights = need(replica, "model").getWeights();
+        post({ id: req.id, ok: true, weights }, weights.map((w) => w.buffer as ArrayBuffer));
+        return;
+      }
+      case "predict": {
+        const logits = need(replica, "model").predictLogits(req.x, req.n, req.batchSize);
+        post({ id: req.id, ok: true, logits }, [logits.buffer as ArrayBuffer]);
+        return;
+      }
+      case "data":
+        data = { x: req.x, shape: req.shape, y: req.y, targets: req.targets };
+        post({ id: req.id, ok: true });
+        return;
+      case "configure": {
+        const r = need(replica, "model");
+        r.configure(req.loss, req.optimizer, req.state);
+        const p = r.numParams;
+        gradSlot = new Float32Array(req.grads, req.slot * p * 4, p);
+        gradSum = new Float32Array(req.grads, (req.grads.byteLength / 4 / p - 1) * p * 4, p);
+        post({ id: req.id, ok: true });
+        return;
+      }
+      case "grad": {
+        const r = need(replica, "model");
+        const batch = gather(need(data, "training data"), req.indices);
+        const { loss } = r.gradients(batch, req.total, need(gradSlot, "gradient buffer"));
+        const nonTrainable = r.numTrainable < r.sizes.length ? r.getNonTrainable() : undefined;
+        post({ id: req.id, ok: true, loss, nonTrainable });
+        return;
+      }
+      case "apply": {
+        const r = need(replica, "model");
+        r.apply(need(gradSum, "gradient buffer"), req.hp);
+        if (req.nonTrainable) r.setNonTrainable(req.nonTrainable);
+        post({ id: req.id, ok: true });
+        return;
+      }
+      case "optState":
+        post({ id: req.id, ok: true, state: need(need(replica, "model").optimizerState, "optimizer") });
+        return;
+    }
+  } catch (err) {
+    post({ id: req.id, error: err instanceof Error ? `${err.message}\n${err.stack ?? ""}` : String(err) });
+  }
+}
