@@ -115,10 +115,13 @@ async function loadIdxPair(
 ): Promise<LabeledData> {
   const prefix = split === "train" ? "train" : "t10k";
   const verify = opts.verify ?? true;
-  const [images, labels] = await Promise.all([
+  // Read both files concurrently but report problems in a fixed order (images first).
+  const settled = await Promise.allSettled([
     readIdx(name, dir, `${prefix}-images-idx3-ubyte`, 3, opts),
     readIdx(name, dir, `${prefix}-labels-idx1-ubyte`, 1, opts),
   ]);
+  for (const r of settled) if (r.status === "rejected") throw r.reason;
+  const [images, labels] = settled.map((r) => (r as PromiseFulfilledResult<IdxFile>).value);
   const fix = corruptFix(name);
   const [n, h, w] = images.idx.dims;
   if (images.idx.type !== "uint8" || labels.idx.type !== "uint8") {
@@ -162,13 +165,18 @@ async function loadIdxPair(
   };
 }
 
+interface IdxFile {
+  path: string;
+  idx: IdxArray;
+}
+
 async function readIdx(
   name: "mnist" | "fmnist",
   dir: string,
   base: string,
   rank: number,
   opts: LoadDatasetOptions,
-): Promise<{ path: string; idx: IdxArray }> {
+): Promise<IdxFile> {
   const path = await findIdxFile(name, dir, base);
   const fix = corruptFix(name);
   const file = await readDecompressed(path, {
