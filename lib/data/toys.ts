@@ -17,6 +17,8 @@ export interface TwoMoonsOptions {
   standardize?: boolean;
   /** Shuffle the points (default true); otherwise outer moon first, then inner. */
   shuffle?: boolean;
+  /** Value of the result's `split` field (default `"train"`), e.g. `"test"` for a second draw. */
+  split?: string;
 }
 
 /**
@@ -68,7 +70,7 @@ export function twoMoons(opts: TwoMoonsOptions): LabeledData {
   }
   return {
     name: "two-moons",
-    split: `seed-${seed}`,
+    split: opts.split ?? "train",
     x,
     y,
     shape: [n, 2],
@@ -93,6 +95,8 @@ export interface BlobsOptions {
   box?: [number, number];
   /** Shuffle the points (default true). */
   shuffle?: boolean;
+  /** Value of the result's `split` field (default `"train"`). */
+  split?: string;
 }
 
 /** Isotropic Gaussian blobs, one class per centre (like scikit-learn `make_blobs`). Deterministic given `seed`. */
@@ -142,7 +146,7 @@ export function blobs(opts: BlobsOptions): LabeledData {
   }
   return {
     name: "blobs",
-    split: `seed-${seed}`,
+    split: opts.split ?? "train",
     x,
     y,
     shape: [n, dim],
