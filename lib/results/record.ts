@@ -1,0 +1,241 @@
+/**
+ * Run records: one JSON file per run with everything needed to trust a number later (config, seed,
+ * scale, backend, versions, git commit, wall time, metrics, ledger), plus one CSV row per run for
+ * quick tables.
+ *
+ * Layout: `<dir>/<experiment>/<id>.json` and `<dir>/<experiment>.csv` (default dir `results/runs`).
+ *
+ * @module
+ */
+import { version_core as tfjsVersion } from "@tensorflow/tfjs-core";
+import { type BackendInfo, backendInfo } from "../backend.ts";
+import type { Scale } from "../scale.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { type CsvRow, parseCsv, toCsv, unionColumns } from "./csv.ts";
+import { type FlatRow, flattenObject } from "./flatten.ts";
+import { readTextIfExists, writeAtomic } from "./io.ts";
+
+/** Everything recorded about one run. */
+export interface RunRecord {
+  /** Unique, file-name safe: `<time>-<method>-<dataset>-<scale>-s<seed>-<random>`. */
+  id: string;
+  /** Experiment name, e.g. `"table-a"`, `"db3-budget"`; names the folder and CSV. */
+  experiment: string;
+  /** Method, e.g. `"cake"`, `"db3-mbd"`, `"kd"`. */
+  method: string;
+  /** Dataset name. */
+  dataset: string;
+  /** Scale the run used. */
+  scale: Scale;
+  /** Seed of the run. */
+  seed: number;
+  /** All hyperparameters (nested objects allowed; flattened with dots in the CSV). */
+  config: Record<string, unknown>;
+  /** Backend info at start (`null` if no backend was initialised). */
+  backend: BackendInfo | null;
+  /** Versions that decide the result. */
+  versions: { deno: string; tfjs: string; kit: string };
+  /** `git rev-parse HEAD` of the checkout, `null` if unavailable. */
+  gitCommit: string | null;
+  /** Uncommitted changes to tracked files at start (`null` if unknown). */
+  gitDirty: boolean | null;
+  /** ISO time the run started. */
+  startedAt: string;
+  /** Seconds from start to finish. */
+  wallTimeSec: number;
+  /** Measured numbers, e.g. `{studentAcc: 0.912, teacherAcc: 0.99, queries: 120000}`. */
+  metrics: Record<string, number>;
+  /** A ledger snapshot (plain JSON). */
+  ledger?: unknown;
+  /** Free notes, e.g. deviations from the paper's settings. */
+  notes?: string[];
+}
+
+/** What {@link startRun} needs. */
+export interface RunStart {
+  /** Experiment name. */
+  experiment: string;
+  /** Method name. */
+  method: string;
+  /** Dataset name. */
+  dataset: string;
+  /** Scale. */
+  scale: Scale;
+  /** Seed. */
+  seed: number;
+  /** All hyperparameters. */
+  config: Record<string, unknown>;
+}
+
+/** Extra fields given at {@link RunHandle.finish}. */
+export interface RunExtra {
+  /** Ledger snapshot. */
+  ledger?: unknown;
+  /** Notes to add. */
+  notes?: string[];
+  /** Config entries only known at the end (merged over the start config). */
+  config?: Record<string, unknown>;
+}
+
+/** A started run. */
+export interface RunHandle {
+  /** The run id. */
+  readonly id: string;
+  /** ISO start time. */
+  readonly startedAt: string;
+  /** Stop the clock and build the record (does not save; see {@link saveRun}). */
+  finish(metrics: Record<string, number>, extra?: RunExtra): RunRecord;
+}
+
+function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "") || "x";
+}
+
+function git(args: string[]): string | undefined {
+  try {
+    const out = new Deno.Command("git", { args, stdout: "piped", stderr: "null" }).outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+  } catch {
+    return undefined; // no git, or no --allow-run
+  }
+}
+
+/** The checkout's commit and whether tracked files have uncommitted changes. */
+export function gitState(): { commit: string | null; dirty: boolean | null } {
+  const commit = git(["rev-parse", "HEAD"]);
+  if (!commit) return { commit: null, dirty: null };
+  const status = git(["status", "--porcelain", "--untracked-files=no"]);
+  return { commit, dirty: status === undefined ? null : status.length > 0 };
+}
+
+function currentBackend(): BackendInfo | null {
+  try {
+    return backendInfo();
+  } catch {
+    return null;
+  }
+}
+
+/** Versions recorded with every run. */
+export function kitVersions(): RunRecord["versions"] {
+  const p = pkg as { name?: string; version?: string };
+  return {
+    deno: Deno.version.deno,
+    tfjs: tfjsVersion,
+    kit: `${p.name ?? "boundary-kd"}@${p.version ?? "0.0.0"}`,
+  };
+}
+
+/** Start the clock on a run; call `.finish(metrics, extra)` at the end. */
+export function startRun(start: RunStart): RunHandle {
+  const t0 = performance.now();
+  const started = new Date();
+  const stamp = started.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const id = [stamp, slug(start.method), slug(start.dataset), start.scale, `s${start.seed}`].join("-") +
+    `-${crypto.randomUUID().slice(0, 6)}`;
+  const g = gitState();
+  const backend = currentBackend();
+  return {
+    id,
+    startedAt: started.toISOString(),
+    finish(metrics, extra = {}) {
+      return {
+        id,
+        experiment: start.experiment,
+        method: start.method,
+        dataset: start.dataset,
+        scale: start.scale,
+        seed: start.seed,
+        config: { ...start.config, ...(extra.config ?? {}) },
+        backend: backend ?? currentBackend(),
+        versions: kitVersions(),
+        gitCommit: g.commit,
+        gitDirty: g.dirty,
+        startedAt: started.toISOString(),
+        wallTimeSec: (performance.now() - t0) / 1000,
+        metrics: { ...metrics },
+        ...(extra.ledger !== undefined ? { ledger: extra.ledger } : {}),
+        ...(extra.notes?.length ? { notes: [...extra.notes] } : {}),
+      };
+    },
+  };
+}
+
+/** The CSV row of a record: identity columns, then `config.*` and `metrics.*` flattened. */
+export function runToRow(r: RunRecord): FlatRow {
+  return {
+    id: r.id,
+    experiment: r.experiment,
+    method: r.method,
+    dataset: r.dataset,
+    scale: r.scale,
+    seed: r.seed,
+    startedAt: r.startedAt,
+    wallTimeSec: Math.round(r.wallTimeSec * 1000) / 1000,
+    backend: r.backend?.name ?? null,
+    gitCommit: r.gitCommit,
+    gitDirty: r.gitDirty,
+    ...flattenObject(r.config, "config"),
+    ...flattenObject(r.metrics, "metrics"),
+  };
+}
+
+/** Where results go unless told otherwise. */
+export const DEFAULT_RUNS_DIR = "results/runs";
+
+/** Paths of an experiment's JSON folder and CSV. */
+export function runPaths(experiment: string, dir = DEFAULT_RUNS_DIR): { folder: string; csv: string } {
+  const e = slug(experiment);
+  return { folder: `${dir}/${e}`, csv: `${dir}/${e}.csv` };
+}
+
+/**
+ * Save a record: `<dir>/<experiment>/<id>.json`, and its row in `<dir>/<experiment>.csv`. The CSV
+ * is rewritten atomically with the union of old and new columns (a row with the same id is
+ * replaced). Returns the paths written.
+ */
+export async function saveRun(
+  record: RunRecord,
+  opts: { dir?: string } = {},
+): Promise<{ json: string; csv: string }> {
+  const { folder, csv } = runPaths(record.experiment, opts.dir);
+  const json = `${folder}/${record.id}.json`;
+  await writeAtomic(json, JSON.stringify(record, null, 2) + "\n");
+  const row = runToRow(record);
+  const old = await readTextIfExists(csv);
+  let columns = Object.keys(row);
+  let rows: Record<string, unknown>[] = [row];
+  if (old !== undefined && old.trim() !== "") {
+    const parsed = parseCsv(old, { typed: false });
+    columns = unionColumns(parsed.columns, columns);
+    rows = [...parsed.rows.filter((r) => r.id !== record.id), row];
+  }
+  await writeAtomic(csv, toCsv(columns, rows));
+  return { json, csv };
+}
+
+/** All saved records of an experiment, oldest first. */
+export async function loadRuns(experiment: string, opts: { dir?: string } = {}): Promise<RunRecord[]> {
+  const { folder } = runPaths(experiment, opts.dir);
+  const out: RunRecord[] = [];
+  try {
+    for await (const e of Deno.readDir(folder)) {
+      if (e.isFile && e.name.endsWith(".json")) {
+        out.push(JSON.parse(await Deno.readTextFile(`${folder}/${e.name}`)) as RunRecord);
+      }
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
+}
+
+/** The experiment's CSV parsed back (typed numbers), or no rows if it does not exist. */
+export async function loadRunsCsv(
+  experiment: string,
+  opts: { dir?: string } = {},
+): Promise<{ columns: string[]; rows: CsvRow[] }> {
+  const text = await readTextIfExists(runPaths(experiment, opts.dir).csv);
+  return text === undefined ? { columns: [], rows: [] } : parseCsv(text);
+}
