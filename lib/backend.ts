@@ -1,14 +1,30 @@
 /**
  * TensorFlow.js backend selection.
  *
- * Preference order: `tensorflow` (tfjs-node / tfjs-node-gpu, native, when importable) > `wasm`
+ * Preference order: `tensorflow` (tfjs-node-gpu / tfjs-node, native, when importable) > `wasm`
  * (with the kit's own training kernels from `lib/kernels/`) > `cpu` (pure JS, slow but exact).
  * Force one with `initBackend("cpu")` or the environment variable `BKD_BACKEND=cpu|wasm|tensorflow`.
  * The choice is recorded in every run record through {@link backendInfo}.
+ *
+ * Native TensorFlow (optional, needs internet once): on a machine with internet access run
+ *
+ *     npm install --no-save @tensorflow/tfjs-node@4.22.0       # or @tensorflow/tfjs-node-gpu@4.22.0
+ *
+ * in the repository (its install script downloads libtensorflow; the GPU build wants CUDA 11.2 +
+ * cuDNN 8.1), add it to package.json `dependencies` if Deno reports "not a dependency", and run Deno
+ * with `-A` (or at least `--allow-ffi`). `BKD_TFJS_NODE=<module>` names a different module to try.
+ * Without it the kit falls back to wasm silently.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
+// tfjs-core's node bundle registers no gradient functions; the tfjs-layers bundle registers them all.
+import "@tensorflow/tfjs-layers";
+import util from "node:util";
+import { wasmKernelRegistrars } from "./kernels/registrars.ts";
+import "./kernels/mod.ts";
+
+export { wasmKernelRegistrars };
 
 /** Backends the kit knows how to use. */
 export type BackendName = "tensorflow" | "wasm" | "cpu";
@@ -23,12 +39,13 @@ export interface BackendInfo {
   kitKernels: string[];
   /** Versions of the pieces that decide numerics. */
   versions: { tfjs: string; deno: string; v8: string };
+  /** For wasm: which binary runs (SIMD build? threaded build?). */
+  wasm?: { simd: boolean; threads: boolean };
+  /** For tensorflow: the module that provided it. */
+  nativeModule?: string;
 }
 
 let current: BackendInfo | undefined;
-
-/** Kernel registrations for wasm; filled in by `lib/kernels/mod.ts` when it is imported. */
-export const wasmKernelRegistrars: { name: string; register: () => void }[] = [];
 
 /**
  * Choose and initialise a backend. Idempotent: a second call with the same request returns the
@@ -39,18 +56,29 @@ export async function initBackend(prefer?: BackendName | "auto"): Promise<Backen
   if (current && (requested === "auto" || requested === current.name)) return current;
   const order: BackendName[] = requested === "auto" ? ["tensorflow", "wasm", "cpu"] : [requested];
   for (const name of order) {
-    if (await tryBackend(name)) {
+    const native = name === "tensorflow" ? await importNative() : undefined;
+    if ((name !== "tensorflow" || native) && await tryBackend(name)) {
       current = {
         name,
         requested,
         kitKernels: name === "wasm" ? wasmKernelRegistrars.map((k) => k.name) : [],
         versions: { tfjs: tf.version_core, deno: Deno.version.deno, v8: Deno.version.v8 },
       };
+      if (name === "wasm") {
+        current.wasm = {
+          simd: await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT") as boolean,
+          threads: await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT") as boolean,
+        };
+      }
+      if (native) current.nativeModule = native;
       return current;
     }
     if (requested !== "auto") {
+      const hint = name === "tensorflow"
+        ? " @tensorflow/tfjs-node is not installed (see lib/backend.ts for how to install it)."
+        : "";
       throw new Error(
-        `backend "${name}" could not be started. Use BKD_BACKEND=wasm (the default fast CPU backend) or cpu.`,
+        `backend "${name}" could not be started.${hint} Use BKD_BACKEND=wasm (the default fast CPU backend) or cpu.`,
       );
     }
   }
@@ -70,16 +98,33 @@ function envBackend(): BackendName | "auto" | undefined {
   throw new Error(`BKD_BACKEND=${v} is not one of auto, tensorflow, wasm, cpu`);
 }
 
+/**
+ * Try to import native TensorFlow bindings; returns the module name that loaded, or undefined.
+ * Deno's `node:util` lacks `isNullOrUndefined`, which tfjs-node still calls: add it first.
+ */
+async function importNative(): Promise<string | undefined> {
+  const u = util as unknown as Record<string, unknown>;
+  if (typeof u.isNullOrUndefined !== "function") u.isNullOrUndefined = (v: unknown) => v == null;
+  const env = Deno.env.get("BKD_TFJS_NODE");
+  const candidates = env ? [env] : ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"];
+  for (const spec of candidates) {
+    try {
+      await import(spec);
+      if (tf.findBackendFactory("tensorflow")) return spec;
+    } catch {
+      // not installed (the normal case offline): try the next one, then fall back to wasm
+    }
+  }
+  return undefined;
+}
+
 async function tryBackend(name: BackendName): Promise<boolean> {
   try {
-    if (name === "tensorflow") {
-      // Only present when the user installed @tensorflow/tfjs-node(-gpu); never installed by setup.
-      const spec = Deno.env.get("BKD_TFJS_NODE") ?? "@tensorflow/tfjs-node";
-      await import(spec);
-    }
     if (name === "wasm") { for (const k of wasmKernelRegistrars) k.register(); }
     const ok = await tf.setBackend(name);
     if (ok) await tf.ready();
+    // The cpu backend prints an "install tfjs-node" banner on first use under Node/Deno; lib/ never prints.
+    if (ok && name === "cpu") (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
     return ok && tf.getBackend() === name;
   } catch {
     return false;

@@ -1,0 +1,83 @@
+/**
+ * Patch matrices for convolution gradients, on plain Float32Arrays (the callers pass views of the wasm
+ * heap). With R = n·oh·ow output pixels and K = kh·kw·ci filter taps, patch row r=(b,y,x), column
+ * k=(a,c,i) holds X[b, y·sh + a − top, x·sw + c − left, i] (0 outside the image).
+ *
+ * - {@link im2colTransposed} writes that matrix transposed, K×R (dW = Pᵀ·dY is then one GEMM).
+ * - {@link col2imAdd} is the adjoint: it scatter-adds an R×K matrix back into an n×h×w×ci image
+ *   (dX = col2im(dY·Wᵀ)).
+ */
+
+/** Geometry of one 2-D convolution (NHWC, filter kh×kw×ci×co). */
+export interface ConvGeometry {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  oh: number;
+  ow: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  top: number;
+  left: number;
+}
+
+/** Write the K×R transposed patch matrix of `src` (n×h×w×ci) into `out` (length K·R). */
+export function im2colTransposed(src: Float32Array, g: ConvGeometry, out: Float32Array): void {
+  const { n, h, w, ci, oh, ow, kh, kw, sh, sw, top, left } = g;
+  const R = n * oh * ow;
+  const rowStride = w * ci, imgStride = h * w * ci, step = sw * ci;
+  for (let a = 0; a < kh; a++) {
+    for (let c = 0; c < kw; c++) {
+      // Output columns whose input column x·sw + c − left is inside [0, w).
+      const x0 = Math.max(0, Math.ceil((left - c) / sw));
+      const x1 = Math.min(ow, Math.floor((w - 1 + left - c) / sw) + 1);
+      for (let i = 0; i < ci; i++) {
+        const k = (a * kw + c) * ci + i;
+        let d = k * R;
+        for (let b = 0; b < n; b++) {
+          for (let y = 0; y < oh; y++) {
+            const row = y * sh + a - top;
+            if (row < 0 || row >= h || x1 <= x0) {
+              out.fill(0, d, d + ow);
+              d += ow;
+              continue;
+            }
+            for (let x = 0; x < x0; x++) out[d++] = 0;
+            let s = b * imgStride + row * rowStride + (x0 * sw + c - left) * ci + i;
+            for (let x = x0; x < x1; x++, s += step) out[d++] = src[s];
+            for (let x = x1; x < ow; x++) out[d++] = 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** dx (n×h×w×ci, zeroed by the caller) += col2im(cols), cols being R×K. */
+export function col2imAdd(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
+  const { n, h, w, ci, oh, ow, kh, kw, sh, sw, top, left } = g;
+  const K = kh * kw * ci;
+  let r = 0;
+  for (let b = 0; b < n; b++) {
+    const img = b * h * w * ci;
+    for (let y = 0; y < oh; y++) {
+      for (let x = 0; x < ow; x++, r++) {
+        const src0 = r * K;
+        for (let a = 0; a < kh; a++) {
+          const row = y * sh + a - top;
+          if (row < 0 || row >= h) continue;
+          for (let c = 0; c < kw; c++) {
+            const col = x * sw + c - left;
+            if (col < 0 || col >= w) continue;
+            let d = img + (row * w + col) * ci;
+            let s = src0 + (a * kw + c) * ci;
+            for (let i = 0; i < ci; i++) dx[d++] += cols[s++];
+          }
+        }
+      }
+    }
+  }
+}
