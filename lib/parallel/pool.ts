@@ -24,7 +24,10 @@ import { type BackendName, initBackend } from "../backend.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import type { LossSpec } from "../train/losses.ts";
 import type { OptimizerConfig, OptimizerState, StepParams } from "../train/optim.ts";
+import { argmaxRows } from "../train/evaluate.ts";
 import type { Reply, Request } from "./protocol.ts";
+
+export { argmaxRows };
 
 /** Options for {@link ModelPool.create}. */
 export interface PoolOptions {
@@ -320,16 +323,4 @@ function averageNonTrainable(
     });
     return out;
   });
-}
-
-/** Row-wise argmax of an n×K matrix. */
-export function argmaxRows(z: Float32Array, n: number): Int32Array {
-  const k = z.length / n;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0, bv = z[i * k];
-    for (let j = 1; j < k; j++) if (z[i * k + j] > bv) (bv = z[i * k + j], best = j);
-    out[i] = best;
-  }
-  return out;
 }

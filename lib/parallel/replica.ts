@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
+import { predictLogits } from "../train/evaluate.ts";
 import { computeLoss, type LossSpec } from "../train/losses.ts";
 import {
   createOptimizerState,
@@ -27,6 +28,23 @@ export interface HostBatch {
   y?: Int32Array;
   /** n×K target scores */
   targets?: Float32Array;
+}
+
+/** Copy rows `idx` of a row-major data set (and its labels/targets) into a batch. */
+export function gatherBatch(d: HostBatch, idx: Int32Array): HostBatch {
+  const n = d.shape[0], m = idx.length;
+  const dim = d.x.length / n;
+  const x = new Float32Array(m * dim);
+  for (let i = 0; i < m; i++) x.set(d.x.subarray(idx[i] * dim, (idx[i] + 1) * dim), i * dim);
+  const b: HostBatch = { x, shape: [m, ...d.shape.slice(1)] };
+  if (d.y) b.y = Int32Array.from(idx, (j) => d.y![j]);
+  if (d.targets) {
+    const k = d.targets.length / n;
+    const t = new Float32Array(m * k);
+    for (let i = 0; i < m; i++) t.set(d.targets.subarray(idx[i] * k, (idx[i] + 1) * k), i * k);
+    b.targets = t;
+  }
+  return b;
 }
 
 /** Replica of a model that computes gradients and applies optimizer steps on flat arrays. */
@@ -149,21 +167,7 @@ export class Replica {
 
   /** Logits for `n` inputs, evaluated in chunks of `batchSize` (inference mode). */
   predictLogits(x: Float32Array, n: number, batchSize = 1024): Float32Array {
-    const inShape = this.model.inputs[0].shape.slice(1) as number[];
-    const d = inShape.reduce((a, b) => a * b, 1);
-    if (x.length < n * d) throw new Error(`predictLogits: x has ${x.length} values, need ${n}×${d}`);
-    let out: Float32Array | undefined;
-    for (let s = 0; s < n; s += batchSize) {
-      const m = Math.min(batchSize, n - s);
-      const z = tf.tidy(() => {
-        const xb = tf.tensor(x.subarray(s * d, (s + m) * d), [m, ...inShape]);
-        return (this.model.apply(xb, { training: false }) as tf.Tensor).dataSync() as Float32Array;
-      });
-      const k = z.length / m;
-      out ??= new Float32Array(n * k);
-      out.set(z, s * k);
-    }
-    return out ?? new Float32Array(0);
+    return predictLogits(this.model, x, n, batchSize);
   }
 
   #write(start: number, ws: Float32Array[]): void {

@@ -7,19 +7,12 @@
 import { initBackend } from "../backend.ts";
 import { buildModel } from "../models/registry.ts";
 import type { Reply, Request } from "./protocol.ts";
-import { type HostBatch, Replica } from "./replica.ts";
-
-interface SharedData {
-  x: Float32Array;
-  shape: number[];
-  y?: Int32Array;
-  targets?: Float32Array;
-}
+import { gatherBatch, type HostBatch, Replica } from "./replica.ts";
 
 // deno-lint-ignore no-explicit-any
 const scope = self as any;
 let replica: Replica | undefined;
-let data: SharedData | undefined;
+let data: HostBatch | undefined;
 let gradSlot: Float32Array | undefined;
 let gradSum: Float32Array | undefined;
 let queue: Promise<void> = Promise.resolve();
@@ -35,23 +28,6 @@ function post(r: Reply, transfer: ArrayBuffer[] = []): void {
 function need<T>(v: T | undefined, what: string): T {
   if (v === undefined) throw new Error(`worker: ${what} not set up yet`);
   return v;
-}
-
-/** Copy the rows `indices` of the shared training set into a fresh batch. */
-function gather(d: SharedData, indices: Int32Array): HostBatch {
-  const m = indices.length;
-  const dim = d.x.length / d.shape[0];
-  const x = new Float32Array(m * dim);
-  for (let i = 0; i < m; i++) x.set(d.x.subarray(indices[i] * dim, (indices[i] + 1) * dim), i * dim);
-  const b: HostBatch = { x, shape: [m, ...d.shape.slice(1)] };
-  if (d.y) b.y = Int32Array.from(indices, (j) => d.y![j]);
-  if (d.targets) {
-    const k = d.targets.length / d.shape[0];
-    const t = new Float32Array(m * k);
-    for (let i = 0; i < m; i++) t.set(d.targets.subarray(indices[i] * k, (indices[i] + 1) * k), i * k);
-    b.targets = t;
-  }
-  return b;
 }
 
 async function handle(req: Request): Promise<void> {
@@ -93,7 +69,7 @@ async function handle(req: Request): Promise<void> {
       }
       case "grad": {
         const r = need(replica, "model");
-        const batch = gather(need(data, "training data"), req.indices);
+        const batch = gatherBatch(need(data, "training data"), req.indices);
         const { loss } = r.gradients(batch, req.total, need(gradSlot, "gradient buffer"));
         const nonTrainable = r.numTrainable < r.sizes.length ? r.getNonTrainable() : undefined;
         post({ id: req.id, ok: true, loss, nonTrainable });
