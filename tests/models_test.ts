@@ -4,6 +4,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { buildModel, countParams, describeModel, type ModelSpec } from "../lib/models/registry.ts";
 import { CheckpointError, getWeightsFlat, loadModel, saveModel, setWeightsFlat } from "../lib/models/io.ts";
+import { MultiHeadSelfAttention, Patchify } from "../lib/models/vit.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 await tf.setBackend("cpu");
@@ -275,4 +276,65 @@ Deno.test("one training step per family gives finite gradients and moves the wei
     tf.dispose([x, y, value, ...Object.values(grads)]);
     m.dispose();
   }
+});
+
+Deno.test("Patchify orders patches row-major and features as (row, col, channel) in the patch", () => {
+  const [h, w, c, p] = [4, 6, 2, 2];
+  const x = tf.tensor(Float32Array.from({ length: h * w * c }, (_, i) => i), [1, h, w, c]);
+  const y = new Patchify({ patch: p }).apply(x) as tf.Tensor;
+  assert.deepEqual(y.shape, [1, (h / p) * (w / p), p * p * c]);
+  const got = y.dataSync();
+  const cols = w / p;
+  for (let t = 0; t < (h / p) * cols; t++) {
+    const [i, j] = [Math.floor(t / cols), t % cols];
+    for (let a = 0; a < p; a++) {
+      for (let b = 0; b < p; b++) {
+        for (let ch = 0; ch < c; ch++) {
+          const expected = ((i * p + a) * w + (j * p + b)) * c + ch;
+          assert.equal(got[t * p * p * c + (a * p + b) * c + ch], expected);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("MultiHeadSelfAttention matches a hand-written reference", () => {
+  const [b, n, d, heads, dh] = [2, 3, 4, 2, 3];
+  const input = tfl.input({ shape: [n, d] });
+  const layer = new MultiHeadSelfAttention({ heads, headDim: dh, seed: 9 });
+  const m = tfl.model({ inputs: input, outputs: layer.apply(input) as tfl.SymbolicTensor });
+  const rng = new Rng(4);
+  const xs = rng.fillUniform(new Float32Array(b * n * d), -1, 1);
+  const got = (m.predict(tf.tensor(xs, [b, n, d])) as tf.Tensor).dataSync();
+  const [wq, wk, wv, wo, bo] = getWeightsFlat(m);
+  const inner = heads * dh;
+  const proj = (w: Float32Array, bi: number, t: number, k: number) => {
+    let s = 0;
+    for (let e = 0; e < d; e++) s += xs[(bi * n + t) * d + e] * w[e * inner + k];
+    return s;
+  };
+  for (let bi = 0; bi < b; bi++) {
+    for (let t = 0; t < n; t++) {
+      const concat = new Float64Array(inner);
+      for (let hd = 0; hd < heads; hd++) {
+        const scores = Array.from({ length: n }, (_, u) => {
+          let s = 0;
+          for (let k = 0; k < dh; k++) s += proj(wq, bi, t, hd * dh + k) * proj(wk, bi, u, hd * dh + k);
+          return s / Math.sqrt(dh);
+        });
+        const mx = Math.max(...scores);
+        const ex = scores.map((s) => Math.exp(s - mx));
+        const z = ex.reduce((a, e) => a + e, 0);
+        for (let k = 0; k < dh; k++) {
+          for (let u = 0; u < n; u++) concat[hd * dh + k] += (ex[u] / z) * proj(wv, bi, u, hd * dh + k);
+        }
+      }
+      for (let e = 0; e < d; e++) {
+        let s = bo[e];
+        for (let k = 0; k < inner; k++) s += concat[k] * wo[k * d + e];
+        assert.ok(Math.abs(got[(bi * n + t) * d + e] - s) < 1e-5, `token ${t} feature ${e}`);
+      }
+    }
+  }
+  m.dispose();
 });
