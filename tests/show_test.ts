@@ -9,6 +9,7 @@ import {
   groupedBarsWithErrors,
   heatmap,
   histogram,
+  isoSegments,
   lineChart,
   saveFigure,
 } from "../lib/show/plots.ts";
@@ -197,7 +198,7 @@ Deno.test("plots: histogram and decisionField render as SVG", () => {
   });
   assert.equal(marksIn(f.svg, "rect"), nx * ny);
   assert.equal(marksIn(f.svg, "dot", "circle"), 3);
-  assert.ok(marksIn(f.svg, "contour", "path") >= 1);
+  assert.equal(marksIn(f.svg, "link", "path"), ny - 1, "one iso-line segment per row of squares");
   assert.ok(f.svg.includes(">left<") && allSvgTagsHaveXmlns(f.svg));
 });
 
@@ -308,4 +309,12 @@ Deno.test("images: RGB grid with labels, scale and padding", () => {
   assert.equal((grid.svg.match(/<text\b/g) ?? []).length, 5);
   assert.ok("text/html" in grid[DISPLAY]());
   assert.ok(allSvgTagsHaveXmlns(grid.svg));
+});
+
+Deno.test("plots: isoSegments finds the level line of a linear field", () => {
+  const grid = { x0: 0, x1: 4, y0: 0, y1: 2, nx: 4, ny: 2 };
+  // value = x at cell centres 0.5, 1.5, 2.5, 3.5; level 2 lies between columns 1 and 2
+  const values = [0.5, 1.5, 2.5, 3.5, 0.5, 1.5, 2.5, 3.5];
+  const segs = isoSegments(values, grid, 2);
+  assert.deepEqual(segs, [{ x1: 2, y1: 0.5, x2: 2, y2: 1.5 }]);
 });

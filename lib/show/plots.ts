@@ -361,7 +361,7 @@ export function heatmap(m: Matrix, opts: HeatmapOptions = {}): Figure {
       Plot.text(cells, {
         x: "c",
         y: "r",
-        text: (d: { v: number }) => fmtNum(d.v, opts.digits ?? 1),
+        text: (d: { v: number }) => d.v.toFixed(opts.digits ?? 1),
         fill: (d: { v: number }) => (d.v > mid ? "white" : "black"),
       }),
     ],
@@ -469,6 +469,68 @@ function fieldColor(p: number, c0: string, c1: string): string {
   return `rgb(${mix(0)},${mix(1)},${mix(2)})`;
 }
 
+/** A line segment of an iso-line. */
+export interface Segment {
+  /** Start x. */
+  x1: number;
+  /** Start y. */
+  y1: number;
+  /** End x. */
+  x2: number;
+  /** End y. */
+  y2: number;
+}
+
+/**
+ * Marching squares: the segments where the field (sampled at the cell centres of `grid`) crosses
+ * `level`. Only the iso-line itself is returned, not the outline of the region.
+ */
+export function isoSegments(values: ArrayLike<number>, grid: GridSpec, level: number): Segment[] {
+  const { nx, ny } = grid;
+  const dx = (grid.x1 - grid.x0) / nx;
+  const dy = (grid.y1 - grid.y0) / ny;
+  const px = (j: number) => grid.x0 + (j + 0.5) * dx;
+  const py = (i: number) => grid.y0 + (i + 0.5) * dy;
+  const at = (i: number, j: number) => values[i * nx + j] - level;
+  const out: Segment[] = [];
+  const cross = (a: number, b: number) => a / (a - b); // fraction along an edge where the sign flips
+  for (let i = 0; i + 1 < ny; i++) {
+    for (let j = 0; j + 1 < nx; j++) {
+      const v = [at(i, j), at(i, j + 1), at(i + 1, j + 1), at(i + 1, j)]; // corners counter-clockwise
+      if (v.some((x) => !Number.isFinite(x))) continue;
+      const corners: [number, number][] = [[px(j), py(i)], [px(j + 1), py(i)], [px(j + 1), py(i + 1)], [
+        px(j),
+        py(i + 1),
+      ]];
+      const pts: [number, number][] = [];
+      for (let e = 0; e < 4; e++) {
+        const a = v[e];
+        const b = v[(e + 1) % 4];
+        if ((a < 0) !== (b < 0)) {
+          const t = cross(a, b);
+          const [xa, ya] = corners[e];
+          const [xb, yb] = corners[(e + 1) % 4];
+          pts.push([xa + t * (xb - xa), ya + t * (yb - ya)]);
+        }
+      }
+      if (pts.length === 2) out.push({ x1: pts[0][0], y1: pts[0][1], x2: pts[1][0], y2: pts[1][1] });
+      else if (pts.length === 4) {
+        // saddle: pair crossings so that the centre's side stays connected
+        const centre = (v[0] + v[1] + v[2] + v[3]) / 4;
+        const [p0, p1, p2, p3] = (centre < 0) === (v[0] < 0) ? [pts[0], pts[1], pts[2], pts[3]] : [
+          pts[0],
+          pts[3],
+          pts[2],
+          pts[1],
+        ];
+        out.push({ x1: p0[0], y1: p0[1], x2: p1[0], y2: p1[1] });
+        out.push({ x1: p2[0], y1: p2[1], x2: p3[0], y2: p3[1] });
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * A 2-D decision field: the background shows the class-0 probability on a grid (drawn as cells,
  * with the `boundary` iso-line), labelled points on top. Colours and legend are drawn in SVG, so
@@ -488,21 +550,13 @@ export function decisionField(input: DecisionFieldInput, opts: DecisionFieldOpti
     const y = grid.y0 + i * dy;
     return { x1: x, x2: x + dx, y1: y, y2: y + dy, fill: fieldColor(values[k], c0, c1) };
   });
-  const marks: Plot.Markish[] = [Plot.rect(cells, { x1: "x1", x2: "x2", y1: "y1", y2: "y2", fill: "fill" })];
+  const marks: Plot.Markish[] = [
+    Plot.rect(cells, { x1: "x1", x2: "x2", y1: "y1", y2: "y2", fill: "fill", shapeRendering: "crispEdges" }),
+  ];
   const boundary = opts.boundary === undefined ? 0.5 : opts.boundary;
   if (boundary !== null) {
-    marks.push(Plot.contour(Array.from(values).slice(0, grid.nx * grid.ny), {
-      width: grid.nx,
-      height: grid.ny,
-      x1: grid.x0,
-      x2: grid.x1,
-      y1: grid.y0,
-      y2: grid.y1,
-      thresholds: [boundary],
-      stroke: "#222",
-      strokeWidth: 1.5,
-      fill: "none",
-    }));
+    const segs = isoSegments(values, grid, boundary);
+    marks.push(Plot.link(segs, { x1: "x1", y1: "y1", x2: "x2", y2: "y2", stroke: "#222", strokeWidth: 1.5 }));
   }
   const classes = new Set<number>();
   if (input.points) {
