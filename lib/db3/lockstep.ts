@@ -1,0 +1,135 @@
+/**
+ * Lockstep execution of many independent label-only searches.
+ *
+ * Each search — one (sample, target class) pair — is written as plain sequential code in a generator
+ * that `yield`s an {@link Ask} (m images it needs labelled) and receives the labels back. The driver
+ * advances all searches together: every round it gathers the pending asks of all searches into one
+ * oracle call per phase, so a call carries hundreds to thousands of images while each search keeps
+ * the exact sequential semantics (and query count) of its algorithm.
+ *
+ * Asks are lazy: images are written (and any per-ask memory, such as Sign-OPT's random directions,
+ * allocated) only when the ask is served, and a round serves at most `maxImagesPerRound` images, so
+ * memory stays bounded however many searches are active. Searches are split into `lanes` groups that
+ * run their rounds concurrently: while one lane waits for the teacher (e.g. a worker pool), another
+ * prepares its next round.
+ */
+import type { LabelOracle } from "../oracle/oracle.ts";
+
+/** A request for labels of `m` images, written on demand into the round's buffer. */
+export interface Ask {
+  /** Ledger phase, e.g. "bd.search". */
+  phase: string;
+  /** Number of images. */
+  m: number;
+  /** Write the m images (m·dim floats) into `dst` starting at `offset`. */
+  write(dst: Float32Array, offset: number): void;
+}
+
+/** Labels of the asked images, or `null` when the sample's budget refused them. */
+export type Reply = Int32Array | null;
+
+/** One search: yields asks, receives replies, returns its result. */
+export type Search<R> = Generator<Ask, R, Reply>;
+
+/** Driver options. */
+export interface LockstepOptions {
+  /** Most images served per round and lane (bounds memory). Default 16384. */
+  maxImagesPerRound?: number;
+  /** Concurrent lanes (default 2). */
+  lanes?: number;
+  /** Called after every round with the images sent and the searches finished so far. */
+  onRound?: (info: { images: number; finished: number; total: number }) => void;
+}
+
+interface Slot<R> {
+  search: Search<R>;
+  index: number;
+  sampleId: number;
+  ask?: Ask;
+}
+
+/**
+ * Run `searches` (search i belongs to sample `sampleIdOf[i]`) against `oracle` in lockstep and return
+ * their results in order.
+ */
+export async function runLockstep<R>(
+  oracle: LabelOracle,
+  searches: Search<R>[],
+  sampleIdOf: Int32Array,
+  opts: LockstepOptions = {},
+): Promise<R[]> {
+  const dim = oracle.inputShape.reduce((a, b) => a * b, 1);
+  const cap = Math.max(1, opts.maxImagesPerRound ?? 16384);
+  const lanes = Math.max(1, Math.min(opts.lanes ?? 2, searches.length));
+  const results = new Array<R>(searches.length);
+  let finished = 0;
+
+  const start = (slot: Slot<R>, reply: Reply | undefined) => {
+    const r = reply === undefined ? slot.search.next() : slot.search.next(reply);
+    if (r.done) {
+      results[slot.index] = r.value;
+      slot.ask = undefined;
+      finished++;
+      return false;
+    }
+    slot.ask = r.value;
+    return true;
+  };
+
+  const runLane = async (slots: Slot<R>[]) => {
+    let pending = slots.filter((s) => start(s, undefined));
+    while (pending.length > 0) {
+      // Serve asks in FIFO order up to the cap (at least one).
+      const served: Slot<R>[] = [];
+      let images = 0;
+      let i = 0;
+      for (; i < pending.length; i++) {
+        const m = pending[i].ask!.m;
+        if (served.length > 0 && images + m > cap) break;
+        served.push(pending[i]);
+        images += m;
+      }
+      const waiting = pending.slice(i);
+      // One oracle call per phase.
+      const byPhase = new Map<string, Slot<R>[]>();
+      for (const s of served) {
+        const list = byPhase.get(s.ask!.phase);
+        if (list) list.push(s);
+        else byPhase.set(s.ask!.phase, [s]);
+      }
+      const calls = [...byPhase.entries()].map(async ([phase, group]) => {
+        let n = 0;
+        for (const s of group) n += s.ask!.m;
+        const x = new Float32Array(n * dim);
+        const ids = new Int32Array(n);
+        const offsets = new Int32Array(group.length);
+        let o = 0;
+        group.forEach((s, gi) => {
+          offsets[gi] = o;
+          s.ask!.write(x, o * dim);
+          ids.fill(s.sampleId, o, o + s.ask!.m);
+          o += s.ask!.m;
+        });
+        const ans = await oracle.labels(x, n, { phase, sampleIds: ids });
+        return { group, offsets, ans };
+      });
+      const answers = await Promise.all(calls);
+      const next: Slot<R>[] = [];
+      for (const { group, offsets, ans } of answers) {
+        group.forEach((s, gi) => {
+          const o = offsets[gi], m = s.ask!.m;
+          const reply = ans.refused[o] ? null : ans.labels.subarray(o, o + m);
+          if (start(s, reply)) next.push(s);
+        });
+      }
+      pending = waiting.concat(next);
+      opts.onRound?.({ images, finished, total: searches.length });
+    }
+  };
+
+  const all: Slot<R>[] = searches.map((search, index) => ({ search, index, sampleId: sampleIdOf[index] }));
+  const groups: Slot<R>[][] = Array.from({ length: lanes }, () => []);
+  all.forEach((s, i) => groups[i % lanes].push(s));
+  await Promise.all(groups.map(runLane));
+  return results;
+}

@@ -1,0 +1,90 @@
+/**
+ * Inputs shared by the DB3 labelers: the samples x0 to label and, per class t, a seeded stream of
+ * class-t training images whose directions (x_i − x0) start the boundary searches.
+ *
+ * A sample's candidates are fixed by (seed, sample id, t) alone — not by chunking or batch order —
+ * so an interrupted labeling run that resumes on a later chunk draws exactly the same candidates.
+ */
+import { Rng } from "../util/rng.ts";
+
+/** Samples to label (a `LabeledData` fits). Images are NHWC float32 in [0,1]. */
+export interface Db3Samples {
+  x: Float32Array;
+  y: Int32Array;
+  /** [n, h, w, c] (or [n, d]). */
+  shape: number[];
+  numClasses: number;
+  /** Stable id of each sample (default 0..n−1); keys the ledger and the candidate draw. */
+  ids?: Int32Array;
+}
+
+/** Per-class image streams (the "training data available" of DB3). */
+export interface ClassStreams {
+  /** Pool images, row-major, `dim` floats each. */
+  x: Float32Array;
+  /** Floats per image. */
+  dim: number;
+  /** For each class t, indices into `x` of class-t images, in a seeded order. */
+  byClass: Int32Array[];
+  /** Seed that fixed the order and the per-sample offsets. */
+  seed: number;
+}
+
+/**
+ * Build class streams from a labelled pool (usually the training set): each class's indices in a
+ * seeded random order, at most `perClass` of them (default: all).
+ */
+export function makeClassStreams(
+  pool: { x: Float32Array; y: Int32Array; shape: number[]; numClasses: number },
+  seed: number,
+  opts: { perClass?: number } = {},
+): ClassStreams {
+  const n = pool.y.length;
+  const dim = pool.shape.slice(1).reduce((a, b) => a * b, 1);
+  const rng = new Rng(seed);
+  const lists: number[][] = Array.from({ length: pool.numClasses }, () => []);
+  for (let i = 0; i < n; i++) lists[pool.y[i]].push(i);
+  const byClass = lists.map((l) => {
+    const p = rng.permutation(l.length);
+    const m = Math.min(l.length, opts.perClass ?? l.length);
+    const out = new Int32Array(m);
+    for (let j = 0; j < m; j++) out[j] = l[p[j]];
+    return out;
+  });
+  return { x: pool.x, dim, byClass, seed };
+}
+
+/** Ids of the samples (given, or 0..n−1). */
+export function sampleIds(s: Db3Samples): Int32Array {
+  return s.ids ?? Int32Array.from({ length: s.y.length }, (_, i) => i);
+}
+
+/** Floats per sample image. */
+export function sampleDim(s: Db3Samples): number {
+  return s.shape.slice(1).reduce((a, b) => a * b, 1);
+}
+
+/**
+ * The first `count` stream images of class t for sample `id`: a window of the class-t stream that
+ * starts at an offset drawn from (seed, id, t). Returns pool indices (repeats only if the stream is
+ * shorter than `count`; none if the stream is empty).
+ */
+export function candidatesFor(streams: ClassStreams, id: number, t: number, count: number): Int32Array {
+  const list = streams.byClass[t];
+  const len = list.length;
+  if (len === 0) return new Int32Array(0);
+  const off = new Rng(((streams.seed * 0x9e3779b1) ^ (id * 0x85ebca6b) ^ (t * 0xc2b2ae35)) >>> 0).int(len);
+  const out = new Int32Array(count);
+  for (let i = 0; i < count; i++) out[i] = list[(off + i) % len];
+  return out;
+}
+
+/** ||a − b|| over `dim` floats at the given offsets. */
+export function l2Between(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
+  let s = 0;
+  for (let k = 0; k < dim; k++) {
+    const d = a[ao + k] - b[bo + k];
+    s += d * d;
+  }
+  return Math.sqrt(s);
+}
