@@ -234,7 +234,7 @@ export function lineChart(
     grid: true,
     x: { label: opts.xLabel ?? x, type: opts.logX ? "log" : undefined },
     y: { label: opts.yLabel ?? y, domain: opts.yDomain },
-    color: series ? { legend: true, range: SERIES_COLORS } : undefined,
+    color: series ? { legend: true, range: SERIES_COLORS, domain: firstSeen(rows, series) } : undefined,
     marks,
   }, { title: opts.title });
 }
@@ -251,6 +251,10 @@ export interface BarChartOptions extends ChartOptions {
   yDomain?: [number, number];
   /** Print the value above each bar with this many decimals (default 1; `false` for none). */
   labels?: number | false;
+}
+
+function firstSeen(rows: Row[], field: string): unknown[] {
+  return [...new Set(rows.map((r) => r[field]))];
 }
 
 function barMarks(rows: Row[], opts: BarChartOptions, err?: string): Plot.PlotOptions {
@@ -285,13 +289,18 @@ function barMarks(rows: Row[], opts: BarChartOptions, err?: string): Plot.PlotOp
       }),
     );
   }
+  // Keep the input order of categories and groups (Plot sorts them otherwise).
+  const cats = firstSeen(rows, x);
+  const groups = grouped ? firstSeen(rows, g) : [];
   return {
     ...base(opts),
     marginBottom: 40,
-    fx: grouped ? { label: opts.xLabel ?? x, padding: 0.15 } : undefined,
-    x: grouped ? { axis: null, padding: 0.05 } : { label: opts.xLabel ?? x, padding: 0.2 },
+    fx: grouped ? { label: opts.xLabel ?? x, padding: 0.15, domain: cats } : undefined,
+    x: grouped
+      ? { axis: null, padding: 0.05, domain: groups }
+      : { label: opts.xLabel ?? x, padding: 0.2, domain: cats },
     y: { label: opts.yLabel ?? y, grid: true, domain: opts.yDomain },
-    color: grouped ? { legend: true, range: SERIES_COLORS } : undefined,
+    color: grouped ? { legend: true, range: SERIES_COLORS, domain: groups } : undefined,
     marks,
   };
 }
