@@ -294,6 +294,7 @@ Deno.test("images: imageGrid lays out, clips and min-max normalises", () => {
   assert.equal(mm.pixels[5], 255);
   const b = grid[DISPLAY]();
   assert.equal(typeof b["image/png"], "string");
+  assert.deepEqual(Object.keys(b).sort(), ["image/png", "text/plain"]);
   assert.ok(grid.dataUri.startsWith("data:image/png;base64,"));
   assert.equal(atob(String(b["image/png"])).length, grid.png.length);
 });

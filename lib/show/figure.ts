@@ -22,7 +22,7 @@ export interface Figure {
   height: number;
   /** Extra MIME data added to the display bundle (e.g. `image/png` for image grids). */
   extra?: MediaBundle;
-  /** Jupyter bundle: `text/html` (if any) + `image/svg+xml` + `text/plain`. */
+  /** Jupyter bundle: `text/html` (if any) + `image/svg+xml` (unless turned off) + extras + `text/plain`. */
   [DISPLAY](): MediaBundle;
 }
 
@@ -54,7 +54,13 @@ export function svgSize(svg: string): { width: number; height: number } {
 /** Build a {@link Figure} from SVG text (made standalone with `xmlns`) and optional HTML. */
 export function makeFigure(
   svg: string,
-  opts: { html?: string; title?: string; extra?: MediaBundle } = {},
+  opts: {
+    html?: string;
+    title?: string;
+    extra?: MediaBundle;
+    /** Put the SVG in the display bundle (default true; image grids show their PNG instead). */
+    svgInBundle?: boolean;
+  } = {},
 ): Figure {
   const s = withXmlns(svg);
   const { width, height } = svgSize(s);
@@ -67,7 +73,8 @@ export function makeFigure(
     height,
     extra: opts.extra,
     [DISPLAY]: () => {
-      const b: MediaBundle = { ...(opts.extra ?? {}), "image/svg+xml": s, "text/plain": text };
+      const b: MediaBundle = { ...(opts.extra ?? {}), "text/plain": text };
+      if (opts.svgInBundle !== false) b["image/svg+xml"] = s;
       if (html !== undefined) b["text/html"] = html;
       return b;
     },

@@ -142,6 +142,7 @@ export function imageGrid(images: Float32Array, shape: number[], opts: ImageGrid
   const fig = makeFigure(svg, {
     html: hasText ? svg : undefined,
     extra,
+    svgInBundle: false, // the PNG is the output; the SVG (PNG inside + labels) only for composition
     title: `${n} images ${h}×${w}×${c}`,
   });
   return { ...fig, png, dataUri, grid: { rows, cols }, pngSize: { width, height } };
