@@ -17,8 +17,13 @@ import {
 import { type ConvGeometry, im2colTransposed } from "./im2col.ts";
 import { callWasm, free, heapF32, type WasmBackendLike } from "./kernel_call.ts";
 
-/** Most floats one chunk's patch matrix may hold. */
-const CHUNK_FLOATS = 1 << 22;
+/** Most floats one chunk's patch matrix may hold (16 MB by default). */
+let chunkFloats = 1 << 22;
+
+/** Change the chunk size of the patch matrices (tests use tiny chunks to exercise the chunked path). */
+export function setIm2colChunkFloats(n: number): void {
+  chunkFloats = Math.max(1, Math.floor(n));
+}
 
 /** Convolution geometry of a Conv2D / its gradients from tfjs's conv info. */
 export function geometryOf(info: backend_util.Conv2DInfo): ConvGeometry {
@@ -38,10 +43,10 @@ export function geometryOf(info: backend_util.Conv2DInfo): ConvGeometry {
   };
 }
 
-/** Images per chunk so that a chunk's R×K patch matrix holds at most {@link CHUNK_FLOATS}. */
+/** Images per chunk so that a chunk's R×K patch matrix holds at most `chunkFloats` floats. */
 export function imagesPerChunk(g: ConvGeometry): number {
   const perImage = g.oh * g.ow * g.kh * g.kw * g.ci;
-  return Math.max(1, Math.min(g.n, Math.floor(CHUNK_FLOATS / perImage)));
+  return Math.max(1, Math.min(g.n, Math.floor(chunkFloats / perImage)));
 }
 
 /** Kernel function: inputs {x, dy}, attrs {strides, pad, dataFormat, dimRoundingMode, filterShape}. */
