@@ -60,9 +60,17 @@ class GraceClient(NotebookClient):
     async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
         # Remember which cell is running so a failure can name it.
         self.current_index = cell_index
-        return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+        try:
+            return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+        finally:
+            # On a timeout nbclient leaves the iopub reader pending; stop it so asyncio does not
+            # complain about a destroyed pending task at exit.
+            task = getattr(self, "poll_task", None)
+            if task is not None and not task.done():
+                task.cancel()
 
     async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        self.poll_task = asyncio.current_task()
         quiet_until = None  # set at idle; pushed back by every later message of this cell
         while True:
             # Before idle: wait as long as it takes (nbclient enforces the cell timeout on the
@@ -85,6 +93,11 @@ class GraceClient(NotebookClient):
                 self.late_messages += 1  # recorded in the notebook: evidence the race happened
 
 
+def _reject_constant(name):
+    # NaN/Infinity are not JSON (Python accepts them); treat such values as plain strings.
+    raise ValueError(name)
+
+
 def parse_params(items):
     """`name=value` pairs; value is JSON when it parses as JSON, else a plain string."""
     params = {}
@@ -94,8 +107,7 @@ def parse_params(items):
         if not sep or not IDENT_RE.match(name):
             raise ValueError(f"bad parameter {item!r}: expected name=value with name an identifier")
         try:
-            # Reject NaN/Infinity: they are not JSON and would not be TypeScript literals either.
-            value = json.loads(raw, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+            value = json.loads(raw, parse_constant=_reject_constant)
         except ValueError:
             value = raw
         params[name] = value
@@ -141,7 +153,7 @@ def inject_parameters(nb, params):
 
 
 def clean_outputs(nb):
-    """Strip ANSI escapes from every textual output (NO_COLOR does not cover all of Deno's)."""
+    """Strip ANSI escapes from textual outputs (NO_COLOR stops Deno's colours, not a cell's own)."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if "text" in out:
@@ -234,7 +246,10 @@ def main(argv=None):
     status, error_text, rc = "ok", None, 0
     try:
         client.execute()
-    except (CellExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as e:
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
+        status, rc = "failed", 1
+        error_text = describe_failure(nb, client.current_index, e)
+    except Exception as e:  # kernel failed to start (no deno on PATH, no kernelspec, ...)
         status, rc = "failed", 1
         error_text = describe_failure(nb, client.current_index, e)
     except KeyboardInterrupt:

@@ -35,8 +35,8 @@ as_root() {
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     sudo -n "$@"
   else
-    die "need root to run: $*
-  install these Debian packages yourself, then rerun: ${APT_PACKAGES[*]}"
+    die "need root (or passwordless sudo) to run: $*
+  install these Debian packages yourself, then rerun: ${missing[*]}"
   fi
 }
 
