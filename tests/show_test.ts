@@ -83,10 +83,11 @@ Deno.test("progress: tty mode redraws one line with \\r, throttled", () => {
   assert.equal(out.join("").split("\n").length, 2, "exactly one newline, at the end");
 });
 
-Deno.test("progress: off mode writes nothing", () => {
+Deno.test("progress: off mode writes nothing; flush resolves outside Jupyter", async () => {
   const out: string[] = [];
   const p = createProgress({ label: "x", total: 10, mode: "off", write: (s) => out.push(s) });
   for (let i = 0; i < 10; i++) p.update(i);
+  await p.flush();
   p.done("ok");
   assert.equal(out.length, 0);
 });

@@ -34,6 +34,11 @@ export interface ProgressOptions {
   minIntervalMs?: number;
   /** Plain mode: also print a line when this many seconds passed since the last one (default 60). */
   heartbeatSec?: number;
+  /**
+   * Jupyter mode: reuse this display id, so successive bars (e.g. one per epoch) replace each other
+   * in a single output instead of adding one output each. Default: a fresh id per bar.
+   */
+  displayId?: string;
 }
 
 /** A running progress bar. */
@@ -42,6 +47,12 @@ export interface Progress {
   update(done: number, info?: string): void;
   /** Finish: draw the final state with an optional summary. Later calls are ignored. */
   done(summary?: string): void;
+  /**
+   * Resolve once the last drawn state has reached the notebook. Only matters in Jupyter, where a
+   * display message is sent when the event loop runs: code that computes synchronously between
+   * updates should `await p.flush()` now and then (cheap: resolves at once when nothing is pending).
+   */
+  flush(): Promise<void>;
 }
 
 /** A snapshot of progress as used by {@link formatProgressLine}. */
@@ -165,6 +176,8 @@ export function progressBundle(s: ProgressState, final = false): Record<string, 
 }
 
 let displayCounter = 0;
+/** Caller-chosen display ids already shown in this kernel (later bars update them). */
+const shownIds = new Set<string>();
 
 function stderrWriter(): (text: string) => void {
   const enc = new TextEncoder();
@@ -207,8 +220,9 @@ export function createProgress(opts: ProgressOptions): Progress {
   let finished = false;
   let lastDecile = 0;
   let lastLineAt = start;
-  const displayId = `bkd-progress-${Date.now().toString(36)}-${displayCounter++}`;
-  let displayed = false;
+  let pending: Promise<void> | undefined;
+  const displayId = opts.displayId ?? `bkd-progress-${Date.now().toString(36)}-${displayCounter++}`;
+  let displayed = opts.displayId !== undefined && shownIds.has(opts.displayId);
 
   const refresh = (done: number, info?: string) => {
     state.done = done;
@@ -226,7 +240,12 @@ export function createProgress(opts: ProgressOptions): Progress {
     // `raw: true` must be explicit once options are given, otherwise the bundle is shown as an object.
     const p = jup.display(bundle, { raw: true, display_id: displayId, update: displayed });
     displayed = true;
-    p.catch(() => {});
+    shownIds.add(displayId);
+    const sent: Promise<void> = p.catch(() => {});
+    pending = sent;
+    sent.then(() => {
+      if (pending === sent) pending = undefined;
+    });
   };
 
   const ttyShow = (final: boolean) => {
@@ -270,6 +289,9 @@ export function createProgress(opts: ProgressOptions): Progress {
       if (mode === "jupyter") jupyterShow(true);
       else if (mode === "tty") ttyShow(true);
       else write(formatProgressLine(state, { bar: false }) + "\n");
+    },
+    flush() {
+      return pending ?? Promise.resolve();
     },
   };
 }
