@@ -35,7 +35,7 @@ export interface ChartOptions {
 /** A legend drawn in SVG by {@link composeSvg}. */
 export type LegendSpec =
   | { kind: "swatch"; items: { label: string; color: string }[] }
-  | { kind: "ramp"; label?: string; domain: [number, number]; colors: string[] };
+  | { kind: "ramp"; label?: string; domain: [number, number]; colors: string[]; digits?: number };
 
 const SERIES_COLORS = [
   "#4269d0",
@@ -130,6 +130,7 @@ export function legendSvg(legend: LegendSpec, width: number): { markup: string; 
     return { markup: out, height: y + 22 };
   }
   const id = `bkd-ramp-${gradientCounter++}`;
+  const end = (v: number) => (legend.digits === undefined ? fmtNum(v) : v.toFixed(legend.digits));
   const stops = legend.colors.map((c, i) =>
     `<stop offset="${((100 * i) / Math.max(1, legend.colors.length - 1)).toFixed(1)}%" stop-color="${c}"/>`
   ).join("");
@@ -141,8 +142,8 @@ export function legendSvg(legend: LegendSpec, width: number): { markup: string; 
   return {
     markup: `<defs><linearGradient id="${id}">${stops}</linearGradient></defs>${label}` +
       `<rect x="0" y="${y0}" width="${w}" height="10" fill="url(#${id})"/>` +
-      `<text x="0" y="${y0 + 22}">${fmtNum(legend.domain[0])}</text>` +
-      `<text x="${w}" y="${y0 + 22}" text-anchor="end">${fmtNum(legend.domain[1])}</text>`,
+      `<text x="0" y="${y0 + 22}">${end(legend.domain[0])}</text>` +
+      `<text x="${w}" y="${y0 + 22}" text-anchor="end">${end(legend.domain[1])}</text>`,
     height: y0 + 28,
   };
 }
@@ -217,7 +218,7 @@ export function lineChart(
   } else rows = data;
   if (!rows.some((r) => series! in r)) series = undefined;
   const dots = opts.dots ?? rows.length <= 60;
-  const marks: Plot.Markish[] = [Plot.ruleY(opts.yDomain ? [] : [], {})];
+  const marks: Plot.Markish[] = [];
   for (const ref of opts.refs ?? []) {
     marks.push(Plot.ruleY([ref.y], { stroke: "#888", strokeDasharray: "4,3" }));
     if (ref.label) {
@@ -383,6 +384,7 @@ export function heatmap(m: Matrix, opts: HeatmapOptions = {}): Figure {
       label: opts.legend,
       domain,
       colors: rampStops(scale.apply as (v: number) => string, domain[0], domain[1]),
+      digits: opts.digits ?? 1,
     }
     : undefined;
   const main = el.outerHTML;
