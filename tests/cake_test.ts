@@ -6,6 +6,8 @@ import { logitsObjective, lossCls, lossContr, lossEnt, lossTv, lossTvGrad } from
 import { stepSize, stepSizes } from "../lib/cake/schedule.ts";
 import { cakeDefaults, resolveCakeOptions } from "../lib/cake/options.ts";
 import { drawTargetClasses, synthesize } from "../lib/cake/synthesize.ts";
+import { synthesizeNaive } from "../lib/cake/naive.ts";
+import { synthesizeWithGenerator } from "../lib/cake/generator.ts";
 import { logitsGradOracle } from "../lib/oracle/oracle.ts";
 import { Rng } from "../lib/util/rng.ts";
 
@@ -260,4 +262,51 @@ Deno.test("synthesize: checkpoints per batch and resumes to the same set", async
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("naive synthesis: CE only, constant η, same noise as CAKE", async () => {
+  const teacher = tinyTeacher([2], 2, 6);
+  const opts = {
+    dataset: "two-moons" as const,
+    numBatches: 3,
+    batchSize: 4,
+    steps: 2,
+    progress: false,
+    seed: 1,
+  };
+  const naive = await synthesizeNaive(logitsGradOracle(teacher), { ...opts, weights: { contr: 5 } });
+  assert.equal(naive.method, "naive");
+  assert.equal(naive.options.weights.contr, 0);
+  assert.equal(naive.options.decay, "none");
+  assert.ok(naive.eta.every((e) => e === naive.eta[0]));
+  assert.ok(naive.ledger.byPhase["naive.synth"].images.backward === 24);
+  // Same seed, no contrastive term and no decay in CAKE → identical sets.
+  const cake = await synthesize(logitsGradOracle(teacher), { ...opts, weights: { contr: 0 }, decay: "none" });
+  assert.deepEqual(naive.x, cake.x);
+  teacher.dispose();
+});
+
+Deno.test("conditional generator: learns to hit the target class through the oracle; teacher frozen", async () => {
+  const teacher = tinyTeacher([2], 2, 8);
+  const before = teacher.getWeights().map((w) => w.dataSync().slice());
+  const o = logitsGradOracle(teacher);
+  const set = await synthesizeWithGenerator(o, {
+    steps: 150,
+    batchSize: 16,
+    lr: 1e-2,
+    numSamples: 40,
+    progress: false,
+  });
+  assert.equal(set.method, "generator");
+  assert.deepEqual(set.shape, [40, 2]);
+  assert.equal(set.targets.length, 80);
+  assert.ok(set.history[0].ce > set.history.at(-1)!.ce, JSON.stringify(set.history));
+  let hit = 0;
+  for (let i = 0; i < 40; i++) if (set.teacherClass[i] === set.targetClass[i]) hit++;
+  assert.ok(hit >= 36, `hit ${hit}/40`);
+  assert.equal(set.ledger.byPhase["generator.train"].images.forward, 150 * 32);
+  assert.equal(set.ledger.byPhase["generator.train.final"].images.forward, 40);
+  teacher.getWeights().forEach((w, i) => assert.deepEqual(w.dataSync(), before[i]));
+  set.generator.dispose();
+  teacher.dispose();
 });

@@ -29,28 +29,16 @@ import { type BatchCache, type BatchRecord, openBatchCache } from "./checkpoint.
 import { logitsObjective, lossTv, lossTvGrad } from "./losses.ts";
 import { type CakeDataset, type CakeOptions, type CakeOptionsInput, resolveCakeOptions } from "./options.ts";
 import { stepSize } from "./schedule.ts";
+import { agreement, argmaxRows, type SyntheticSet } from "./types.ts";
 
-/** A synthetic transfer set with everything needed to train and audit a student. */
-export interface CakeTransferSet {
-  /** Inputs in the teacher's input space, flat, shape `shape`. */
-  x: Float32Array;
-  /** [n, ...inputShape]. */
-  shape: number[];
-  /** Teacher logits on `x`, n×K (soft targets: softmax at τ = 1). */
-  targets: Float32Array;
-  /** K. */
-  numClasses: number;
+/** A CAKE transfer set: a {@link SyntheticSet} plus η per sample and the run's settings. */
+export interface CakeTransferSet extends SyntheticSet {
   /** η_m of the batch each sample came from. */
   eta: Float32Array;
   /** Batch index m of each sample. */
   batch: Int32Array;
-  /** Class each sample was optimised towards. */
-  targetClass: Int32Array;
-  /** argmax of the teacher logits on the final sample (hard targets for the soft-vs-hard ablation). */
-  teacherClass: Int32Array;
-  /** The oracle's ledger after synthesis (this process only; batches loaded from a cache cost nothing). */
-  ledger: LedgerSnapshot;
-  /** Teacher images passed forward / backward over all batches, including ones resumed from a cache. */
+  /** Teacher images passed forward / backward over all batches, including ones resumed from a cache
+   * (the ledger only holds this process's passes: cached batches cost nothing again). */
   passes: { forward: number; backward: number };
   /** The resolved options (all knobs). */
   options: CakeOptions;
@@ -139,7 +127,7 @@ export async function synthesize(
     batchesResumed: o.numBatches - computed,
     sampleStepsPerSec: computeSec > 0 ? (n * o.steps) / computeSec : NaN,
     samplesPerSec: computeSec > 0 ? n / computeSec : NaN,
-    hitRate: hitRate(set.teacherClass, set.targetClass),
+    hitRate: agreement(set.teacherClass, set.targetClass),
     lastLoss: records.map((r) => r.lastLoss),
   };
   bar?.done(`${set.shape[0]} samples, hit rate ${(100 * set.stats.hitRate).toFixed(1)}%`);
@@ -282,7 +270,6 @@ function assemble(
   const eta = new Float32Array(n);
   const batch = new Int32Array(n);
   const targetClass = new Int32Array(n);
-  const teacherClass = new Int32Array(n);
   const passes = { forward: 0, backward: 0 };
   let off = 0;
   for (const r of records) {
@@ -295,12 +282,8 @@ function assemble(
     passes.backward += r.passes.backward;
     off += r.n;
   }
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < k; j++) if (targets[i * k + j] > targets[i * k + best]) best = j;
-    teacherClass[i] = best;
-  }
   return {
+    method: "cake",
     x,
     shape: [n, ...inputShape],
     targets,
@@ -308,18 +291,12 @@ function assemble(
     eta,
     batch,
     targetClass,
-    teacherClass,
+    teacherClass: argmaxRows(targets, k),
     ledger,
     passes,
     options: o,
     stats: undefined as unknown as CakeStats,
   };
-}
-
-function hitRate(a: Int32Array, b: Int32Array): number {
-  let hit = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) hit++;
-  return a.length ? hit / a.length : NaN;
 }
 
 function fingerprint(o: CakeOptions, inputShape: number[], k: number) {
