@@ -3,7 +3,8 @@
  * heap). With R = n·oh·ow output pixels and K = kh·kw·ci filter taps, patch row r=(b,y,x), column
  * k=(a,c,i) holds X[b, y·sh + a − top, x·sw + c − left, i] (0 outside the image).
  *
- * - {@link im2colTransposed} writes that matrix transposed, K×R (dW = Pᵀ·dY is then one GEMM).
+ * - {@link im2colTransposed} writes that matrix transposed, K×R (dW = Pᵀ·dY is then one GEMM), from a
+ *   channel-planar copy of X.
  * - {@link col2imAdd} is the adjoint: it scatter-adds an R×K matrix back into an n×h×w×ci image
  *   (dX = col2im(dY·Wᵀ)).
  */
@@ -24,30 +25,41 @@ export interface ConvGeometry {
   left: number;
 }
 
-/** Write the K×R transposed patch matrix of `src` (n×h×w×ci) into `out` (length K·R). */
-export function im2colTransposed(src: Float32Array, g: ConvGeometry, out: Float32Array): void {
+/**
+ * Write the K×R transposed patch matrix of images b0 … b0+g.n−1 into `out` (length K·R). `src` is
+ * channel-planar, [ci, nAll, h, w] (for ci = 1 that is the same as NHWC), so every copied run is a
+ * contiguous (or stride-sw) read.
+ */
+export function im2colTransposed(
+  src: Float32Array,
+  nAll: number,
+  b0: number,
+  g: ConvGeometry,
+  out: Float32Array,
+): void {
   const { n, h, w, ci, oh, ow, kh, kw, sh, sw, top, left } = g;
   const R = n * oh * ow;
-  const rowStride = w * ci, imgStride = h * w * ci, step = sw * ci;
+  const plane = h * w;
   for (let a = 0; a < kh; a++) {
     for (let c = 0; c < kw; c++) {
       // Output columns whose input column x·sw + c − left is inside [0, w).
       const x0 = Math.max(0, Math.ceil((left - c) / sw));
-      const x1 = Math.min(ow, Math.floor((w - 1 + left - c) / sw) + 1);
+      const x1 = Math.max(x0, Math.min(ow, Math.floor((w - 1 + left - c) / sw) + 1));
       for (let i = 0; i < ci; i++) {
         const k = (a * kw + c) * ci + i;
         let d = k * R;
         for (let b = 0; b < n; b++) {
+          const img = (i * nAll + b0 + b) * plane;
           for (let y = 0; y < oh; y++) {
             const row = y * sh + a - top;
-            if (row < 0 || row >= h || x1 <= x0) {
+            if (row < 0 || row >= h) {
               out.fill(0, d, d + ow);
               d += ow;
               continue;
             }
             for (let x = 0; x < x0; x++) out[d++] = 0;
-            let s = b * imgStride + row * rowStride + (x0 * sw + c - left) * ci + i;
-            for (let x = x0; x < x1; x++, s += step) out[d++] = src[s];
+            let s = img + row * w + x0 * sw + c - left;
+            for (let x = x0; x < x1; x++, s += sw) out[d++] = src[s];
             for (let x = x1; x < ow; x++) out[d++] = 0;
           }
         }

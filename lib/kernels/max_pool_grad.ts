@@ -40,6 +40,10 @@ export function maxPoolGradWasm(
   const out = backend.makeOutput(input.shape, "float32");
   const dx = heapF32(backend, out), x = heapF32(backend, input), g = heapF32(backend, dy);
   dx.fill(0);
+  if (fh === 2 && fw === 2 && sh === 2 && sw === 2 && top === 0 && left === 0 && oh * 2 <= h && ow * 2 <= w) {
+    pool2x2(x, g, dx, n, h, w, c, oh, ow);
+    return out;
+  }
   const best = new Float32Array(c), where = new Int32Array(c);
   for (let b = 0; b < n; b++) {
     const xb = b * h * w * c;
@@ -47,10 +51,17 @@ export function maxPoolGradWasm(
       const r0 = Math.max(0, oy * sh - top), r1 = Math.min(h, oy * sh - top + fh);
       for (let ox = 0; ox < ow; ox++) {
         const c0 = Math.max(0, ox * sw - left), c1 = Math.min(w, ox * sw - left + fw);
-        best.fill(-Infinity);
-        where.fill(-1);
+        const q = ((b * oh + oy) * ow + ox) * c;
+        if (r1 <= r0 || c1 <= c0) continue;
+        // The window's first pixel seeds the running maximum (NaN never wins, as on cpu).
+        const p0 = xb + (r0 * w + c0) * c;
+        for (let k = 0; k < c; k++) {
+          const v = x[p0 + k];
+          best[k] = v === v ? v : -Infinity;
+          where[k] = v === v ? p0 + k : -1;
+        }
         for (let r = r0; r < r1; r++) {
-          for (let col = c0; col < c1; col++) {
+          for (let col = r === r0 ? c0 + 1 : c0; col < c1; col++) {
             const p = xb + (r * w + col) * c;
             for (let k = 0; k < c; k++) {
               const v = x[p + k];
@@ -61,12 +72,55 @@ export function maxPoolGradWasm(
             }
           }
         }
-        const q = ((b * oh + oy) * ow + ox) * c;
         for (let k = 0; k < c; k++) if (where[k] >= 0) dx[where[k]] += g[q + k];
       }
     }
   }
   return out;
+}
+
+/** The common 2×2 stride-2 unpadded pool: four candidates per output, windows do not overlap. */
+function pool2x2(
+  x: Float32Array,
+  g: Float32Array,
+  dx: Float32Array,
+  n: number,
+  h: number,
+  w: number,
+  c: number,
+  oh: number,
+  ow: number,
+): void {
+  const down = w * c;
+  let q = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      let p = (b * h + 2 * oy) * down;
+      for (let ox = 0; ox < ow; ox++, p += 2 * c) {
+        for (let k = 0; k < c; k++, q++) {
+          const i0 = p + k, i1 = i0 + c, i2 = i0 + down, i3 = i2 + c;
+          let best = x[i0], at = i0;
+          if (!(best === best)) {
+            best = -Infinity;
+            at = -1;
+          }
+          let v = x[i1];
+          if (v > best) {
+            best = v;
+            at = i1;
+          }
+          v = x[i2];
+          if (v > best) {
+            best = v;
+            at = i2;
+          }
+          v = x[i3];
+          if (v > best) at = i3;
+          if (at >= 0) dx[at] = g[q];
+        }
+      }
+    }
+  }
 }
 
 /** Registration record (replaces the backend's own MaxPoolGrad). */
