@@ -15,11 +15,12 @@
  *
  * Inference: `predictLogits`/`predictLabels` split a batch into one contiguous chunk per worker.
  *
- * Always `close()` a pool (the trainer does); pools still open when the program unloads are closed
- * then.
+ * Always `close()` a pool when done (the trainer does). Idle workers do not keep the process alive,
+ * so a script that forgets to close still exits.
  *
  * @module
  */
+import { Worker as NodeWorker } from "node:worker_threads";
 import { type BackendName, initBackend } from "../backend.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import type { LossSpec } from "../train/losses.ts";
@@ -55,11 +56,6 @@ export interface SharedTrainData {
 type Dist = Request extends infer R ? R extends unknown ? Omit<R, "id"> : never : never;
 type Ok = Extract<Reply, { ok: true }>;
 
-const openPools = new Set<ModelPool>();
-globalThis.addEventListener?.("unload", () => {
-  for (const p of openPools) p.close();
-});
-
 /** Number of logical cores (1 if unknown). */
 export function coreCount(): number {
   return Math.max(1, (globalThis.navigator?.hardwareConcurrency as number | undefined) ?? 1);
@@ -73,43 +69,48 @@ export function toShared<T extends Float32Array | Int32Array>(a: T): T {
   return out;
 }
 
+/**
+ * One worker thread and its outstanding requests. Uses `node:worker_threads` rather than the web
+ * `Worker` because only it can be unref'd: the thread keeps the process alive exactly while a
+ * request is outstanding, so a program that forgets `close()` still exits.
+ */
 class WorkerHandle {
-  readonly worker: Worker;
+  readonly worker: NodeWorker;
   #next = 1;
   #pending = new Map<number, { resolve: (r: Ok) => void; reject: (e: Error) => void }>();
   #dead?: Error;
 
   constructor(index: number) {
-    this.worker = new Worker(new URL("./worker.ts", import.meta.url).href, {
-      type: "module",
-      name: `bkd-pool-${index}`,
-    });
-    this.worker.onmessage = (e: MessageEvent<Reply>) => {
-      const p = this.#pending.get(e.data.id);
+    this.worker = new NodeWorker(new URL("./worker.ts", import.meta.url), { name: `bkd-pool-${index}` });
+    this.worker.unref();
+    this.worker.on("message", (r: Reply) => {
+      const p = this.#pending.get(r.id);
       if (!p) return;
-      this.#pending.delete(e.data.id);
-      if ("error" in e.data) p.reject(new Error(`pool worker ${index}: ${e.data.error}`));
-      else p.resolve(e.data);
-    };
-    this.worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      this.fail(new Error(`pool worker ${index} crashed: ${e.message}`));
-    };
+      this.#pending.delete(r.id);
+      if (this.#pending.size === 0) this.worker.unref();
+      if ("error" in r) p.reject(new Error(`pool worker ${index}: ${r.error}`));
+      else p.resolve(r);
+    });
+    this.worker.on("error", (e: Error) => this.fail(new Error(`pool worker ${index} crashed: ${e.message}`)));
+    this.worker.on("exit", () => this.fail(new Error(`pool worker ${index} exited`)));
   }
 
   call(msg: Dist, transfer: Transferable[] = []): Promise<Ok> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#next++;
     return new Promise<Ok>((resolve, reject) => {
+      if (this.#pending.size === 0) this.worker.ref();
       this.#pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...msg, id }, transfer);
+      // deno-lint-ignore no-explicit-any
+      this.worker.postMessage({ ...msg, id }, transfer as any);
     });
   }
 
   fail(err: Error): void {
-    this.#dead = err;
+    this.#dead ??= err;
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
+    this.worker.unref();
   }
 }
 
@@ -129,7 +130,6 @@ export class ModelPool {
     this.backend = backend;
     this.#workers = Array.from({ length: n }, (_, i) => new WorkerHandle(i));
     this.#opts = { inferBatchSize: opts.inferBatchSize ?? 1024, minPerWorker: opts.minPerWorker ?? 32 };
-    openPools.add(this);
   }
 
   /**
@@ -288,10 +288,9 @@ export class ModelPool {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    openPools.delete(this);
     for (const w of this.#workers) {
       w.fail(new Error("ModelPool is closed"));
-      w.worker.terminate();
+      void w.worker.terminate();
     }
   }
 

@@ -1,28 +1,29 @@
 /**
- * Pool worker: holds one {@link Replica}, the shared training set, and answers {@link Request}s
+ * Pool worker thread (`node:worker_threads`): holds one {@link Replica}, the shared training set, and answers {@link Request}s
  * strictly in arrival order. Started by `ModelPool`; not meant to be imported.
  *
  * @module
  */
+import { parentPort } from "node:worker_threads";
 import { initBackend } from "../backend.ts";
 import { buildModel } from "../models/registry.ts";
 import type { Reply, Request } from "./protocol.ts";
 import { gatherBatch, type HostBatch, Replica } from "./replica.ts";
 
-// deno-lint-ignore no-explicit-any
-const scope = self as any;
+const port = parentPort;
+if (!port) throw new Error("lib/parallel/worker.ts runs only as a ModelPool worker thread");
 let replica: Replica | undefined;
 let data: HostBatch | undefined;
 let gradSlot: Float32Array | undefined;
 let gradSum: Float32Array | undefined;
 let queue: Promise<void> = Promise.resolve();
 
-scope.onmessage = (e: MessageEvent<Request>) => {
-  queue = queue.then(() => handle(e.data));
-};
+port.on("message", (req: Request) => {
+  queue = queue.then(() => handle(req));
+});
 
 function post(r: Reply, transfer: ArrayBuffer[] = []): void {
-  scope.postMessage(r, transfer);
+  port!.postMessage(r, transfer);
 }
 
 function need<T>(v: T | undefined, what: string): T {
