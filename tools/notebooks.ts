@@ -10,7 +10,7 @@
  * `<out>/<name>.<scale>.ipynb`; the source notebook is never touched. One failing notebook does
  * not stop the others, but the exit code says something failed.
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseScale, type Scale } from "../lib/scale.ts";
 
@@ -65,8 +65,10 @@ function parseArgs(args: string[]): RunOptions {
     else if (a === "-p" || a === "--param") opts.params.push(value());
     else if (a === "--out") opts.out = resolve(value());
     else if (a.startsWith("--out=")) opts.out = resolve(a.slice(6));
-    else if (a === "--timeout") opts.timeout = Number(value());
-    else if (a.startsWith("-")) throw new Error(`unknown option ${a}`);
+    else if (a === "--timeout") {
+      opts.timeout = Number(value());
+      if (!(opts.timeout > 0)) throw new Error("--timeout needs a positive number of seconds");
+    } else if (a.startsWith("-")) throw new Error(`unknown option ${a}`);
     else opts.notebooks.push(resolve(a));
   }
   if (opts.params.some((p) => p.startsWith("scale="))) {
@@ -106,7 +108,9 @@ async function run(args: string[]): Promise<number> {
     const r = await runOne(nb, opts);
     if (!r.ok) failed++;
     const status = r.ok ? "ok    " : "FAILED";
-    console.log(`${status} ${r.seconds.toFixed(1).padStart(7)} s  ${basename(nb)} -> ${r.out}`);
+    console.log(
+      `${status} ${r.seconds.toFixed(1).padStart(7)} s  ${basename(nb)} -> ${relative(Deno.cwd(), r.out)}`,
+    );
   }
   console.log(`notebooks: ${opts.notebooks.length - failed} ok, ${failed} failed (scale ${opts.scale})`);
   return failed === 0 ? 0 : 1;
