@@ -115,3 +115,20 @@ Deno.test("pool errors are reported, closed pools refuse work", async () => {
   assert(closed.includes("closed"));
   tf.disposeVariables();
 });
+
+Deno.test("a program that never closes its pool still exits", async () => {
+  const code = `import { ModelPool } from "./lib/parallel/pool.ts";
+    const pool = await ModelPool.create(${JSON.stringify(SPEC)}, undefined, { workers: 2, backend: "cpu" });
+    console.log((await pool.predictLabels(new Float32Array(12), 2)).length);`;
+  const root = new URL("..", import.meta.url).pathname;
+  // The signal only guards against a hang; it does not time anything.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  assert.strictEqual(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(new TextDecoder().decode(out.stdout), /^2\b/m);
+});

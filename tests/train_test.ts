@@ -8,6 +8,7 @@ import { accuracy } from "../lib/train/evaluate.ts";
 import { computeLoss, type LossSpec } from "../lib/train/losses.ts";
 import { createOptimizerState, optimizerStep } from "../lib/train/optim.ts";
 import { oneCycleAt, scheduledParams } from "../lib/train/schedule.ts";
+import { getTeacher, TEACHER_RECIPES } from "../lib/train/teachers.ts";
 import { train, type TrainConfig, type TrainSet } from "../lib/train/trainer.ts";
 import { Rng } from "../lib/util/rng.ts";
 
@@ -229,4 +230,41 @@ Deno.test("train on 2 workers matches in-process training", async () => {
   assert.strictEqual(accuracy(new Int32Array([1, 0, 1]), new Int32Array([1, 1, 1])), 2 / 3);
   one.model.dispose();
   two.model.dispose();
+});
+
+Deno.test("getTeacher trains once, caches with meta, retrains when the recipe changes", async () => {
+  await initBackend("cpu");
+  const dir = await Deno.makeTempDir();
+  const recipe = {
+    ...TEACHER_RECIPES.smoke.lenet,
+    epochs: 2,
+    batchSize: 32,
+    trainLimit: 512,
+    testLimit: 200,
+    note: "test",
+  };
+  try {
+    const req = {
+      dataset: "mnist" as const,
+      model: "mlp" as const,
+      scale: "smoke" as const,
+      seed: 1,
+      dir,
+      recipe,
+      workers: 1,
+    };
+    const a = await getTeacher(req);
+    assert.strictEqual(a.meta.trainImages, 512);
+    assert.strictEqual(a.meta.testImages, 200);
+    assert(a.meta.testAcc > 0.2, `acc ${a.meta.testAcc}`); // above chance (0.1)
+    assert.deepStrictEqual(a.meta.recipe, recipe);
+    const b = await getTeacher(req);
+    assert.strictEqual(b.meta.createdAt, a.meta.createdAt);
+    sameWeights(b.model.getWeights(), a.model.getWeights());
+    const c = await getTeacher({ ...req, recipe: { ...recipe, note: "changed" } });
+    assert.notStrictEqual(c.meta.createdAt, a.meta.createdAt);
+    for (const t of [a, b, c]) t.model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
