@@ -70,6 +70,12 @@ export function im2colTransposed(
 
 /** dx (n×h×w×ci, zeroed by the caller) += col2im(cols), cols being R×K. */
 export function col2imAdd(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
+  if (g.ci < 4) col2imAddFewChannels(cols, g, dx);
+  else col2imAddManyChannels(cols, g, dx);
+}
+
+/** Channels innermost: contiguous runs of ci floats on both sides. */
+function col2imAddManyChannels(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
   const { n, h, w, ci, oh, ow, kh, kw, sh, sw, top, left } = g;
   const K = kh * kw * ci;
   let r = 0;
@@ -87,6 +93,32 @@ export function col2imAdd(cols: Float32Array, g: ConvGeometry, dx: Float32Array)
             let d = img + (row * w + col) * ci;
             let s = src0 + (a * kw + c) * ci;
             for (let i = 0; i < ci; i++) dx[d++] += cols[s++];
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Output columns innermost (long strided runs), for images with one to three channels. */
+function col2imAddFewChannels(cols: Float32Array, g: ConvGeometry, dx: Float32Array): void {
+  const { n, h, w, ci, oh, ow, kh, kw, sh, sw, top, left } = g;
+  const K = kh * kw * ci;
+  const dStep = sw * ci;
+  for (let b = 0; b < n; b++) {
+    const img = b * h * w * ci;
+    for (let y = 0; y < oh; y++) {
+      const r0 = (b * oh + y) * ow;
+      for (let a = 0; a < kh; a++) {
+        const row = y * sh + a - top;
+        if (row < 0 || row >= h) continue;
+        for (let c = 0; c < kw; c++) {
+          const x0 = Math.max(0, Math.ceil((left - c) / sw));
+          const x1 = Math.min(ow, Math.floor((w - 1 + left - c) / sw) + 1);
+          for (let i = 0; i < ci; i++) {
+            let d = img + (row * w + x0 * sw + c - left) * ci + i;
+            let s = (r0 + x0) * K + (a * kw + c) * ci + i;
+            for (let x = x0; x < x1; x++, d += dStep, s += K) dx[d] += cols[s];
           }
         }
       }
