@@ -132,3 +132,34 @@ Deno.test("a program that never closes its pool still exits", async () => {
   assert.strictEqual(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.match(new TextDecoder().decode(out.stdout), /^2\b/m);
 });
+
+Deno.test("BatchNorm model: moving statistics averaged over shards, replicas stay identical", async () => {
+  await initBackend("cpu");
+  const spec: ModelSpec = { name: "db3-alexnet-quarter", inputShape: [32, 32, 3], numClasses: 10 };
+  const rng = new Rng(3);
+  const n = 8;
+  const data = {
+    x: rng.fillUniform(new Float32Array(n * 32 * 32 * 3)),
+    shape: [n, 32, 32, 3],
+    y: Int32Array.from({ length: n }, () => rng.int(10)),
+  };
+  // wasm in the workers: cpu's conv gradients are too slow for a test (wasm kernels are checked against cpu
+  // in tests/kernels_test.ts); replicas must agree bit for bit whatever the backend.
+  const pool = await ModelPool.create(spec, undefined, { workers: 2, backend: "wasm", seed: 1 });
+  const local = buildModel(spec, 1);
+  const numTrainable = local.trainableWeights.length;
+  local.dispose();
+  try {
+    const before = await pool.getWeights();
+    await pool.setTrainData(data);
+    await pool.configureTraining({ kind: "ce" }, { kind: "sgd", lr: 0.01, momentum: 0.9 });
+    await pool.trainStep(Int32Array.from({ length: n }, (_, i) => i), { lr: 0.01 });
+    const [a, b] = await pool.allWeights();
+    a.forEach((w, i) => assert.deepStrictEqual(w, b[i], `replicas differ in weight ${i}`));
+    // The BN moving statistics (non-trainable, after the trainable weights) moved.
+    assert(a.length > numTrainable);
+    assert(a.slice(numTrainable).every((w, i) => maxAbsDiff(w, before[numTrainable + i]) > 0));
+  } finally {
+    pool.close();
+  }
+});
