@@ -22,6 +22,7 @@
  */
 import { Worker as NodeWorker } from "node:worker_threads";
 import { type BackendName, initBackend } from "../backend.ts";
+import type * as tfl from "@tensorflow/tfjs-layers";
 import type { ModelSpec } from "../models/registry.ts";
 import type { LossSpec } from "../train/losses.ts";
 import type { OptimizerConfig, OptimizerState, StepParams } from "../train/optim.ts";
@@ -150,6 +151,12 @@ export class ModelPool {
       throw e;
     }
     return pool;
+  }
+
+  /** A pool of replicas of an in-process `model` built from `spec` (its current weights are copied). */
+  static fromModel(model: tfl.LayersModel, spec: ModelSpec, opts: PoolOptions = {}): Promise<ModelPool> {
+    const weights = model.getWeights().map((t) => (t.dataSync() as Float32Array).slice());
+    return ModelPool.create(spec, weights, opts);
   }
 
   /** Number of workers. */
