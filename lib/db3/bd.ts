@@ -5,19 +5,25 @@
  * class-t stream) gives a direction θ = (x_i − x0)/λ0 with λ0 = ||x_i − x0||; the boundary distance
  * g (λ in the paper) is the smallest λ found at which T(x0 + λθ) = t, to a bisection tolerance `tol`.
  *
- * The search per (sample, t) keeps a best-so-far g*. Per candidate (default, exact and lean):
- * 1. one probe at λp = min(λ0, g* − tol): if T(x0 + λp·θ) ≠ t the candidate cannot improve g* by
- *    `tol` and is skipped (1 query); λp ≤ 0 skips it for free (e.g. when x0 is already labelled t);
- * 2. otherwise bisect on [0, λp] — not on [0, λ0]: the probe already proved λp is labelled t — until
- *    hi − lo < tol; hi is the candidate's distance (always a point the teacher labelled t).
- * Candidates are taken nearest-first (ascending λ0): near images tend to give near boundaries, so g*
- * drops early and most later candidates cost their single probe. The probe also verifies that the
- * candidate's own endpoint is labelled t, which the reference assumes without asking.
+ * The search per (sample, t) keeps a best-so-far g* (default: exact to `tol`, and lean):
+ * 1. each candidate gets one probe at λp = min(λ0, g* − tol): if T(x0 + λp·θ) ≠ t it cannot improve g*
+ *    by `tol` and is dropped (1 query; λp ≤ 0 drops it for free, e.g. when x0 is already labelled t).
+ *    The probe also checks that the candidate's own endpoint is labelled t, which the reference
+ *    assumes without asking.
+ * 2. a passing candidate's boundary lies in (0, λp] — the reference re-bisects [0, λ0] instead,
+ *    wasting the probe. Measured on MNIST, it most often lies just below λp, so the first split is
+ *    at λp·(1 − skew) (skew 0.05, doubling after each "t" answer up to plain halving), and the
+ *    bisection stops at a relative width `coarse` (1/32) — enough to prune the later candidates.
+ * 3. at the end, while any coarsely bisected candidate has a lower bound more than `tol` below g*, the
+ *    one with the lowest lower bound is bisected further. So g* < min over candidates of their
+ *    boundary + tol: the same guarantee as bisecting every candidate to `tol` (on teachers whose
+ *    target region is convex along each ray, as the reference's bisection also assumes).
+ * On a 96%-accurate MNIST LeNet-5 this spends about 2,200 queries per sample against the reference
+ * search's 2,880 (≈ 201 probes + 6 record-breaking candidates × 20 per class), with equal distances.
  *
- * `faithful: true` reproduces the reference search instead: stream order, no probe when λ0 ≤ g* (or
- * for the first candidate), probe at g* itself, bisection restarted on [0, λ0] after a passing probe.
- * Its distances match within `tol` on teachers whose target region is convex along each ray; it costs
- * more queries (≈ 2,940 per MNIST sample in the reference).
+ * `faithful: true` reproduces the reference search instead: no probe when λ0 ≤ g* (or for the first
+ * candidate), probe at g* itself, full bisection on [0, λ0] after a passing probe (≈ 2,940 queries per
+ * MNIST sample in the reference).
  *
  * All (sample, t) searches run in lockstep (see `lockstep.ts`), one label per search per round.
  * Phases booked: "bd.init" (T(x0), one query per sample, to report misclassified samples),
@@ -41,8 +47,12 @@ export interface BdOptions {
   candidates?: number;
   /** Bisection tolerance on λ (stop when hi − lo < tol). */
   tol?: number;
-  /** Candidate order: "nearest" (ascending λ0, default) or "stream" (the stream's seeded order). */
+  /** Candidate order: "stream" (the stream's seeded order, default) or "nearest" (ascending λ0). */
   order?: "nearest" | "stream";
+  /** Relative width to which a passing candidate is bisected before moving on (0: to `tol` at once). */
+  coarse?: number;
+  /** First split of a passing candidate at λp·(1 − skew) (0.5: plain bisection). */
+  skew?: number;
   /** Reproduce the reference search (see module doc); implies stream order. */
   faithful?: boolean;
   /** Ask T(x0) once per sample to flag misclassified samples (default true). */
@@ -55,7 +65,9 @@ export interface BdOptions {
 export const BD_DEFAULTS = {
   candidates: 201,
   tol: 1e-5,
-  order: "nearest" as "nearest" | "stream",
+  order: "stream" as "nearest" | "stream",
+  coarse: 1 / 32,
+  skew: 0.05,
   faithful: false,
   checkSamples: true,
 };
@@ -110,7 +122,8 @@ interface PairInput {
   cands: Int32Array;
   lam0: Float64Array;
   tol: number;
-  faithful: boolean;
+  coarse: number;
+  skew: number;
 }
 
 /** The image x0 + (λ/λ0)(x_c − x0) = x0 + λθ, written into dst. */
@@ -128,31 +141,58 @@ function ask(p: PairInput, c: number, lam: number, phase: string) {
   return { phase, m: 1, write: (dst: Float32Array, off: number) => writeOnRay(p, c, lam, dst, off) };
 }
 
-/** One (sample, target) search, lean exact version. */
+/** One (sample, target) search, lean exact version (see the module doc). */
 function* leanSearch(p: PairInput): Search<BdPair> {
   let best = Infinity, bestC = -1, queries = 0;
+  // Coarsely bisected candidates: c ∈ (lo, hi], hi labelled t, lo not (0 = x0 itself).
+  const los: number[] = [], his: number[] = [], who: number[] = [];
+  const stop = () => done(p, best, bestC, queries, true);
   for (let c = 0; c < p.cands.length; c++) {
     const l0 = p.lam0[c];
     if (!(l0 > 0)) continue;
     const probe = Math.min(l0, best - p.tol);
     if (!(probe > 0)) continue;
     const r = yield ask(p, c, probe, "bd.probe");
-    if (r === null) return done(p, best, bestC, queries, true);
+    if (r === null) return stop();
     queries++;
     if (r[0] !== p.t) continue;
-    let lo = 0, hi = probe;
-    while (hi - lo >= p.tol) {
-      const mid = (lo + hi) / 2;
+    // Passed: its boundary is below the probe, most likely just below. Split near the top first
+    // (hi·(1 − s), s doubling on each pass up to ½), then halve, down to a relative width `coarse`.
+    let lo = 0, hi = probe, s = Number.isFinite(best) ? p.skew : 0.5;
+    while (hi - lo >= Math.max(p.tol, p.coarse * hi)) {
+      const mid = lo === 0 && s < 0.5 ? hi * (1 - s) : (lo + hi) / 2;
       const q = yield ask(p, c, mid, "bd.search");
       if (q === null) {
         if (hi < best) [best, bestC] = [hi, c];
-        return done(p, best, bestC, queries, true);
+        return stop();
       }
       queries++;
-      if (q[0] === p.t) hi = mid;
-      else lo = mid;
+      if (q[0] === p.t) {
+        hi = mid;
+        s = Math.min(0.5, 2 * s);
+      } else lo = mid;
     }
+    los.push(lo);
+    his.push(hi);
+    who.push(c);
     if (hi < best) [best, bestC] = [hi, c];
+  }
+  // Refine: while some candidate may still lie more than tol below the best, bisect the one with the
+  // lowest lower bound. Ends with best < min over candidates of their boundary + tol.
+  for (;;) {
+    let j = -1;
+    for (let q = 0; q < los.length; q++) {
+      if (los[q] < best - p.tol && (j < 0 || los[q] < los[j])) j = q;
+    }
+    if (j < 0) break;
+    const mid = (los[j] + Math.min(his[j], best)) / 2;
+    const q = yield ask(p, who[j], mid, "bd.search");
+    if (q === null) return stop();
+    queries++;
+    if (q[0] === p.t) {
+      his[j] = mid;
+      if (mid < best) [best, bestC] = [mid, who[j]];
+    } else los[j] = mid;
   }
   return done(p, best, bestC, queries, false);
 }
@@ -222,6 +262,8 @@ export async function boundaryDistances(
     candidates: opts.candidates ?? BD_DEFAULTS.candidates,
     tol: opts.tol ?? BD_DEFAULTS.tol,
     order: opts.faithful ? "stream" as const : opts.order ?? BD_DEFAULTS.order,
+    coarse: opts.coarse ?? BD_DEFAULTS.coarse,
+    skew: opts.skew ?? BD_DEFAULTS.skew,
     faithful: opts.faithful ?? BD_DEFAULTS.faithful,
     checkSamples: opts.checkSamples ?? BD_DEFAULTS.checkSamples,
   };
@@ -245,7 +287,8 @@ export async function boundaryDistances(
         cands,
         lam0,
         tol: o.tol,
-        faithful: o.faithful,
+        coarse: o.coarse,
+        skew: o.skew,
       };
       searches.push(o.faithful ? faithfulSearch(p) : leanSearch(p));
       pairOf.push(i * k + t);

@@ -20,7 +20,10 @@ import { Ledger, type LedgerSnapshot, type QueryKind } from "./ledger.ts";
 /** Access levels, weakest first. */
 export type AccessLevel = "label" | "probs" | "logits+grad";
 
-/** A teacher that answers label queries on flat NHWC batches (e.g. `ModelPool`, a remote service). */
+/**
+ * A teacher that answers label queries on flat NHWC batches (e.g. `ModelPool`, a remote service). If
+ * it carries a `spec` with `inputShape` and `numClasses` (as `ModelPool` does), the oracle reads them.
+ */
 export interface LabelPredictor {
   predictLabels(x: Float32Array, n: number): Promise<Int32Array>;
 }
@@ -141,10 +144,14 @@ function shapeOf(teacher: TeacherSource, opts: OracleOptions): { inputShape: num
       numClasses: opts.numClasses ?? (outShape[outShape.length - 1] as number),
     };
   }
-  if (!opts.inputShape || !opts.numClasses) {
-    throw new Error("oracle: a predictor teacher needs `inputShape` and `numClasses` options");
+  // A ModelPool (or any predictor carrying its model spec) describes itself.
+  const spec = (teacher as { spec?: { inputShape?: number[]; numClasses?: number } }).spec;
+  const inputShape = opts.inputShape ?? spec?.inputShape;
+  const numClasses = opts.numClasses ?? spec?.numClasses;
+  if (!inputShape || !numClasses) {
+    throw new Error("oracle: a predictor teacher needs `inputShape` and `numClasses` options (or a `spec`)");
   }
-  return { inputShape: opts.inputShape, numClasses: opts.numClasses };
+  return { inputShape: [...inputShape], numClasses };
 }
 
 function clampCopy(x: Float32Array, len: number): Float32Array {
