@@ -330,3 +330,22 @@ Deno.test("every kind of kit network (lib/models) gets the same gradients on was
     assertClose(res[0], res[1], `model ${spec.name}`, tolerance[spec.name] ?? 1e-4);
   }
 });
+
+Deno.test("sum over leading axes (bias gradients) and delegated reductions match cpu", async () => {
+  const rng = new Rng(10);
+  const xv = randn(rng, [3, 4, 5, 6]);
+  const res = await onBoth(() => {
+    const x = tf.tensor4d(xv, [3, 4, 5, 6]);
+    return [
+      tf.sum(x, [0, 1, 2]),
+      tf.sum(x, [1, 0], true),
+      tf.sum(x, 0),
+      tf.sum(x, [-1]),
+      tf.sum(x, [0, 2]),
+      tf.sum(x),
+      tf.cast(tf.sum(tf.cast(x, "int32"), [0, 1]), "float32"),
+      tf.reshape(tf.sum(x, [0, 1, 2], true), [6]),
+    ];
+  });
+  assertClose(res[0], res[1], "sum");
+});

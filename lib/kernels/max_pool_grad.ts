@@ -2,7 +2,8 @@
  * `MaxPoolGrad` for the wasm backend. The backend's own kernel is a direct loop that costs more than
  * the forward convolutions of a LeNet; this one is one pass in JS over the wasm heap: for every
  * output pixel it finds, per channel, the first maximum of the window in x (row-major order, strictly
- * greater — the cpu backend's rule) and adds dy there. Overlapping windows accumulate.
+ * greater — the cpu backend's rule) and adds dy there. Overlapping windows accumulate. The 2×2
+ * stride-2 pool has its own branch-free loop.
  */
 import { backend_util, type KernelConfig, MaxPoolGrad, type TensorInfo } from "@tensorflow/tfjs-core";
 import { heapF32, type WasmBackendLike } from "./kernel_call.ts";
@@ -41,7 +42,7 @@ export function maxPoolGradWasm(
   const dx = heapF32(backend, out), x = heapF32(backend, input), g = heapF32(backend, dy);
   dx.fill(0);
   if (fh === 2 && fw === 2 && sh === 2 && sw === 2 && top === 0 && left === 0 && oh * 2 <= h && ow * 2 <= w) {
-    pool2x2(x, g, dx, n, h, w, c, oh, ow);
+    pool2x2(x, heapF32(backend, args.inputs.output), g, dx, n, h, w, c, oh, ow);
     return out;
   }
   const best = new Float32Array(c), where = new Int32Array(c);
@@ -79,9 +80,18 @@ export function maxPoolGradWasm(
   return out;
 }
 
-/** The common 2×2 stride-2 unpadded pool: four candidates per output, windows do not overlap. */
+/** Index of the lowest set bit of a 3-bit mask, 3 when none is set (then the 4th pixel is the max). */
+const FIRST_HIT = new Int32Array([3, 0, 1, 0, 2, 0, 1, 0]);
+
+/**
+ * The common 2×2 stride-2 unpadded pool: windows do not overlap. The forward output y (an exact copy
+ * of each window's maximum) picks the first maximal position by table lookup instead of branches —
+ * which position wins is random, so branches would mispredict half the time. A window whose maximum
+ * is NaN passes no gradient.
+ */
 function pool2x2(
   x: Float32Array,
+  y: Float32Array,
   g: Float32Array,
   dx: Float32Array,
   n: number,
@@ -92,31 +102,17 @@ function pool2x2(
   ow: number,
 ): void {
   const down = w * c;
+  const offset = new Int32Array([0, c, down, down + c]);
   let q = 0;
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
       let p = (b * h + 2 * oy) * down;
       for (let ox = 0; ox < ow; ox++, p += 2 * c) {
         for (let k = 0; k < c; k++, q++) {
-          const i0 = p + k, i1 = i0 + c, i2 = i0 + down, i3 = i2 + c;
-          let best = x[i0], at = i0;
-          if (!(best === best)) {
-            best = -Infinity;
-            at = -1;
-          }
-          let v = x[i1];
-          if (v > best) {
-            best = v;
-            at = i1;
-          }
-          v = x[i2];
-          if (v > best) {
-            best = v;
-            at = i2;
-          }
-          v = x[i3];
-          if (v > best) at = i3;
-          if (at >= 0) dx[at] = g[q];
+          const i0 = p + k, m = y[q];
+          const hits = +(x[i0] === m) | (+(x[i0 + c] === m) << 1) | (+(x[i0 + down] === m) << 2);
+          const at = i0 + offset[FIRST_HIT[hits]];
+          if (x[at] === m) dx[at] = g[q];
         }
       }
     }

@@ -11,6 +11,7 @@ import { conv2dBackpropFilterConfig } from "./conv2d_backprop_filter.ts";
 import { conv2dBackpropInputConfig, setConv2dBackpropInputFallback } from "./conv2d_backprop_input.ts";
 import { replaceWasmKernel } from "./kernel_call.ts";
 import { maxPoolGradConfig } from "./max_pool_grad.ts";
+import { sumConfig } from "./sum.ts";
 import { unsortedSegmentSumConfig } from "./unsorted_segment_sum.ts";
 
 /** Kernel configs registered by the kit, by name (filled when registered). */
@@ -49,4 +50,5 @@ add("Conv2DBackpropInput", (orig) => {
 add("BatchMatMul", (orig) => batchMatMulConfig(required("BatchMatMul", orig)));
 add("_FusedMatMul", (orig) => fusedMatMulConfig(required("_FusedMatMul", orig)));
 add("MaxPoolGrad", (orig) => maxPoolGradConfig(orig));
+add("Sum", (orig) => sumConfig(required("Sum", orig)));
 add("UnsortedSegmentSum", () => unsortedSegmentSumConfig);
