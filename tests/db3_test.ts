@@ -10,6 +10,7 @@ import { sampleDistances } from "../lib/db3/sd.ts";
 import { distanceQuantile, softLabelsFromDistances } from "../lib/db3/soft_labels.ts";
 import { candidatesFor, type ClassStreams, type Db3Samples, makeClassStreams } from "../lib/db3/streams.ts";
 import { fillStandardNormal } from "../lib/db3/normal.ts";
+import { labelDistances } from "../lib/db3/label_run.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 await tf.setBackend("cpu");
@@ -274,4 +275,54 @@ Deno.test("ziggurat normals: mean 0, variance 1, tail mass", () => {
 Deno.test("distance quantile", () => {
   const d = Float32Array.from([Infinity, 1, 2, 3, Infinity, 4]);
   assert.equal(distanceQuantile(d, Int32Array.from([0, 1]), 3, 0.5), 2.5);
+});
+
+Deno.test("labelDistances: chunked BD resumes after an interruption with identical distances", async () => {
+  const w = world(6, 5);
+  const dir = await Deno.makeTempDir();
+  try {
+    const opts = { method: "bd" as const, bd: { candidates: 15 }, chunkSize: 2, progress: false as const };
+    const clean = await labelDistances(labelOracle(w.model), w.samples, w.streams, opts);
+    // A teacher that dies 10 images into chunk 1: chunk 0 is saved, the run fails.
+    const chunk0 = clean.ledger!.bySample["0"].spent + clean.ledger!.bySample["1"].spent;
+    let images = 0;
+    const flaky = {
+      spec: { inputShape: SHAPE, numClasses: K },
+      predictLabels: async (x: Float32Array, n: number) => {
+        images += n;
+        if (images > chunk0 + 10) throw new Error("teacher went away");
+        const t = tf.tidy(() => tf.argMax(w.model.predict(tf.tensor(x, [n, ...SHAPE])) as tf.Tensor, -1));
+        const out = Int32Array.from(await t.data());
+        t.dispose();
+        return out;
+      },
+    };
+    await assert.rejects(() =>
+      labelDistances(labelOracle(flaky), w.samples, w.streams, { ...opts, cacheDir: dir })
+    );
+    const saved = [...Deno.readDirSync(dir)].map((e) => e.name).filter((f) => f.startsWith("chunk"));
+    assert.deepEqual(saved, ["chunk-00000.json"]);
+    const oracle = labelOracle(w.model);
+    const r = await labelDistances(oracle, w.samples, w.streams, { ...opts, cacheDir: dir });
+    assert.equal(r.chunks.resumed, saved.length);
+    assert.equal(r.chunks.computed, 3 - saved.length);
+    assert.deepEqual([...r.distances], [...clean.distances]);
+    assert.deepEqual([...r.queries!], [...clean.queries!]);
+    // The resumed ledger carries the saved chunks' counts plus the new ones.
+    assert.equal(r.ledger!.totals.images.label, clean.ledger!.totals.images.label);
+    // A different run in the same folder is refused.
+    await assert.rejects(
+      () =>
+        labelDistances(labelOracle(w.model), w.samples, w.streams, {
+          ...opts,
+          bd: { candidates: 9 },
+          cacheDir: dir,
+        }),
+      /different run/,
+    );
+    const sd = await labelDistances(null, w.samples, w.streams, { method: "sd", progress: false });
+    assert.deepEqual([...sd.distances], [...sampleDistances(w.samples, w.streams).distances]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,0 +1,276 @@
+/**
+ * Resumable DB3 labeling: run SD, BD or MBD over many samples in chunks, saving each chunk's
+ * distances (and the oracle's cumulative ledger) to a cache folder, so an interrupted run resumes at
+ * the first missing chunk. Results do not depend on the chunking: a sample's candidates and random
+ * directions are fixed by (seed, sample id, class).
+ *
+ * Cache layout (`cacheDir`): `meta.json` (a fingerprint of method, options and samples; a different
+ * run in the same folder is an error, not silently mixed), `chunk-00000.json`, … and `ledger.json`.
+ * On resume the saved ledger is merged into the oracle's ledger when that one is still empty, so the
+ * run's ledger (and its per-sample budgets) continue where they stopped.
+ *
+ * Progress goes through `createProgress` (samples done, queries spent).
+ */
+import type { LedgerSnapshot } from "../oracle/ledger.ts";
+import type { LabelOracle } from "../oracle/oracle.ts";
+import { readTextIfExists, writeAtomic } from "../results/io.ts";
+import { createProgress } from "../show/progress.ts";
+import { BD_DEFAULTS, type BdOptions, boundaryDistances } from "./bd.ts";
+import type { LockstepOptions } from "./lockstep.ts";
+import { MBD_DEFAULTS, type MbdOptions, minimalBoundaryDistances } from "./mbd.ts";
+import { sampleDistances, SD_DEFAULTS, type SdOptions } from "./sd.ts";
+import { type ClassStreams, type Db3Samples, sampleDim, sampleIds } from "./streams.ts";
+
+/** The three DB3 soft-label sources. */
+export type Db3Method = "sd" | "bd" | "mbd";
+
+/** Options of {@link labelDistances}. */
+export interface LabelRunOptions {
+  method: Db3Method;
+  sd?: SdOptions;
+  bd?: BdOptions;
+  mbd?: Omit<MbdOptions, "bd" | "lockstep">;
+  /** Samples per chunk (default: SD all, BD 200, MBD 20). */
+  chunkSize?: number;
+  /** Folder for chunk results and the ledger; omitted: nothing saved, nothing resumed. */
+  cacheDir?: string;
+  /** Progress bar label (default "db3 <method>"); `false` for none. */
+  progress?: string | false;
+  /** Lockstep driver options (round size, lanes). */
+  lockstep?: Omit<LockstepOptions, "onRound">;
+}
+
+/** Distances for all samples, with everything needed to judge them. */
+export interface Db3Distances {
+  method: Db3Method;
+  ids: Int32Array;
+  y: Int32Array;
+  numClasses: number;
+  /** d (n×K), Infinity at the true class. */
+  distances: Float32Array;
+  /** BD distances that MBD started from (MBD only). */
+  bdDistances?: Float32Array;
+  /** Queries per (sample, class) (BD/MBD; MBD includes BD's when `includeBdQueries`). */
+  queries?: Int32Array;
+  /** MBD snapshots: g within each query budget. */
+  snapshots?: { queries: number[]; distances: Float32Array[] };
+  /** T(x0) (−1 when unknown), and the samples it disagrees with y on. */
+  teacherLabels: Int32Array;
+  misclassified: Uint8Array;
+  /** Samples whose searches a budget cut short. */
+  exhausted: Uint8Array;
+  /** Cumulative oracle ledger (empty for SD). */
+  ledger: LedgerSnapshot | null;
+  /** Options in force, defaults filled in. */
+  options: Record<string, unknown>;
+  /** Chunks computed now and taken from the cache. */
+  chunks: { computed: number; resumed: number; size: number };
+  /** Seconds spent computing in this call (resumed chunks excluded). */
+  seconds: number;
+}
+
+interface ChunkFile {
+  start: number;
+  n: number;
+  distances: (number | string)[];
+  bdDistances?: (number | string)[];
+  queries?: number[];
+  snapshots?: (number | string)[][];
+  teacherLabels: number[];
+  misclassified: number[];
+  exhausted: number[];
+  seconds: number;
+}
+
+const enc = (a: Float32Array) => Array.from(a, (v) => (Number.isFinite(v) ? v : String(v)));
+const dec = (a: (number | string)[]) => Float32Array.from(a, (v) => (typeof v === "string" ? Number(v) : v));
+
+function fingerprint(
+  samples: Db3Samples,
+  streams: ClassStreams,
+  opts: LabelRunOptions,
+  chunk: number,
+): string {
+  let h = 2166136261;
+  const mix = (v: number) => {
+    h = Math.imul(h ^ (v | 0), 16777619) >>> 0;
+  };
+  for (const v of sampleIds(samples)) mix(v);
+  for (const v of samples.y) mix(v);
+  const dim = sampleDim(samples);
+  for (let i = 0; i < samples.x.length; i += Math.max(1, dim >> 3)) mix(Math.round(samples.x[i] * 1e6));
+  return JSON.stringify({
+    method: opts.method,
+    sd: opts.sd ?? {},
+    bd: opts.bd ?? {},
+    mbd: opts.mbd ?? {},
+    n: samples.y.length,
+    chunk,
+    streamsSeed: streams.seed,
+    streamSizes: streams.byClass.map((c) => c.length),
+    samples: h,
+  });
+}
+
+function slice(samples: Db3Samples, start: number, n: number): Db3Samples {
+  const dim = sampleDim(samples);
+  return {
+    x: samples.x.subarray(start * dim, (start + n) * dim),
+    y: samples.y.subarray(start, start + n),
+    shape: [n, ...samples.shape.slice(1)],
+    numClasses: samples.numClasses,
+    ids: sampleIds(samples).subarray(start, start + n),
+  };
+}
+
+async function runChunk(
+  method: Db3Method,
+  oracle: LabelOracle | null,
+  part: Db3Samples,
+  streams: ClassStreams,
+  opts: LabelRunOptions,
+  onRound: LockstepOptions["onRound"],
+): Promise<Omit<ChunkFile, "start" | "n" | "seconds">> {
+  const n = part.y.length;
+  if (method === "sd") {
+    const r = sampleDistances(part, streams, opts.sd);
+    return {
+      distances: enc(r.distances),
+      teacherLabels: new Array(n).fill(-1),
+      misclassified: new Array(n).fill(0),
+      exhausted: new Array(n).fill(0),
+    };
+  }
+  if (!oracle) throw new Error(`db3 ${method}: a label oracle is required`);
+  const lockstep = { ...opts.lockstep, onRound };
+  if (method === "bd") {
+    const r = await boundaryDistances(oracle, part, streams, { ...opts.bd, lockstep });
+    return {
+      distances: enc(r.distances),
+      queries: Array.from(r.queries),
+      teacherLabels: Array.from(r.teacherLabels),
+      misclassified: Array.from(r.misclassified),
+      exhausted: Array.from(r.exhausted),
+    };
+  }
+  const r = await minimalBoundaryDistances(oracle, part, streams, { ...opts.mbd, bd: opts.bd, lockstep });
+  return {
+    distances: enc(r.distances),
+    bdDistances: enc(r.bd.distances),
+    queries: Array.from(r.queries),
+    snapshots: r.snapshots.distances.map(enc),
+    teacherLabels: Array.from(r.teacherLabels),
+    misclassified: Array.from(r.misclassified),
+    exhausted: Array.from(r.exhausted),
+  };
+}
+
+/**
+ * Distances for every sample by SD, BD or MBD, chunked and resumable (see the module doc). `oracle`
+ * may be `null` for SD, which asks the teacher nothing.
+ */
+export async function labelDistances(
+  oracle: LabelOracle | null,
+  samples: Db3Samples,
+  streams: ClassStreams,
+  opts: LabelRunOptions,
+): Promise<Db3Distances> {
+  const method = opts.method;
+  const n = samples.y.length, k = samples.numClasses;
+  const size = Math.max(1, opts.chunkSize ?? (method === "sd" ? n : method === "bd" ? 200 : 20));
+  const dir = opts.cacheDir?.replace(/\/+$/, "");
+  const fp = fingerprint(samples, streams, opts, size);
+  if (dir) {
+    const old = await readTextIfExists(`${dir}/meta.json`);
+    if (old !== undefined && JSON.parse(old).fingerprint !== fp) {
+      throw new Error(
+        `db3 labeling: ${dir} holds chunks of a different run (method, options or samples differ). ` +
+          `Use another cacheDir, or delete that folder to start over.`,
+      );
+    }
+    if (old === undefined) await writeAtomic(`${dir}/meta.json`, JSON.stringify({ fingerprint: fp }) + "\n");
+    const saved = await readTextIfExists(`${dir}/ledger.json`);
+    if (saved !== undefined && oracle && oracle.ledger.spent === 0) {
+      oracle.ledger.merge(JSON.parse(saved) as LedgerSnapshot);
+    }
+  }
+  const out = {
+    distances: new Float32Array(n * k),
+    bdDistances: method === "mbd" ? new Float32Array(n * k) : undefined,
+    queries: method === "sd" ? undefined : new Int32Array(n * k),
+    snapshots: method === "mbd"
+      ? (opts.mbd?.snapshotAt ?? MBD_DEFAULTS.snapshotAt).map(() => new Float32Array(n * k))
+      : undefined,
+    teacherLabels: new Int32Array(n).fill(-1),
+    misclassified: new Uint8Array(n),
+    exhausted: new Uint8Array(n),
+  };
+  const bar = opts.progress === false
+    ? undefined
+    : createProgress({ label: opts.progress ?? `db3 ${method}`, total: n, unit: "sample" });
+  const spent0 = oracle?.ledger.spent ?? 0;
+  let computed = 0, resumed = 0, seconds = 0, doneSamples = 0;
+  for (let start = 0; start < n; start += size) {
+    const m = Math.min(size, n - start);
+    const file = dir ? `${dir}/chunk-${String(start / size).padStart(5, "0")}.json` : undefined;
+    let chunk: ChunkFile | undefined;
+    const text = file ? await readTextIfExists(file) : undefined;
+    if (text !== undefined) {
+      chunk = JSON.parse(text) as ChunkFile;
+      resumed++;
+    } else {
+      const t0 = performance.now();
+      const pairs = m * (k - 1);
+      const onRound: LockstepOptions["onRound"] = (info) =>
+        bar?.update(
+          doneSamples + (info.finished / pairs) * m,
+          `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`,
+        );
+      const part = await runChunk(method, oracle, slice(samples, start, m), streams, opts, onRound);
+      const secs = (performance.now() - t0) / 1000;
+      chunk = { start, n: m, ...part, seconds: secs };
+      seconds += secs;
+      computed++;
+      if (file) {
+        await writeAtomic(file, JSON.stringify(chunk) + "\n");
+        if (oracle) await writeAtomic(`${dir}/ledger.json`, JSON.stringify(oracle.ledger.snapshot()) + "\n");
+      }
+    }
+    out.distances.set(dec(chunk.distances), start * k);
+    if (out.bdDistances && chunk.bdDistances) out.bdDistances.set(dec(chunk.bdDistances), start * k);
+    if (out.queries && chunk.queries) out.queries.set(chunk.queries, start * k);
+    if (out.snapshots && chunk.snapshots) {
+      chunk.snapshots.forEach((s, j) => out.snapshots![j].set(dec(s), start * k));
+    }
+    out.teacherLabels.set(chunk.teacherLabels, start);
+    out.misclassified.set(chunk.misclassified, start);
+    out.exhausted.set(chunk.exhausted, start);
+    doneSamples += m;
+    bar?.update(doneSamples, `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`);
+  }
+  bar?.done(`${n} samples, ${(oracle?.ledger.spent ?? 0).toLocaleString("en-US")} queries in total`);
+  const options: Record<string, unknown> = method === "sd"
+    ? { ...SD_DEFAULTS, ...opts.sd }
+    : method === "bd"
+    ? { ...BD_DEFAULTS, ...opts.bd }
+    : { ...MBD_DEFAULTS, ...opts.mbd, bd: { ...BD_DEFAULTS, ...opts.bd } };
+  return {
+    method,
+    ids: sampleIds(samples),
+    y: samples.y,
+    numClasses: k,
+    distances: out.distances,
+    bdDistances: out.bdDistances,
+    queries: out.queries,
+    snapshots: out.snapshots
+      ? { queries: [...(opts.mbd?.snapshotAt ?? MBD_DEFAULTS.snapshotAt)], distances: out.snapshots }
+      : undefined,
+    teacherLabels: out.teacherLabels,
+    misclassified: out.misclassified,
+    exhausted: out.exhausted,
+    ledger: oracle && method !== "sd" ? oracle.ledger.snapshot() : null,
+    options,
+    chunks: { computed, resumed, size },
+    seconds,
+  };
+}

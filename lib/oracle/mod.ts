@@ -1,0 +1,39 @@
+/**
+ * `lib/oracle`: teachers behind explicit access levels (`label`, `probs`, `logits+grad`), each with an
+ * exact query {@link Ledger} and budgets that are never exceeded.
+ *
+ * @module
+ */
+export {
+  type BudgetOptions,
+  type ChargeRequest,
+  type KindCounts,
+  Ledger,
+  type LedgerSnapshot,
+  NO_SAMPLE,
+  type PhaseEntry,
+  QUERY_KINDS,
+  type QueryKind,
+  type SampleEntry,
+  sumBySample,
+} from "./ledger.ts";
+export {
+  type AccessLevel,
+  BudgetExceededError,
+  type LabelAnswer,
+  type LabelOracle,
+  labelOracle,
+  type LabelPredictor,
+  type LogitsGradOptions,
+  type LogitsGradOracle,
+  logitsGradOracle,
+  type LogitsPredictor,
+  type OracleBase,
+  OracleError,
+  oracleLedger,
+  type OracleOptions,
+  type ProbsOracle,
+  probsOracle,
+  type QueryTag,
+  type TeacherSource,
+} from "./oracle.ts";
