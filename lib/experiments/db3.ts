@@ -1,0 +1,406 @@
+/**
+ * DB3 with training data (Wang 2021): teacher → label-only soft labels (SD, BD, MBD) → students,
+ * beside the label-only CE student and the standard-KD student (probs access), on the same images.
+ *
+ * `runDb3Table({dataset, scale, seed, methods})` gets the teacher (`getTeacher`), draws a stratified
+ * transfer set of training images, labels it with each method through a label oracle backed by a
+ * worker pool (resumable: chunks cached under `data/db3/`), trains one student per method with the
+ * reference loss (CE + Σ_batch KL(softmax(z/τ) ‖ softmax(S/τ)), τ = 20), and returns table rows plus
+ * one run record per method (saved with `saveRun`, ledger included).
+ *
+ * Scales (per dataset family; MNIST/Fashion-MNIST first, CIFAR-10 in brackets):
+ * - `paper`: the reference — every training image labelled, BD 201 candidates, tol 1e-5, MBD K=200,
+ *   α 0.2, β 1e-3, 20k queries per (sample, class); students 200 epochs, batch 512, Adam 1e-3 (5e-3).
+ * - `laptop` (≤ ~30 min per notebook on 2 cores, teacher cached or trained in minutes): 40 (20)
+ *   images per class; BD at reference settings (~2,200 queries, ~0.2 s per MNIST sample); MBD at the
+ *   reference settings but a 2,000 (1,000) query limit per (sample, class), snapshots at 1k and 2k
+ *   — the 20k limit costs ~15 s per MNIST sample, the `paper` scale and the benchmark measure it;
+ *   students 200 epochs, batch 64 (so a 400-image set still gets ~1,300 Adam steps), reference lr.
+ * - `smoke`: 1 image per class, BD 11 candidates, MBD K=10 with a 400-query limit, 2 epochs.
+ * Teacher accuracy and every setting are recorded in the rows and run records.
+ *
+ * Standard KD uses the same reference loss with the teacher's probabilities as targets:
+ * z = log p (softmax(log p / τ) = softmax(logits / τ) exactly; probabilities below 1e-38 are floored).
+ */
+import type * as tfl from "@tensorflow/tfjs-layers";
+import { initBackend } from "../backend.ts";
+import { type DatasetName, type LabeledData, loadDataset, repoRoot, stratifiedSubset } from "../data/mod.ts";
+import type { ModelName, ModelSpec } from "../models/registry.ts";
+import { labelOracle, probsOracle } from "../oracle/oracle.ts";
+import type { LedgerSnapshot } from "../oracle/ledger.ts";
+import { ModelPool } from "../parallel/pool.ts";
+import { type RunRecord, saveRun, startRun } from "../results/record.ts";
+import { atScale, type Scale } from "../scale.ts";
+import { getTeacher } from "../train/teachers.ts";
+import { train, type TrainConfig } from "../train/trainer.ts";
+import type { BdOptions } from "../db3/bd.ts";
+import { type Db3Distances, labelDistances } from "../db3/label_run.ts";
+import type { MbdOptions } from "../db3/mbd.ts";
+import type { SdOptions } from "../db3/sd.ts";
+import { type SoftLabelOptions, type SoftLabels, softLabelsFromDistances } from "../db3/soft_labels.ts";
+import { makeClassStreams } from "../db3/streams.ts";
+
+/** Rows of the DB3 table. */
+export type Db3TableMethod = "ce" | "kd" | "sd" | "bd" | "mbd";
+
+/** All student rows, in table order. */
+export const DB3_TABLE_METHODS: readonly Db3TableMethod[] = ["ce", "kd", "sd", "bd", "mbd"];
+
+/** Concrete settings of one scale. */
+export interface Db3Settings {
+  /** Transfer-set images per class (0: the whole training set). */
+  samplesPerClass: number;
+  /** Test images used for accuracy (0: all). */
+  testLimit: number;
+  sd: SdOptions;
+  bd: Omit<BdOptions, "lockstep">;
+  mbd: Omit<MbdOptions, "bd" | "lockstep">;
+  student: {
+    model: ModelName;
+    epochs: number;
+    batchSize: number;
+    lr: number;
+    /** τ of the kd-db3 loss. */
+    temperature: number;
+  };
+  /** Samples per labeling chunk (BD, MBD). */
+  chunk: { bd: number; mbd: number };
+  /** What differs from the paper and why. */
+  note: string;
+}
+
+type Family = "lenet" | "alexnet";
+
+function familyOf(d: DatasetName): Family {
+  return d === "cifar10" ? "alexnet" : "lenet";
+}
+
+const STUDENT: Record<Family, { model: ModelName; lr: number }> = {
+  lenet: { model: "db3-lenet5-half", lr: 1e-3 },
+  alexnet: { model: "db3-alexnet-half", lr: 5e-3 },
+};
+
+/** Settings by scale and dataset family (see the module doc). */
+export function db3Settings(scale: Scale, dataset: DatasetName): Db3Settings {
+  const f = familyOf(dataset);
+  const s = STUDENT[f];
+  return atScale<Db3Settings>(scale, {
+    smoke: {
+      samplesPerClass: 1,
+      testLimit: 500,
+      sd: {},
+      bd: { candidates: 11 },
+      mbd: { kGrad: 10, queryLimit: 400, snapshotAt: [200, 400] },
+      student: { model: s.model, epochs: 2, batchSize: 16, lr: s.lr, temperature: 20 },
+      chunk: { bd: 20, mbd: 20 },
+      note:
+        "pipeline check: 10 images, BD 11 candidates, MBD K=10 and 400 queries per (sample, class), 2 epochs",
+    },
+    laptop: {
+      samplesPerClass: f === "lenet" ? 40 : 20,
+      testLimit: 0,
+      sd: {},
+      bd: {},
+      mbd: f === "lenet"
+        ? { queryLimit: 2000, snapshotAt: [1000, 2000] }
+        : { queryLimit: 1000, snapshotAt: [500, 1000] },
+      student: { model: s.model, epochs: 200, batchSize: 64, lr: s.lr, temperature: 20 },
+      chunk: { bd: 100, mbd: 20 },
+      note: f === "lenet"
+        ? "400 images (40/class); MBD query limit 2,000 per (sample, class) instead of 20,000; student batch 64 instead of 512"
+        : "200 images (20/class); MBD query limit 1,000 per (sample, class) instead of 20,000; student batch 64 instead of 512",
+    },
+    paper: {
+      samplesPerClass: 0,
+      testLimit: 0,
+      sd: {},
+      bd: {},
+      mbd: {},
+      student: { model: s.model, epochs: 200, batchSize: 512, lr: s.lr, temperature: 20 },
+      chunk: { bd: 200, mbd: 20 },
+      note: "reference settings",
+    },
+  });
+}
+
+/** Options of {@link runDb3Table}. */
+export interface Db3TableOptions {
+  dataset: DatasetName;
+  scale: Scale;
+  seed: number;
+  /** Student rows to produce (default all: ce, kd, sd, bd, mbd). */
+  methods?: Db3TableMethod[];
+  /** Override parts of the scale's settings. */
+  settings?: Partial<Db3Settings>;
+  /** Soft-label remedy for the 1/d blow-up (default: none, as the reference). */
+  softLabels?: Omit<SoftLabelOptions, "teacherLabels">;
+  /** Labeling cache root (default `<repo>/data/db3`); `false` disables caching. */
+  cacheDir?: string | false;
+  /** Save one run record per method (default true). */
+  save?: boolean;
+  /** Experiment name for the records (default `db3-<dataset>`). */
+  experiment?: string;
+  /** Oracle workers (default: all cores). */
+  workers?: number;
+}
+
+/** One table row. */
+export interface Db3Row {
+  method: Db3TableMethod | "teacher";
+  /** What the method asks the teacher for. */
+  access: "label" | "probs" | "none" | "train";
+  /** Final-epoch test accuracy (the reported number). */
+  testAcc: number;
+  /** Best test accuracy over epochs (test-set selection, reference's habit; labelled). */
+  bestTestAcc: number | null;
+  /** Teacher queries per transfer-set image. */
+  queriesPerSample: number;
+  /** Transfer-set images the teacher misclassifies (flagged), and how many were trained on. */
+  flagged: number;
+  trainedOn: number;
+  /** Labeling seconds computed in this call (cached chunks excluded; BD inside an MBD run: pro rata). */
+  labelSeconds: number;
+  trainSeconds: number;
+  /** Paper number when one exists (unverified secondary source), else null. */
+  paperAcc: number | null;
+}
+
+/** Everything {@link runDb3Table} produced. */
+export interface Db3TableResult {
+  rows: Db3Row[];
+  settings: Db3Settings;
+  teacher: { spec: ModelSpec; testAcc: number };
+  /** The transfer set. */
+  samples: LabeledData;
+  /** Distances by method (SD, BD, MBD). */
+  distances: Partial<Record<"sd" | "bd" | "mbd", Db3Distances>>;
+  /** Soft labels by method. */
+  softLabels: Partial<Record<"sd" | "bd" | "mbd", SoftLabels>>;
+  /** Run records (saved unless `save: false`). */
+  records: RunRecord[];
+}
+
+const PAPER_ACC: Partial<Record<`${DatasetName}-${string}`, number>> = {
+  "mnist-kd": 99.33,
+  "mnist-mbd": 99.52,
+  "cifar10-kd": 77.81,
+  "cifar10-mbd": 78.3,
+};
+
+/** Ledger images over phases whose name starts with `prefix`. */
+function phaseImages(l: LedgerSnapshot | null, prefix: string): number {
+  if (!l) return 0;
+  let s = 0;
+  for (const [name, e] of Object.entries(l.byPhase)) {
+    if (name.startsWith(prefix)) s += e.images.label + e.images.probs;
+  }
+  return s;
+}
+
+/** Train one student on the transfer set; `targets` null = CE only. */
+export async function trainDb3Student(
+  samples: LabeledData,
+  targets: Float32Array | null,
+  keep: Int32Array | null,
+  settings: Db3Settings,
+  test: LabeledData,
+  seed: number,
+  label: string,
+): Promise<
+  { model: tfl.LayersModel; testAcc: number; bestTestAcc: number | null; seconds: number; n: number }
+> {
+  const st = settings.student;
+  const dim = samples.shape.slice(1).reduce((a, b) => a * b, 1);
+  const k = samples.numClasses;
+  let x = samples.x, y = samples.y, z = targets;
+  if (keep && keep.length !== samples.y.length) {
+    x = new Float32Array(keep.length * dim);
+    y = new Int32Array(keep.length);
+    z = targets ? new Float32Array(keep.length * k) : null;
+    keep.forEach((i, j) => {
+      x.set(samples.x.subarray(i * dim, (i + 1) * dim), j * dim);
+      y[j] = samples.y[i];
+      if (z && targets) z.set(targets.subarray(i * k, (i + 1) * k), j * k);
+    });
+  }
+  const spec: ModelSpec = { name: st.model, inputShape: samples.shape.slice(1), numClasses: k };
+  const cfg: TrainConfig = {
+    epochs: st.epochs,
+    batchSize: Math.min(st.batchSize, y.length),
+    seed,
+    loss: z ? { kind: "kd-db3", temperature: st.temperature } : { kind: "ce" },
+    optimizer: { kind: "adam", lr: st.lr },
+    schedule: { kind: "constant" },
+    workers: "auto",
+    label,
+  };
+  const r = await train(
+    spec,
+    { x, shape: [y.length, ...spec.inputShape], y, ...(z ? { targets: z } : {}) },
+    cfg,
+    test,
+  );
+  return {
+    model: r.model,
+    testAcc: r.finalTestAcc ?? NaN,
+    bestTestAcc: r.bestTestAcc ?? null,
+    seconds: r.wallTimeSec,
+    n: y.length,
+  };
+}
+
+/** Run the DB3 table (see the module doc). */
+export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult> {
+  const { dataset, scale, seed } = opts;
+  const methods = opts.methods ?? [...DB3_TABLE_METHODS];
+  const settings = { ...db3Settings(scale, dataset), ...opts.settings };
+  const experiment = opts.experiment ?? `db3-${dataset}`;
+  await initBackend();
+  const teacher = await getTeacher({ dataset, scale, seed });
+  const trainSet = await loadDataset(dataset, "train");
+  const test = await loadDataset(dataset, "test", settings.testLimit ? { limit: settings.testLimit } : {});
+  const samples = settings.samplesPerClass > 0
+    ? stratifiedSubset(trainSet, settings.samplesPerClass, seed)
+    : trainSet;
+  const streams = makeClassStreams(trainSet, seed);
+  const n = samples.y.length;
+  const cacheRoot = opts.cacheDir === false ? undefined : opts.cacheDir ?? `${repoRoot()}/data/db3`;
+  const runKey = `${dataset}-${scale}-s${seed}-n${n}`;
+  const pool = await ModelPool.fromModel(
+    teacher.model,
+    teacher.spec,
+    opts.workers ? { workers: opts.workers } : {},
+  );
+  const rows: Db3Row[] = [{
+    method: "teacher",
+    access: "train",
+    testAcc: teacher.meta.testAcc,
+    bestTestAcc: teacher.meta.bestTestAcc ?? null,
+    queriesPerSample: 0,
+    flagged: 0,
+    trainedOn: teacher.meta.trainImages,
+    labelSeconds: 0,
+    trainSeconds: teacher.meta.wallTimeSec,
+    paperAcc: null,
+  }];
+  const distances: Db3TableResult["distances"] = {};
+  const softLabels: Db3TableResult["softLabels"] = {};
+  const records: RunRecord[] = [];
+  const baseConfig = {
+    teacher: teacher.spec.name,
+    teacherTestAcc: teacher.meta.testAcc,
+    samples: n,
+    settings,
+    softLabels: opts.softLabels ?? {},
+  };
+  try {
+    // Labeling. MBD starts from BD, so one MBD run also yields the BD distances (and BD's queries
+    // are its "bd.*" phases).
+    const needMbd = methods.includes("mbd");
+    if (needMbd || methods.includes("bd")) {
+      const method = needMbd ? "mbd" : "bd";
+      const d = await labelDistances(labelOracle(pool), samples, streams, {
+        method,
+        bd: settings.bd,
+        mbd: { ...settings.mbd, seed },
+        chunkSize: method === "mbd" ? settings.chunk.mbd : settings.chunk.bd,
+        cacheDir: cacheRoot ? `${cacheRoot}/${runKey}/${method}` : undefined,
+        progress: `db3 ${method} labels`,
+      });
+      distances[method] = d;
+      if (needMbd) {
+        distances.bd = { ...d, method: "bd", distances: d.bdDistances!, snapshots: undefined };
+      }
+    }
+    if (methods.includes("sd")) {
+      distances.sd = await labelDistances(null, samples, streams, {
+        method: "sd",
+        sd: settings.sd,
+        progress: false,
+      });
+    }
+    for (const m of methods) {
+      const handle = startRun({
+        experiment,
+        method: `db3-${m}`,
+        dataset,
+        scale,
+        seed,
+        config: { ...baseConfig, method: m },
+      });
+      let targets: Float32Array | null = null, keep: Int32Array | null = null;
+      let queries = 0, flagged = 0, labelSeconds = 0;
+      let ledger: unknown = undefined;
+      if (m === "kd") {
+        const t0 = performance.now();
+        const po = probsOracle(pool);
+        const p = await po.probs(samples.x, n, {
+          phase: "kd.probs",
+          sampleIds: Int32Array.from({ length: n }, (_, i) => i),
+        });
+        targets = Float32Array.from(p, (v) => Math.log(Math.max(v, 1e-38)));
+        labelSeconds = (performance.now() - t0) / 1000;
+        queries = 1;
+        ledger = po.ledger.snapshot();
+      } else if (m !== "ce") {
+        const d = distances[m]!;
+        const s = softLabelsFromDistances(d.distances, samples.y, samples.numClasses, {
+          ...opts.softLabels,
+          teacherLabels: d.teacherLabels,
+        });
+        softLabels[m] = s;
+        targets = s.z;
+        keep = s.keep;
+        flagged = s.flagged.length;
+        labelSeconds = d.seconds;
+        if (m === "sd") queries = 0;
+        else if (m === "bd") {
+          queries = phaseImages(d.ledger, "bd.") / n;
+          // From an MBD run: BD's share of the time, pro rata to its queries.
+          if (d.ledger && d.ledger.totals.images.label > 0) {
+            labelSeconds = d.seconds * (queries * n) / d.ledger.totals.images.label;
+          }
+        } else queries = (d.ledger?.totals.images.label ?? 0) / n;
+        ledger = d.ledger ?? undefined;
+      }
+      const st = await trainDb3Student(samples, targets, keep, settings, test, seed, `student ${m}`);
+      st.model.dispose();
+      const paperAcc = PAPER_ACC[`${dataset}-${m}`] ?? null;
+      rows.push({
+        method: m,
+        access: m === "kd" ? "probs" : m === "ce" || m === "sd" ? "none" : "label",
+        testAcc: st.testAcc,
+        bestTestAcc: st.bestTestAcc,
+        queriesPerSample: queries,
+        flagged,
+        trainedOn: st.n,
+        labelSeconds,
+        trainSeconds: st.seconds,
+        paperAcc,
+      });
+      const rec = handle.finish({
+        testAcc: st.testAcc,
+        bestTestAcc: st.bestTestAcc ?? NaN,
+        teacherTestAcc: teacher.meta.testAcc,
+        queriesPerSample: queries,
+        flagged,
+        trainedOn: st.n,
+        labelSeconds,
+        trainSeconds: st.seconds,
+      }, { ledger, notes: [settings.note] });
+      records.push(rec);
+      if (opts.save !== false) await saveRun(rec);
+    }
+  } finally {
+    pool.close();
+  }
+  return {
+    rows,
+    settings,
+    teacher: { spec: teacher.spec, testAcc: teacher.meta.testAcc },
+    samples,
+    distances,
+    softLabels,
+    records,
+  };
+}
