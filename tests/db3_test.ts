@@ -326,3 +326,44 @@ Deno.test("labelDistances: chunked BD resumes after an interruption with identic
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("MBD: per-sample budget stops the search with best-so-far; faithful mode also converges", async () => {
+  const rng = new Rng(12);
+  const W = Array.from({ length: D }, () => [rng.normal() * 0.5, rng.normal() * 0.5, 0]);
+  const b = centredBias(W, [0, 0, -100]);
+  const model = linearTeacher(W, b);
+  const pool = new Float32Array(300 * D);
+  rng.fillUniform(pool, 0.2, 0.8);
+  const py = Int32Array.from({ length: 300 }, (_, i) => argmax(logits(W, b, pool, i * D)));
+  const streams = makeClassStreams({ x: pool, y: py, shape: [300, ...SHAPE], numClasses: K }, 2);
+  const sx = new Float32Array(2 * D);
+  rng.fillUniform(sx, 0.4, 0.6);
+  const sy = Int32Array.from({ length: 2 }, (_, i) => argmax(logits(W, b, sx, i * D)));
+  const samples: Db3Samples = { x: sx, y: sy, shape: [2, ...SHAPE], numClasses: K };
+  const ledger = new Ledger();
+  ledger.setSampleBudget(0, 900);
+  const opts = { bd: { candidates: 10 }, kGrad: 30, queryLimit: 2500, snapshotAt: [1000, 2500], seed: 1 };
+  const r = await minimalBoundaryDistances(labelOracle(model, { ledger }), samples, streams, opts);
+  assert.equal(r.exhausted[0], 1);
+  assert.equal(r.exhausted[1], 0);
+  assert.ok(ledger.spentBy(0) <= 900);
+  const t0 = 1 - sy[0];
+  assert.equal(r.stops[0 * K + t0], "budget");
+  assert.ok(r.distances[t0] <= r.bd.distances[t0]);
+  const f = await minimalBoundaryDistances(labelOracle(model), samples, streams, { ...opts, faithful: true });
+  for (let i = 0; i < 2; i++) {
+    const j = i * K + (1 - sy[i]);
+    assert.ok(f.distances[j] < f.bd.distances[j] && f.queries[j] <= 2500);
+  }
+});
+
+Deno.test("label oracle: a failing teacher raises OracleError naming the phase", async () => {
+  const o = labelOracle({
+    spec: { inputShape: [2], numClasses: 2 },
+    predictLabels: () => Promise.reject(new Error("connection reset")),
+  });
+  await assert.rejects(
+    () => o.labels(new Float32Array(2), 1, { phase: "bd.probe" }),
+    (e: Error) => e.name === "OracleError" && /bd\.probe/.test(e.message),
+  );
+});

@@ -26,11 +26,15 @@ export type AccessLevel = "label" | "probs" | "logits+grad";
  */
 export interface LabelPredictor {
   predictLabels(x: Float32Array, n: number): Promise<Int32Array>;
+  /** Shape of one input and number of classes (ModelPool's model spec has both). */
+  readonly spec?: { inputShape: number[]; numClasses: number };
 }
 
 /** A teacher that answers logit queries on flat NHWC batches. */
 export interface LogitsPredictor {
   predictLogits(x: Float32Array, n: number): Promise<Float32Array>;
+  /** Shape of one input and number of classes (ModelPool's model spec has both). */
+  readonly spec?: { inputShape: number[]; numClasses: number };
 }
 
 /** What a label or probs oracle can be built on. */
@@ -145,7 +149,7 @@ function shapeOf(teacher: TeacherSource, opts: OracleOptions): { inputShape: num
     };
   }
   // A ModelPool (or any predictor carrying its model spec) describes itself.
-  const spec = (teacher as { spec?: { inputShape?: number[]; numClasses?: number } }).spec;
+  const spec = teacher.spec;
   const inputShape = opts.inputShape ?? spec?.inputShape;
   const numClasses = opts.numClasses ?? spec?.numClasses;
   if (!inputShape || !numClasses) {
