@@ -4,8 +4,9 @@
  * temperature τ (20 by default): p = softmax(z/τ).
  *
  * The 1/d blow-up: a sample the teacher already misclassifies as t has d_t ≈ the search tolerance
- * (1e-5), so z ≈ 10^5 and softmax(z/τ) is a one-hot on whichever of t and c is larger — always c here,
- * but the other classes' information vanishes and the student is pushed hard on an atypical image.
+ * (1e-5), so z_t ≈ z_c ≈ 10^5. Its target softmax(z/τ) puts all mass on c and t and none elsewhere,
+ * while an ordinary sample's target at τ = 20 is nearly flat (z ≈ 0.2–3, so z/τ ≈ 0.01–0.15): the few
+ * such samples can dominate the summed KL term (the likely cause of the reference's weak BD student).
  * Samples are flagged when the teacher's label of x0 differs from y (if known) or when their smallest
  * off-class distance is at most `flagBelow`. Remedies (options): a distance floor — fixed, or a
  * quantile of all off-class distances — and dropping flagged samples.
