@@ -121,6 +121,10 @@ Deno.test("matMul with transposes (2-D, batched, broadcast batch) and its gradie
     { a: [4, 6, 5], b: [4, 6, 3], ta: true, tb: false },
     { a: [2, 3, 6, 5], b: [2, 3, 4, 5], ta: false, tb: true },
     { a: [1, 5], b: [4, 5], ta: false, tb: true },
+    // Large enough per matrix for the one-call-per-batch-entry path.
+    { a: [3, 40, 32], b: [3, 32, 20], ta: false, tb: false },
+    { a: [2, 3, 30, 32], b: [2, 3, 24, 32], ta: false, tb: true },
+    { a: [2, 32, 30], b: [2, 32, 24], ta: true, tb: false },
   ];
   for (const c of cases) {
     const av = randn(rng, c.a), bv = randn(rng, c.b);
@@ -348,4 +352,36 @@ Deno.test("sum over leading axes (bias gradients) and delegated reductions match
     ];
   });
   assertClose(res[0], res[1], "sum");
+});
+
+Deno.test("tile gradient (reshape + sum) equals the per-repetition slice sum", async () => {
+  const rng = new Rng(13);
+  const cases: { x: number[]; reps: number[] }[] = [
+    { x: [3], reps: [4] },
+    { x: [2, 3], reps: [3, 1] },
+    { x: [1, 1, 4], reps: [5, 6, 1] },
+    { x: [2, 1, 3, 2], reps: [2, 3, 1, 2] },
+  ];
+  for (const c of cases) {
+    const xv = randn(rng, c.x);
+    const res = await onBoth(() => {
+      const x = tf.tensor(xv, c.x);
+      const y = tf.tile(x, c.reps);
+      const w = tf.sin(tf.reshape(tf.range(0, y.size), y.shape));
+      const g = tf.grad((p: tf.Tensor) => tf.sum(tf.mul(tf.tile(p, c.reps), w)))(x);
+      // Reference: add up every repeated block of w.
+      let ref = tf.zerosLike(x);
+      const idx = c.reps.map(() => 0);
+      for (let k = 0; k < c.reps.reduce((p, r) => p * r, 1); k++) {
+        let rest = k;
+        for (let a = c.reps.length - 1; a >= 0; a--) {
+          idx[a] = rest % c.reps[a];
+          rest = Math.floor(rest / c.reps[a]);
+        }
+        ref = tf.add(ref, tf.slice(w, idx.map((r, a) => r * c.x[a]), c.x));
+      }
+      return [g, ref];
+    });
+    assertClose([res[0][0], res[1][0]], [res[0][1], res[1][1]], `tile ${JSON.stringify(c)}`);
+  }
 });

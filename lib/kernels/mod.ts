@@ -4,7 +4,7 @@
  * Registering is idempotent. Overrides keep the replaced kernel's `setupFunc`, and delegate to the
  * replaced kernel where they do not cover a case.
  */
-import { getKernel, type KernelConfig } from "@tensorflow/tfjs-core";
+import { getKernel, type KernelConfig, registerGradient } from "@tensorflow/tfjs-core";
 import { wasmKernelRegistrars } from "./registrars.ts";
 import { batchMatMulConfig, fusedMatMulConfig } from "./batch_mat_mul.ts";
 import { conv2dBackpropFilterConfig } from "./conv2d_backprop_filter.ts";
@@ -12,6 +12,7 @@ import { conv2dBackpropInputConfig, setConv2dBackpropInputFallback } from "./con
 import { replaceWasmKernel } from "./kernel_call.ts";
 import { maxPoolGradConfig } from "./max_pool_grad.ts";
 import { sumConfig } from "./sum.ts";
+import { tileGradConfig } from "./tile_grad.ts";
 import { unsortedSegmentSumConfig } from "./unsorted_segment_sum.ts";
 
 /** Kernel configs registered by the kit, by name (filled when registered). */
@@ -52,3 +53,7 @@ add("_FusedMatMul", (orig) => fusedMatMulConfig(required("_FusedMatMul", orig)))
 add("MaxPoolGrad", (orig) => maxPoolGradConfig(orig));
 add("Sum", (orig) => sumConfig(required("Sum", orig)));
 add("UnsortedSegmentSum", () => unsortedSegmentSumConfig);
+
+// A gradient, not a kernel: registered with them because the kernels' users train on wasm.
+kitWasmKernels.push("Tile (gradient)");
+wasmKernelRegistrars.push({ name: "Tile (gradient)", register: () => registerGradient(tileGradConfig) });
