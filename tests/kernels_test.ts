@@ -354,7 +354,7 @@ Deno.test("sum over leading axes (bias gradients) and delegated reductions match
   assertClose(res[0], res[1], "sum");
 });
 
-Deno.test("tile gradient (reshape + sum) equals the per-repetition slice sum", async () => {
+Deno.test("tile forward (float, int) matches cpu; its gradient equals the per-repetition slice sum", async () => {
   const rng = new Rng(13);
   const cases: { x: number[]; reps: number[] }[] = [
     { x: [3], reps: [4] },
@@ -380,8 +380,9 @@ Deno.test("tile gradient (reshape + sum) equals the per-repetition slice sum", a
         }
         ref = tf.add(ref, tf.slice(w, idx.map((r, a) => r * c.x[a]), c.x));
       }
-      return [g, ref];
+      return [g, ref, y, tf.cast(tf.tile(tf.cast(x, "int32"), c.reps), "float32")];
     });
-    assertClose([res[0][0], res[1][0]], [res[0][1], res[1][1]], `tile ${JSON.stringify(c)}`);
+    assertClose([res[0][0], res[1][0]], [res[0][1], res[1][1]], `tile gradient ${JSON.stringify(c)}`);
+    assertClose(res[0].slice(2), res[1].slice(2), `tile forward ${JSON.stringify(c)}`);
   }
 });

@@ -12,6 +12,7 @@ import { conv2dBackpropInputConfig, setConv2dBackpropInputFallback } from "./con
 import { replaceWasmKernel } from "./kernel_call.ts";
 import { maxPoolGradConfig } from "./max_pool_grad.ts";
 import { sumConfig } from "./sum.ts";
+import { tileConfig } from "./tile.ts";
 import { tileGradConfig } from "./tile_grad.ts";
 import { unsortedSegmentSumConfig } from "./unsorted_segment_sum.ts";
 
@@ -52,6 +53,7 @@ add("BatchMatMul", (orig) => batchMatMulConfig(required("BatchMatMul", orig)));
 add("_FusedMatMul", (orig) => fusedMatMulConfig(required("_FusedMatMul", orig)));
 add("MaxPoolGrad", (orig) => maxPoolGradConfig(orig));
 add("Sum", (orig) => sumConfig(required("Sum", orig)));
+add("Tile", (orig) => tileConfig(required("Tile", orig)));
 add("UnsortedSegmentSum", () => unsortedSegmentSumConfig);
 
 // A gradient, not a kernel: registered with them because the kernels' users train on wasm.
