@@ -57,6 +57,41 @@ function perBatch(original: KernelConfig, backend: WasmBackendLike, a: TensorInf
   return out;
 }
 
+const batchOf = (t: TensorInfo) => t.shape.slice(0, -2).reduce((p, d) => p * d, 1);
+
+/**
+ * a·bᵀ (or aᵀ·bᵀ) computed as (b·aᵀ)ᵀ (or (b·a)ᵀ) when that moves fewer floats through transposes.
+ * For a dense layer's input gradient dy·Wᵀ this transposes the small dy and dx instead of the weight
+ * matrix (2048×2048 in AlexNet's fc layers). Only for un-batched operands; undefined otherwise.
+ */
+function viaSwap(
+  original: KernelConfig,
+  backend: WasmBackendLike,
+  a: TensorInfo,
+  b: TensorInfo,
+  tA: boolean,
+) {
+  if (batchOf(a) !== 1 || batchOf(b) !== 1 || a.dtype !== "float32" || b.dtype !== "float32") {
+    return undefined;
+  }
+  const ra = a.shape.length, rb = b.shape.length;
+  const m = tA ? a.shape[ra - 1] : a.shape[ra - 2], k = tA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const n = b.shape[rb - 2];
+  const direct = (tA ? k * m : 0) + 2 * n * k; // transpose a (if needed) and b; pack bᵀ
+  const swap = (tA ? 0 : 2 * m * k) + m * n; // transpose a (if needed) and the result; pack aᵀ
+  if (swap >= direct) return undefined;
+  const right = tA ? a : swapLast(backend, a); // [k, m]
+  const prod = original.kernelFunc({
+    inputs: { a: b, b: right },
+    backend: backend as never,
+    attrs: { transposeA: false, transposeB: false } as never,
+  }) as TensorInfo; // [n, m]
+  const out = swapLast(backend, prod);
+  free(backend, prod);
+  if (right !== a) free(backend, right);
+  return out;
+}
+
 /**
  * Wrap a matmul kernel so it never sees transposed operands; with `batched`, batched products run
  * per batch entry (see {@link perBatch}).
@@ -68,6 +103,10 @@ function untransposing(original: KernelConfig, batched: boolean): KernelConfig["
     const backend = args.backend as unknown as WasmBackendLike;
     if (!attrs.transposeA && !attrs.transposeB) {
       return (batched ? perBatch(original, backend, a, b) : undefined) ?? original.kernelFunc(args);
+    }
+    if (batched && attrs.transposeB) {
+      const swapped = viaSwap(original, backend, a, b, !!attrs.transposeA);
+      if (swapped) return swapped;
     }
     const temps: TensorInfo[] = [];
     let a2 = a, b2 = b;
