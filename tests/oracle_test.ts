@@ -168,3 +168,16 @@ Deno.test("logits+grad oracle: gradient of a linear teacher is W's column, count
   assert.deepEqual(Array.from(model.getWeights()[1].dataSync()), [0, 0, 0.5]);
   tf.dispose([x, r.logits, r.dx, z]);
 });
+
+Deno.test("label oracle clamp: every float class lands in [0,1]", async () => {
+  let seen: Float32Array | undefined;
+  const o = labelOracle({
+    spec: { inputShape: [8], numClasses: 2 },
+    predictLabels: (x: Float32Array, n: number) => {
+      seen = x.slice();
+      return Promise.resolve(new Int32Array(n));
+    },
+  });
+  await o.labels(Float32Array.from([-0.5, 0.25, 1.5, -0, 1, 0, Infinity, -Infinity]), 1, { phase: "c" });
+  assert.deepEqual([...seen!], [0, 0.25, 1, 0, 1, 0, 1, 0]);
+});

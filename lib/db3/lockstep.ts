@@ -77,6 +77,17 @@ export async function runLockstep<R>(
   };
 
   const runLane = async (slots: Slot<R>[]) => {
+    // Round buffers, one per phase, reused across rounds (the oracle copies what it sends).
+    const buffers = new Map<string, { x: Float32Array; ids: Int32Array }>();
+    const bufferFor = (phase: string, n: number) => {
+      let b = buffers.get(phase);
+      if (!b || b.ids.length < n) {
+        const cap = Math.max(n, Math.ceil((b?.ids.length ?? 0) * 1.5));
+        b = { x: new Float32Array(cap * dim), ids: new Int32Array(cap) };
+        buffers.set(phase, b);
+      }
+      return { x: b.x.subarray(0, n * dim), ids: b.ids.subarray(0, n) };
+    };
     let pending = slots.filter((s) => start(s, undefined));
     while (pending.length > 0) {
       // Serve asks in FIFO order up to the cap (at least one).
@@ -100,8 +111,7 @@ export async function runLockstep<R>(
       const calls = [...byPhase.entries()].map(async ([phase, group]) => {
         let n = 0;
         for (const s of group) n += s.ask!.m;
-        const x = new Float32Array(n * dim);
-        const ids = new Int32Array(n);
+        const { x, ids } = bufferFor(phase, n);
         const offsets = new Int32Array(group.length);
         let o = 0;
         group.forEach((s, gi) => {

@@ -23,6 +23,7 @@ export type AccessLevel = "label" | "probs" | "logits+grad";
 /**
  * A teacher that answers label queries on flat NHWC batches (e.g. `ModelPool`, a remote service). If
  * it carries a `spec` with `inputShape` and `numClasses` (as `ModelPool` does), the oracle reads them.
+ * `x` is the oracle's scratch memory: valid until the returned promise settles, not to be kept.
  */
 export interface LabelPredictor {
   predictLabels(x: Float32Array, n: number): Promise<Int32Array>;
@@ -158,11 +159,40 @@ function shapeOf(teacher: TeacherSource, opts: OracleOptions): { inputShape: num
   return { inputShape: [...inputShape], numClasses };
 }
 
-function clampCopy(x: Float32Array, len: number): Float32Array {
-  const out = new Float32Array(len);
+/**
+ * Reusable scratch buffers (one per concurrent request), so the per-request clamped copies do not
+ * allocate fresh, page-faulting memory for every call.
+ */
+class Scratch {
+  #free: Float32Array[] = [];
+
+  take(len: number): Float32Array {
+    for (let i = 0; i < this.#free.length; i++) {
+      if (this.#free[i].length >= len) return this.#free.splice(i, 1)[0].subarray(0, len);
+    }
+    return new Float32Array(len);
+  }
+
+  give(a: Float32Array): void {
+    if (this.#free.length < 4) this.#free.push(new Float32Array(a.buffer));
+  }
+}
+
+/** Bits of the float32 1.0. */
+const ONE_BITS = 0x3f800000;
+
+/**
+ * Copy the first `len` floats of `x` into `out`, clamped to [0, 1] (a NaN becomes 0 or 1 by its sign
+ * bit). Branch-free on the float bits: query images often have pixels scattered on both sides of 0
+ * (e.g. Sign-OPT's perturbed background), where a branchy clamp mispredicts on every other pixel.
+ */
+function clampInto(x: Float32Array, len: number, out: Float32Array): Float32Array {
+  out.set(x.subarray(0, len));
+  const b = new Int32Array(out.buffer, out.byteOffset, len);
   for (let i = 0; i < len; i++) {
-    const v = x[i];
-    out[i] = v < 0 ? 0 : v > 1 ? 1 : v !== v ? 0 : v;
+    const v = b[i] & ~(b[i] >> 31); // negative (sign bit set) → +0
+    const d = v - ONE_BITS;
+    b[i] = ONE_BITS + (d & (d >> 31)); // min(v, 1.0): non-negative floats order like their bits
   }
   return out;
 }
@@ -221,6 +251,7 @@ class LabelOracleImpl implements LabelOracle {
   readonly #answer: (x: Float32Array, n: number) => Promise<Int32Array>;
   readonly #maxBatch: number;
   readonly #dim: number;
+  readonly #scratch = new Scratch();
 
   constructor(teacher: TeacherSource, opts: OracleOptions) {
     const s = shapeOf(teacher, opts);
@@ -239,15 +270,18 @@ class LabelOracleImpl implements LabelOracle {
     if (x.length < n * d) throw new RangeError(`oracle: ${x.length} floats for ${n} images of ${d}`);
     const refused = this.ledger.charge({ kinds: ["label"], phase: q.phase, n, sampleIds: q.sampleIds });
     const labels = new Int32Array(n).fill(-1);
-    const acc = packAccepted(clampCopy(x, n * d), n, d, refused);
+    const buf = this.#scratch.take(n * d);
+    const acc = packAccepted(clampInto(x, n * d, buf), n, d, refused);
     const m = acc.idx.length;
     try {
       await inChunks(m, this.#maxBatch, async (s, e) => {
-        const out = await this.#answer(acc.x.slice(s * d, e * d), e - s);
+        const out = await this.#answer(acc.x.subarray(s * d, e * d), e - s);
         for (let i = s; i < e; i++) labels[acc.idx[i]] = out[i - s];
       });
     } catch (err) {
       throw new OracleError(`label teacher failed in phase ${q.phase}: ${err}`, q.phase, m, { cause: err });
+    } finally {
+      this.#scratch.give(buf);
     }
     return { labels, refused };
   }
@@ -277,6 +311,7 @@ class ProbsOracleImpl implements ProbsOracle {
   readonly #logits: (x: Float32Array, n: number) => Promise<Float32Array>;
   readonly #maxBatch: number;
   readonly #dim: number;
+  readonly #scratch = new Scratch();
 
   constructor(teacher: tfl.LayersModel | LogitsPredictor, opts: OracleOptions) {
     const s = shapeOf(teacher as TeacherSource, opts);
@@ -300,15 +335,18 @@ class ProbsOracleImpl implements ProbsOracle {
     if (x.length < n * d) throw new RangeError(`oracle: ${x.length} floats for ${n} images of ${d}`);
     const refused = this.ledger.charge({ kinds: ["probs"], phase: q.phase, n, sampleIds: q.sampleIds });
     const probs = new Float32Array(n * k).fill(NaN);
-    const acc = packAccepted(clampCopy(x, n * d), n, d, refused);
+    const buf = this.#scratch.take(n * d);
+    const acc = packAccepted(clampInto(x, n * d, buf), n, d, refused);
     const m = acc.idx.length;
     try {
       await inChunks(m, this.#maxBatch, async (s, e) => {
-        const p = softmaxRows(await this.#logits(acc.x.slice(s * d, e * d), e - s), e - s, k);
+        const p = softmaxRows(await this.#logits(acc.x.subarray(s * d, e * d), e - s), e - s, k);
         for (let i = s; i < e; i++) probs.set(p.subarray((i - s) * k, (i - s + 1) * k), acc.idx[i] * k);
       });
     } catch (err) {
       throw new OracleError(`probs teacher failed in phase ${q.phase}: ${err}`, q.phase, m, { cause: err });
+    } finally {
+      this.#scratch.give(buf);
     }
     return { probs, refused };
   }
