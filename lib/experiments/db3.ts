@@ -187,6 +187,13 @@ const PAPER_ACC: Partial<Record<`${DatasetName}-${string}`, number>> = {
   "cifar10-mbd": 78.3,
 };
 
+/** 8 hex digits of FNV-1a over a string (names cache folders by their settings). */
+function shortHash(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
 /** Ledger images over phases whose name starts with `prefix`. */
 function phaseImages(l: LedgerSnapshot | null, prefix: string): number {
   if (!l) return 0;
@@ -265,7 +272,9 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
   const streams = makeClassStreams(trainSet, seed);
   const n = samples.y.length;
   const cacheRoot = opts.cacheDir === false ? undefined : opts.cacheDir ?? `${repoRoot()}/data/db3`;
-  const runKey = `${dataset}-${scale}-s${seed}-n${n}`;
+  const runKey = `${dataset}-${scale}-s${seed}-n${n}-${
+    shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd]))
+  }`;
   const pool = await ModelPool.fromModel(
     teacher.model,
     teacher.spec,
