@@ -79,7 +79,8 @@ function rate(step: () => void, batch: number, seconds: number): Rate {
   const t0 = performance.now();
   step();
   const one = (performance.now() - t0) / 1000;
-  const windows = Math.max(3, Math.min(9, Math.floor(seconds / Math.max(one, 0.05))));
+  // Very slow steps (the cpu backend) get a single timed window.
+  const windows = one > seconds ? 1 : Math.max(3, Math.min(9, Math.floor(seconds / Math.max(one, 0.05))));
   const perWindow = Math.max(1, Math.round(seconds / windows / one));
   const rates: number[] = [];
   let bestCpu = 0;
