@@ -211,7 +211,7 @@ export function renderTable(rows: ThroughputRow[]): string {
         w?.infer ? Math.round(w.infer).toLocaleString("en-US") : "—",
       );
     }
-    if (r.note) cells[cells.length - 1] += ` (${r.note})`;
+    if (r.note) cells[5] += ` (${r.note})`;
     lines.push(`| ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
