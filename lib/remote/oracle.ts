@@ -1,0 +1,286 @@
+/**
+ * A label oracle for teachers that charge per query (remote APIs): cache first, pay for the rest,
+ * count paid, cached and failed separately.
+ *
+ * Composition around the kit's `Ledger`, which keeps owning budgets and per-phase/per-sample counts:
+ *
+ * 1. inputs are clamped to [0,1] (as `labelOracle` does) and keyed by the SHA-256 of their exact
+ *    float32 bytes; images found in the {@link LabelCache} are answered for free (cache hits are not
+ *    booked in the ledger and do not touch budgets);
+ * 2. the remaining images are admitted against the ledger's budgets with the ledger's own rule
+ *    (per sample, all-or-nothing within a request, in order of first appearance), counting images
+ *    still in flight as reserved, so concurrent calls can never overshoot a budget;
+ * 3. admitted images are sent; each answered batch is booked in the ledger (`label`, the request's
+ *    phase) and appended to the cache at once. A batch that fails for good is not booked: the ledger
+ *    counts exactly the images the teacher answered. Failed attempts are counted by the transport.
+ *
+ * So after any run, interrupted or not, `ledger` totals equal the images the server answered, and a
+ * rerun over the same images costs nothing. {@link RemoteLabelOracle.usage} reports paid / cache hits
+ * / refused per phase and the transport's failed attempts.
+ *
+ * @module
+ */
+import { Ledger, NO_SAMPLE } from "../oracle/ledger.ts";
+import {
+  type LabelAnswer,
+  type LabelOracle,
+  type LabelPredictor,
+  OracleError,
+  type QueryTag,
+} from "../oracle/oracle.ts";
+import type { BatchCallback } from "./client.ts";
+import { RemoteTeacher, type RemoteTeacherOptions } from "./client.ts";
+import { imageKeys, LabelCache } from "./cache.ts";
+import type { TransportStats } from "./http.ts";
+
+/** Counts of one phase. */
+export interface UsageEntry {
+  /** Images answered by the teacher (booked in the ledger). */
+  paid: number;
+  /** Images answered from the cache (free). */
+  cacheHits: number;
+  /** Images refused by a budget (not sent). */
+  refused: number;
+}
+
+/** What a cached oracle has done so far. */
+export interface RemoteUsage extends UsageEntry {
+  byPhase: Record<string, UsageEntry>;
+  /** Transport counters (zero for a non-HTTP predictor). */
+  requests: number;
+  attempts: number;
+  failedAttempts: number;
+  retries: number;
+  failedRequests: number;
+  failuresByCause: Record<string, number>;
+  /** Entries in the persistent cache (all runs), and those found when it was opened. */
+  cacheSize: number;
+  cacheLoaded: number;
+}
+
+/** Options of {@link cachedLabelOracle}. */
+export interface CachedOracleOptions {
+  /** Image shape (default: the predictor's spec). */
+  inputShape?: number[];
+  /** Number of classes (default: the predictor's spec). */
+  numClasses?: number;
+  /** Ledger for paid queries and budgets (default: a fresh unlimited one). */
+  ledger?: Ledger;
+  /** Persistent cache (default: none). */
+  cache?: LabelCache;
+}
+
+/** A predictor that reports answered batches as they arrive (e.g. {@link RemoteTeacher}). */
+interface BatchingPredictor extends LabelPredictor {
+  predictBatches(x: Float32Array, n: number, onBatch?: BatchCallback): Promise<Int32Array>;
+  readonly stats?: TransportStats;
+}
+
+function clampCopy(x: Float32Array, len: number): Float32Array {
+  const out = new Float32Array(len);
+  for (let i = 0; i < len; i++) {
+    const v = x[i];
+    out[i] = v > 0 ? (v < 1 ? v : 1) : 0; // NaN → 0
+  }
+  return out;
+}
+
+function zero(): UsageEntry {
+  return { paid: 0, cacheHits: 0, refused: 0 };
+}
+
+/** See the module doc. */
+export class RemoteLabelOracle implements LabelOracle {
+  readonly access = "label" as const;
+  readonly inputShape: number[];
+  readonly numClasses: number;
+  readonly ledger: Ledger;
+  readonly cache: LabelCache | undefined;
+  readonly #teacher: LabelPredictor;
+  readonly #dim: number;
+  readonly #reserved = new Map<number, number>();
+  #reservedTotal = 0;
+  readonly #usage = new Map<string, UsageEntry>();
+
+  constructor(teacher: LabelPredictor, opts: CachedOracleOptions = {}) {
+    const inputShape = opts.inputShape ?? teacher.spec?.inputShape;
+    const numClasses = opts.numClasses ?? teacher.spec?.numClasses;
+    if (!inputShape || !numClasses) throw new Error("cachedLabelOracle: needs inputShape and numClasses");
+    this.inputShape = [...inputShape];
+    this.numClasses = numClasses;
+    this.ledger = opts.ledger ?? new Ledger();
+    this.cache = opts.cache;
+    this.#teacher = teacher;
+    this.#dim = inputShape.reduce((a, b) => a * b, 1);
+  }
+
+  #entry(phase: string): UsageEntry {
+    let e = this.#usage.get(phase);
+    if (!e) this.#usage.set(phase, e = zero());
+    return e;
+  }
+
+  /** Admit misses against budgets (counting in-flight reservations); returns the refused mask. */
+  #admit(ids: Int32Array | undefined, m: number): Uint8Array {
+    const refused = new Uint8Array(m);
+    const counts = new Map<number, number>();
+    if (ids) { for (let i = 0; i < m; i++) counts.set(ids[i], (counts.get(ids[i]) ?? 0) + 1); }
+    else if (m > 0) counts.set(NO_SAMPLE, m);
+    let totalLeft = this.ledger.totalRemaining() - this.#reservedTotal;
+    const denied = new Set<number>();
+    for (const [id, k] of counts) {
+      const held = this.#reserved.get(id) ?? 0;
+      if (this.ledger.spentBy(id) + held + k > this.ledger.budgetOf(id) || k > totalLeft) {
+        denied.add(id);
+        continue;
+      }
+      totalLeft -= k;
+      this.#reserved.set(id, held + k);
+      this.#reservedTotal += k;
+    }
+    if (denied.size > 0) {
+      for (let i = 0; i < m; i++) if (denied.has(ids ? ids[i] : NO_SAMPLE)) refused[i] = 1;
+    }
+    return refused;
+  }
+
+  #release(ids: Int32Array | undefined, m: number) {
+    if (m === 0) return;
+    if (!ids) {
+      this.#reserved.set(NO_SAMPLE, (this.#reserved.get(NO_SAMPLE) ?? 0) - m);
+    } else {
+      for (let i = 0; i < m; i++) this.#reserved.set(ids[i], this.#reserved.get(ids[i])! - 1);
+    }
+    this.#reservedTotal -= m;
+  }
+
+  async labels(x: Float32Array, n: number, q: QueryTag): Promise<LabelAnswer> {
+    const d = this.#dim;
+    if (x.length < n * d) throw new RangeError(`oracle: ${x.length} floats for ${n} images of ${d}`);
+    if (q.sampleIds && q.sampleIds.length !== n) {
+      throw new RangeError(`oracle: ${q.sampleIds.length} sample ids for ${n} images`);
+    }
+    const usage = this.#entry(q.phase);
+    const xc = clampCopy(x, n * d);
+    const labels = new Int32Array(n).fill(-1);
+    const refused = new Uint8Array(n);
+    const keys = this.cache ? imageKeys(xc, n, d) : undefined;
+    // 1. cache
+    const miss: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const hit = keys ? this.cache!.get(keys[i]) : undefined;
+      if (hit !== undefined) labels[i] = hit;
+      else miss.push(i);
+    }
+    usage.cacheHits += n - miss.length;
+    if (miss.length === 0) return { labels, refused };
+    // 2. budgets
+    const missIds = q.sampleIds ? Int32Array.from(miss, (i) => q.sampleIds![i]) : undefined;
+    const deny = this.#admit(missIds, miss.length);
+    const send: number[] = [];
+    miss.forEach((i, j) => {
+      if (deny[j]) refused[i] = 1;
+      else send.push(i);
+    });
+    usage.refused += miss.length - send.length;
+    const m = send.length;
+    if (m === 0) return { labels, refused };
+    const xs = new Float32Array(m * d);
+    send.forEach((i, j) => xs.set(xc.subarray(i * d, (i + 1) * d), j * d));
+    const ids = q.sampleIds ? Int32Array.from(send, (i) => q.sampleIds![i]) : undefined;
+    // 3. pay, batch by batch
+    let paid = 0;
+    const answered = new Uint8Array(m);
+    const writes: Promise<void>[] = [];
+    const settle = (s: number, e: number, got: Int32Array) => {
+      const bIds = ids?.subarray(s, e);
+      this.#release(bIds, e - s);
+      const no = this.ledger.charge({ kinds: ["label"], phase: q.phase, n: e - s, sampleIds: bIds });
+      if (no.some((r) => r === 1)) {
+        throw new Error("remote oracle: a reserved batch was refused (internal error)");
+      }
+      for (let j = s; j < e; j++) {
+        labels[send[j]] = got[j - s];
+        answered[j] = 1;
+      }
+      paid += e - s;
+      usage.paid += e - s;
+      if (keys && this.cache) writes.push(this.cache.add(send.slice(s, e).map((i) => keys[i]), got));
+    };
+    const t = this.#teacher as BatchingPredictor;
+    try {
+      if (typeof t.predictBatches === "function") await t.predictBatches(xs, m, settle);
+      else settle(0, m, await t.predictLabels(xs, m));
+    } catch (err) {
+      // Release what was reserved but never answered; nothing unanswered is booked.
+      const left = Array.from(answered.keys()).filter((j) => !answered[j]);
+      this.#release(ids ? Int32Array.from(left, (j) => ids[j]) : undefined, left.length);
+      await Promise.allSettled(writes);
+      throw new OracleError(
+        `label teacher failed in phase ${q.phase} after ${paid} of ${m} images were answered: ` +
+          `${(err as Error).message ?? err}`,
+        q.phase,
+        paid,
+        { cause: err },
+      );
+    }
+    await Promise.all(writes);
+    return { labels, refused };
+  }
+
+  /** Paid / cache hits / refused (total and per phase) and the transport's failures. */
+  usage(): RemoteUsage {
+    const total = zero();
+    const byPhase: Record<string, UsageEntry> = {};
+    for (const [k, e] of this.#usage) {
+      byPhase[k] = { ...e };
+      total.paid += e.paid;
+      total.cacheHits += e.cacheHits;
+      total.refused += e.refused;
+    }
+    const s = (this.#teacher as BatchingPredictor).stats;
+    return {
+      ...total,
+      byPhase,
+      requests: s?.requests ?? 0,
+      attempts: s?.attempts ?? 0,
+      failedAttempts: s?.failedAttempts ?? 0,
+      retries: s?.retries ?? 0,
+      failedRequests: s?.failedRequests ?? 0,
+      failuresByCause: { ...(s?.byCause ?? {}) },
+      cacheSize: this.cache?.size ?? 0,
+      cacheLoaded: this.cache?.loaded ?? 0,
+    };
+  }
+
+  toJSON() {
+    return { access: this.access, inputShape: this.inputShape, numClasses: this.numClasses };
+  }
+}
+
+/** A label oracle with a persistent cache and paid/cached/failed accounting over any label predictor. */
+export function cachedLabelOracle(
+  teacher: LabelPredictor,
+  opts: CachedOracleOptions = {},
+): RemoteLabelOracle {
+  return new RemoteLabelOracle(teacher, opts);
+}
+
+/** Options of {@link remoteLabelOracle}. */
+export interface RemoteOracleOptions extends RemoteTeacherOptions {
+  /** Cache root folder (one sub-folder per endpoint); omitted: no cache. */
+  cacheDir?: string;
+  /** Ledger for paid queries and budgets. */
+  ledger?: Ledger;
+}
+
+/**
+ * A label-level oracle over a remote KServe v2 / TF Serving endpoint, with a persistent cache (when
+ * `cacheDir` is set) and exact paid/cached/failed accounting. Scores the endpoint may return are
+ * reduced to labels in the client and never reach the oracle.
+ */
+export async function remoteLabelOracle(opts: RemoteOracleOptions): Promise<RemoteLabelOracle> {
+  const teacher = new RemoteTeacher(opts);
+  const cache = opts.cacheDir ? await LabelCache.open(opts.cacheDir, teacher.describe()) : undefined;
+  return new RemoteLabelOracle(teacher, { ledger: opts.ledger, cache });
+}
