@@ -30,3 +30,4 @@ export {
   type TeacherSourceInfo,
   wrapTeacher,
 } from "./load.ts";
+export { type ResolvedTeacher, resolveTeacher } from "./resolve.ts";
