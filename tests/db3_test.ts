@@ -183,6 +183,14 @@ Deno.test("BD flags samples the teacher misclassifies (d ≈ tol) and soft label
   });
   assert.deepEqual([...dropped.keep], [0, 2, 3]);
   assert.ok(dropped.maxLogit < 1e4);
+  // MBD leaves the pair that already sits across the boundary alone.
+  const m = await minimalBoundaryDistances(labelOracle(w.model), samples, w.streams, {
+    init: r,
+    kGrad: 20,
+    queryLimit: 800,
+  });
+  assert.equal(m.stops[1 * K + teacherClass], "at-boundary");
+  assert.equal(m.queries[1 * K + teacherClass], r.queries[1 * K + teacherClass]);
 });
 
 Deno.test("BD under a per-sample budget: never exceeded, best-so-far returned and flagged", async () => {

@@ -53,6 +53,10 @@ export interface MbdOptions {
   faithful?: boolean;
   /** Seed of the random directions (each pair derives its own stream from it and its ids). */
   seed?: number;
+  /** Do not refine pairs whose BD distance is already ≤ this (x0 sits on or across the boundary, e.g.
+   * a sample the teacher misclassifies as t; refining would only shrink 1e-5 towards 0 and spend the
+   * whole query limit). 0 refines everything, like the reference. */
+  skipBelow?: number;
   /** BD options for the initialisation (when no BD result is passed). */
   bd?: BdOptions;
   /** Lockstep driver options. */
@@ -70,10 +74,11 @@ export const MBD_DEFAULTS = {
   snapshotAt: [1000, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 18000, 20000],
   faithful: false,
   seed: 0,
+  skipBelow: 1e-4,
 };
 
 /** Why a search stopped. */
-export type MbdStop = "limit" | "converged" | "iterations" | "budget" | "no-start";
+export type MbdStop = "limit" | "converged" | "iterations" | "budget" | "no-start" | "at-boundary";
 
 /** Result of one (sample, t) refinement. */
 export interface MbdPair {
@@ -250,6 +255,7 @@ function* signOpt(p: MbdInput, keepTheta: boolean): Search<MbdPair> {
     };
   };
   if (!Number.isFinite(g)) return finish("no-start");
+  if (g <= o.skipBelow) return finish("at-boundary");
   const grad = new Float32Array(dim);
   for (; it < o.maxIterations; it++) {
     if (!canSpend(p, s, K)) return finish("limit");
