@@ -18,6 +18,10 @@
  * does): a search never asks for more. Snapshots of g are taken as the best distance reached with at
  * most q queries, for each q in `snapshotAt`.
  *
+ * Pairs whose BD distance is already ≤ `skipBelow` (1e-4: x0 is on or across the boundary, typically
+ * a sample the teacher misclassifies as t) are not refined; `skipBelow: 0` refines them as the
+ * reference does (spending the whole limit to shrink 1e-5 towards 0).
+ *
  * `faithful: true` reproduces, per search, the reference's behaviour: θ/g aliasing (doubling tries
  * step from the already-updated θ, and the quartering loop always runs, comparing against the updated
  * g), the ×1.01 expansion and bisection when the first line-search label is not t, and lo-only
