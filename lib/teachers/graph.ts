@@ -46,10 +46,15 @@ export class GraphModelLayer extends tfl.layers.Layer {
   }
 }
 
-/** Load a GraphModel through `handler` and wrap it in a {@link GraphModelLayer}. */
+/**
+ * Load a GraphModel through `handler` and wrap it in a {@link GraphModelLayer}. When the folder has
+ * no signature giving the output width, one zero image of `probeShape` (model side, no batch axis;
+ * default the model's own input shape) is run to read it.
+ */
 export async function loadGraphLayer(
   handler: tf.io.IOHandler,
   file: string,
+  probeShape?: number[],
 ): Promise<{ layer: GraphModelLayer; inputShape: (number | null)[]; numClasses: number }> {
   let conv: { loadGraphModel(h: tf.io.IOHandler): Promise<GraphModelLike> };
   try {
@@ -65,11 +70,20 @@ export async function loadGraphLayer(
   const graph = await conv.loadGraphModel(handler);
   const ins = graph.inputs[0]?.shape ?? [];
   const outs = graph.outputs[0]?.shape ?? [];
-  const numClasses = outs[outs.length - 1];
+  const inputShape = ins.slice(1).map((v) => (v === -1 ? null : v));
+  let numClasses = outs[outs.length - 1];
+  const probe = probeShape ?? (inputShape.every((v) => v !== null) ? (inputShape as number[]) : undefined);
+  if (!(numClasses > 0) && probe) {
+    const z = tf.tidy(() => {
+      const out = graph.execute(tf.zeros([1, ...probe]));
+      return (Array.isArray(out) ? out[0] : out).clone();
+    });
+    numClasses = z.shape[z.shape.length - 1];
+    z.dispose();
+  }
   if (!(numClasses > 0)) {
     graph.dispose();
     throw new TeacherFileError(file, `its output shape [${outs}] does not give the number of classes`);
   }
-  const inputShape = ins.slice(1).map((v) => (v === -1 ? null : v));
   return { layer: new GraphModelLayer({ graph, numClasses }), inputShape, numClasses };
 }

@@ -200,7 +200,9 @@ export async function loadTeacher(dir: string, opts: LoadTeacherOptions = {}): P
     const out = m.outputs[0].shape;
     numClasses = out[out.length - 1] as number;
   } else {
-    const g = await loadGraphLayer(fileSystemIO(root), `${root}/model.json`);
+    const exp = expectedShape(opts.expect);
+    const probe = exp ? modelShapeOf(exp.shape, resolveAdapter({ layout: opts.input?.layout })) : undefined;
+    const g = await loadGraphLayer(fileSystemIO(root), `${root}/model.json`, probe);
     inner = g.layer;
     modelInputShape = g.inputShape;
     numClasses = g.numClasses;
