@@ -20,7 +20,7 @@
  *
  * Pairs whose BD distance is already ≤ `skipBelow` (1e-4: x0 is on or across the boundary, typically
  * a sample the teacher misclassifies as t) are not refined; `skipBelow: 0` refines them as the
- * reference does (spending the whole limit to shrink 1e-5 towards 0).
+ * reference does (spending the whole limit to shrink 1e-5 towards 0); `faithful` implies it.
  *
  * `faithful: true` reproduces, per search, the reference's behaviour: θ/g aliasing (doubling tries
  * step from the already-updated θ, and the quartering loop always runs, comparing against the updated
@@ -379,6 +379,7 @@ export async function minimalBoundaryDistances(
   for (const key of Object.keys(MBD_DEFAULTS) as (keyof typeof MBD_DEFAULTS)[]) {
     if (opts[key] !== undefined) (o as Record<string, unknown>)[key] = opts[key];
   }
+  if (o.faithful && opts.skipBelow === undefined) o.skipBelow = 0;
   const bd = opts.init ??
     await boundaryDistances(oracle, samples, streams, { ...opts.bd, lockstep: opts.lockstep });
   const ids = sampleIds(samples);
