@@ -1,0 +1,259 @@
+/**
+ * Bring your own teacher, end to end: a teacher loaded from TF.js model files, served over HTTP as a
+ * label-only endpoint in its own process, distilled through the remote oracle with DB3-BD, beside the
+ * same teacher behind the in-process label oracle.
+ *
+ * `runByotDistillation({scale, seed})`:
+ * 1. exports the kit's cached MNIST teacher for the scale as a TF.js LayersModel folder
+ *    (`data/byot/<key>/tfjs/`) and loads it back with `loadTeacher` — the path a model trained
+ *    elsewhere takes — checking it labels the test images as the kit teacher does;
+ * 2. starts `tools/serve.ts` on that folder in a child process (both protocols, loopback);
+ * 3. labels the DB3 transfer set with BD (the scale's DB3 settings) three times: in-process
+ *    (`labelOracle`), over HTTP with an empty label cache (every query paid), and over HTTP again on
+ *    the same cache (a resumed or repeated run: nothing paid); the HTTP distances must equal the
+ *    in-process ones exactly;
+ * 4. trains the DB3 student on the HTTP soft labels and records the run (ledger included).
+ *
+ * @module
+ */
+import type * as tfl from "@tensorflow/tfjs-layers";
+import { initBackend } from "../backend.ts";
+import { loadDataset, stratifiedSubset } from "../data/mod.ts";
+import { repoRoot } from "../data/dataset_dirs.ts";
+import { labelDistances } from "../db3/label_run.ts";
+import { softLabelsFromDistances } from "../db3/soft_labels.ts";
+import { makeClassStreams } from "../db3/streams.ts";
+import { type Db3Settings, db3Settings, trainDb3Student } from "../experiments/db3.ts";
+import type { LedgerSnapshot } from "../oracle/ledger.ts";
+import { type LabelOracle, labelOracle } from "../oracle/oracle.ts";
+import { type RunRecord, saveRun, startRun } from "../results/record.ts";
+import type { Scale } from "../scale.ts";
+import { loadTeacher, saveTeacherFolder } from "../teachers/load.ts";
+import { getTeacher } from "../train/teachers.ts";
+import { remoteLabelOracle, type RemoteUsage } from "./oracle.ts";
+import type { Protocol } from "./protocols.ts";
+import { spawnServer } from "./spawn.ts";
+
+/** Options of {@link runByotDistillation}. */
+export interface ByotOptions {
+  scale: Scale;
+  seed: number;
+  /** Wire protocol for the distillation (default "kserve-v2"). */
+  protocol?: Protocol;
+  /** Images per HTTP request (default 512) and requests in flight (default 4). */
+  batchSize?: number;
+  concurrency?: number;
+  /** Override parts of the scale's DB3 settings (samples per class, BD options, student). */
+  settings?: Partial<Db3Settings>;
+  /** Working folder (default `<repo>/data/byot/<key>`); the label cache under it starts empty. */
+  dir?: string;
+  /** Save a run record (default true). */
+  save?: boolean;
+}
+
+/** One labeling run of the comparison. */
+export interface ByotRunRow {
+  oracle: string;
+  /** Label queries the BD searches asked. */
+  queries: number;
+  /** Queries answered by the teacher (and booked in the ledger). */
+  paid: number;
+  cacheHits: number;
+  failedAttempts: number;
+  httpRequests: number;
+  seconds: number;
+  queriesPerSec: number;
+}
+
+/** Everything the notebook shows. */
+export interface ByotResult {
+  settings: Db3Settings;
+  protocol: Protocol;
+  teacher: {
+    folder: string;
+    files: string[];
+    modelInputShape: (number | null)[];
+    kitTestAcc: number;
+    /** Fraction of test images the file teacher labels as the kit teacher does. */
+    agreement: number;
+    testImages: number;
+  };
+  samples: number;
+  rows: ByotRunRow[];
+  /** True when the HTTP distances equal the in-process ones exactly. */
+  sameDistances: boolean;
+  /** Ledger of the first HTTP run (paid queries only). */
+  ledger: LedgerSnapshot;
+  usage: { first: RemoteUsage; rerun: RemoteUsage };
+  server: { url: string; requests: number; answeredImages: number; byOutcome: Record<string, number> };
+  student: { testAcc: number; trainedOn: number; epochs: number; seconds: number };
+  record: RunRecord;
+}
+
+async function labelTest(model: tfl.LayersModel, x: Float32Array, n: number): Promise<Int32Array> {
+  return (await labelOracle(model).labels(x, n, { phase: "check" })).labels;
+}
+
+/** Run the comparison (see the module doc). */
+export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult> {
+  const { scale, seed } = opts;
+  const protocol = opts.protocol ?? "kserve-v2";
+  const settings = { ...db3Settings(scale, "mnist"), ...opts.settings };
+  await initBackend();
+  const kit = await getTeacher({ dataset: "mnist", scale, seed });
+  const key = `mnist-${kit.spec.name}-${scale}-s${seed}`;
+  const dir = opts.dir ?? `${repoRoot()}/data/byot/${key}`;
+  const folder = `${dir}/tfjs`;
+  await saveTeacherFolder(kit.model, folder);
+
+  const test = await loadDataset("mnist", "test", settings.testLimit ? { limit: settings.testLimit } : {});
+  const fileTeacher = await loadTeacher(folder, { expect: test });
+  const nTest = Math.min(test.y.length, 2000);
+  const xt = test.x.subarray(0, nTest * fileTeacher.inputShape.reduce((a, b) => a * b, 1));
+  const [a, b] = [await labelTest(kit.model, xt, nTest), await labelTest(fileTeacher.model, xt, nTest)];
+  const agreement = a.reduce((s, v, i) => s + (v === b[i] ? 1 : 0), 0) / nTest;
+
+  const train = await loadDataset("mnist", "train");
+  const samples = settings.samplesPerClass > 0
+    ? stratifiedSubset(train, settings.samplesPerClass, seed)
+    : train;
+  const streams = makeClassStreams(train, seed);
+  const n = samples.y.length;
+  const bd = (oracle: LabelOracle, label: string) =>
+    labelDistances(oracle, samples, streams, {
+      method: "bd",
+      bd: settings.bd,
+      chunkSize: n,
+      progress: label,
+    });
+
+  const handle = startRun({
+    experiment: "byot",
+    method: `db3-bd-http-${protocol}`,
+    dataset: "mnist",
+    scale,
+    seed,
+    config: { settings, protocol, teacherFolder: folder, batchSize: opts.batchSize ?? 512 },
+  });
+  const rows: ByotRunRow[] = [];
+  const row = (oracle: string, queries: number, u: Partial<RemoteUsage>, seconds: number): ByotRunRow => ({
+    oracle,
+    queries,
+    paid: u.paid ?? queries,
+    cacheHits: u.cacheHits ?? 0,
+    failedAttempts: u.failedAttempts ?? 0,
+    httpRequests: u.requests ?? 0,
+    seconds,
+    queriesPerSec: queries / Math.max(seconds, 1e-9),
+  });
+
+  // In-process oracle on the file teacher.
+  const local = labelOracle(fileTeacher.model);
+  const t0 = performance.now();
+  const dLocal = await bd(local, "BD in-process");
+  rows.push(row("in-process", local.ledger.spent, {}, (performance.now() - t0) / 1000));
+
+  // The same teacher over HTTP, in its own process.
+  const cacheDir = `${dir}/label-cache`;
+  await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
+  const server = await spawnServer({ teacher: folder, args: ["--protocol", "both", "--port", "0"] });
+  let first: RemoteUsage, rerun: RemoteUsage, ledger: LedgerSnapshot, same: boolean;
+  let dRemote;
+  try {
+    const remote = await remoteLabelOracle({
+      url: server.url,
+      model: "teacher",
+      protocol,
+      inputShape: fileTeacher.inputShape,
+      numClasses: fileTeacher.numClasses,
+      batchSize: opts.batchSize ?? 512,
+      concurrency: opts.concurrency ?? 4,
+      cacheDir,
+    });
+    const t1 = performance.now();
+    dRemote = await bd(remote, `BD over HTTP (${protocol})`);
+    first = remote.usage();
+    ledger = remote.ledger.snapshot();
+    rows.push(row(`HTTP ${protocol}`, first.paid + first.cacheHits, first, (performance.now() - t1) / 1000));
+
+    // A second run on the same cache (what an interrupted run's resume costs: nothing).
+    const again = await remoteLabelOracle({
+      url: server.url,
+      model: "teacher",
+      protocol,
+      inputShape: fileTeacher.inputShape,
+      numClasses: fileTeacher.numClasses,
+      batchSize: opts.batchSize ?? 512,
+      cacheDir,
+    });
+    const t2 = performance.now();
+    const dAgain = await bd(again, "BD over HTTP, rerun on the cache");
+    rerun = again.usage();
+    rows.push(
+      row(
+        `HTTP ${protocol}, rerun (cache)`,
+        rerun.paid + rerun.cacheHits,
+        rerun,
+        (performance.now() - t2) / 1000,
+      ),
+    );
+    same = dLocal.distances.every((v, i) =>
+      Object.is(v, dRemote!.distances[i]) && Object.is(v, dAgain.distances[i])
+    );
+  } finally {
+    await server.close();
+  }
+  const log = await server.readLog();
+  const byOutcome: Record<string, number> = {};
+  for (const e of log) byOutcome[e.outcome] = (byOutcome[e.outcome] ?? 0) + 1;
+  const answeredImages = log.reduce((s, e) => s + (e.outcome === "answered" ? e.images : 0), 0);
+
+  // Student on the HTTP soft labels.
+  const soft = softLabelsFromDistances(dRemote.distances, samples.y, samples.numClasses, {
+    teacherLabels: dRemote.teacherLabels,
+  });
+  const st = await trainDb3Student(
+    samples,
+    soft.z,
+    soft.keep,
+    settings,
+    test,
+    seed,
+    "student (HTTP BD labels)",
+  );
+  st.model.dispose();
+  const record = handle.finish({
+    testAcc: st.testAcc,
+    teacherTestAcc: kit.meta.testAcc,
+    agreement,
+    queriesPerSample: first.paid / n,
+    paid: first.paid,
+    cacheHits: first.cacheHits,
+    failedAttempts: first.failedAttempts,
+    rerunPaid: rerun.paid,
+    labelSecondsHttp: rows[1].seconds,
+    labelSecondsInProcess: rows[0].seconds,
+  }, { ledger, notes: [settings.note] });
+  if (opts.save !== false) await saveRun(record);
+  fileTeacher.model.dispose();
+  return {
+    settings,
+    protocol,
+    teacher: {
+      folder,
+      files: [...Deno.readDirSync(folder)].map((e) => e.name).sort(),
+      modelInputShape: fileTeacher.source.modelInputShape,
+      kitTestAcc: kit.meta.testAcc,
+      agreement,
+      testImages: nTest,
+    },
+    samples: n,
+    rows,
+    sameDistances: same,
+    ledger,
+    usage: { first, rerun },
+    server: { url: server.url, requests: log.length, answeredImages, byOutcome },
+    student: { testAcc: st.testAcc, trainedOn: st.n, epochs: settings.student.epochs, seconds: st.seconds },
+    record,
+  };
+}
