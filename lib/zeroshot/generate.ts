@@ -1,0 +1,437 @@
+/**
+ * ZSDB3KD pseudo-sample generation (Wang 2021), label-only, with checkpoints.
+ *
+ * Per round (reference: 15) the initialisation (`noise_init.ts`) gives `perClass` (reference: 200)
+ * images of every class c with T(x) = c. Then `iterations` (40) times, for all of them at once:
+ * 1. the untargeted minimal boundary distance g and direction Θ of each sample (`untargeted.ts`);
+ * 2. the move away from the nearest boundary, X ← clip(X − λΘ, 0, 1), λ = `stepSize` (0.5), with
+ *    λ halved for a sample whose label would change (one query per try, phase "zs.step"; at most
+ *    `maxHalvings` halvings, then the sample stays put this iteration; λ restarts at 0.5 each
+ *    iteration, as in the reference).
+ * X is saved at iteration 0 (the raw accepted noise) and at each of `snapshotAt` (5, 10, …, 40).
+ * Each pseudo sample's class is its generation class c, which every step preserves.
+ *
+ * Samples of a round are ids `idOffset + round·K·perClass + j`; their queries (boundary searches and
+ * steps) are booked under those ids, the noise draws untagged. With `checkpointDir` the state is saved
+ * after every iteration (arrays in `state.bin`, the rest in `state.json`) and a later call with the
+ * same options resumes there: the random streams depend only on (seed, round, iteration), so a
+ * resumed run equals an uninterrupted one. Progress (iterations, queries spent) goes through
+ * `createProgress`.
+ */
+import type { LedgerSnapshot } from "../oracle/ledger.ts";
+import type { LabelOracle } from "../oracle/oracle.ts";
+import { readTextIfExists, writeAtomic } from "../results/io.ts";
+import { createProgress } from "../show/progress.ts";
+import { initPseudoNoise, type NoiseInitOptions, type NoiseInitReport } from "./noise_init.ts";
+import { UNTARGETED_DEFAULTS, untargetedBoundary, type UntargetedOptions } from "./untargeted.ts";
+
+/** Options of {@link generatePseudoSamples} (reference defaults in {@link GENERATE_DEFAULTS}). */
+export interface GenerateOptions {
+  /** Pseudo samples per class and round. */
+  perClass?: number;
+  /** Rounds (each a fresh initialisation). */
+  rounds?: number;
+  /** Optimisation iterations per round. */
+  iterations?: number;
+  /** Iterations whose X is kept (iteration 0, the raw noise, always is). */
+  snapshotAt?: number[];
+  /** λ: step away from the boundary. */
+  stepSize?: number;
+  /** Most halvings of λ per sample and iteration (the reference has no bound). */
+  maxHalvings?: number;
+  /** Use the round's other pseudo samples as fallback initial directions (no queries). */
+  anchorFallback?: boolean;
+  /** Untargeted boundary search options (per iteration). */
+  untargeted?: Omit<UntargetedOptions, "seed" | "lockstep">;
+  /** Initialisation options. */
+  noise?: Omit<NoiseInitOptions, "perClass" | "seed">;
+  /** Seed of everything random. */
+  seed?: number;
+  /** First sample id. */
+  idOffset?: number;
+  /** Folder for checkpoints (omitted: none). */
+  checkpointDir?: string;
+  /** Progress bar label (default "zsdb3kd pseudo samples"); false for none. */
+  progress?: string | false;
+}
+
+/** Reference defaults (`get_pseudo_samples.py`). */
+export const GENERATE_DEFAULTS = {
+  perClass: 200,
+  rounds: 15,
+  iterations: 40,
+  snapshotAt: [5, 10, 15, 20, 25, 30, 35, 40],
+  stepSize: 0.5,
+  maxHalvings: 10,
+  anchorFallback: true,
+  seed: 0,
+  idOffset: 0,
+};
+
+/** Per-iteration statistics of the whole set. */
+export interface IterationStats {
+  /** Iteration 1..iterations. */
+  iteration: number;
+  /** Mean g (distance to the nearest boundary found before the step), over finite ones. */
+  meanDistance: number;
+  /** Samples with a finite g (a direction that leaves their class was found). */
+  found: number;
+  /** Samples moved, and the mean λ they moved by. */
+  moved: number;
+  meanStep: number;
+  /** Label queries of this iteration (all rounds). */
+  queries: number;
+}
+
+/** The generated pseudo samples. */
+export interface PseudoSet {
+  /** [h, w, c] of one image. */
+  imageShape: number[];
+  numClasses: number;
+  /** Generation class of each sample (rounds concatenated). */
+  y: Int32Array;
+  /** Ledger id of each sample. */
+  ids: Int32Array;
+  /** Round of each sample. */
+  round: Int32Array;
+  /** Where each initial sample came from ("reference", "smooth", "strokes", "walk"). */
+  origin: string[];
+  /** X at iteration 0 and at each snapshot iteration, ascending. */
+  snapshots: { iteration: number; x: Float32Array }[];
+  /** g[i] per iteration (index 0 = iteration 1), measured before that iteration's step. */
+  distances: Float32Array[];
+  /** Queries of the untargeted searches per sample, summed over iterations. */
+  searchQueries: Int32Array;
+  /** Per-iteration statistics, summed over rounds. */
+  stats: IterationStats[];
+  /** Initialisation report per round. */
+  init: NoiseInitReport[];
+  /** Options in force. */
+  options: typeof GENERATE_DEFAULTS & {
+    untargeted: typeof UNTARGETED_DEFAULTS;
+    noise: Record<string, unknown>;
+  };
+  /** The oracle ledger at the end. */
+  ledger: LedgerSnapshot;
+  /** Seconds computed in this call (resumed work excluded). */
+  seconds: number;
+  /** Iterations resumed from a checkpoint. */
+  resumedIterations: number;
+}
+
+/** Snapshot `x` of one iteration (throws when that iteration was not kept). */
+export function snapshotX(set: PseudoSet, iteration: number): Float32Array {
+  const s = set.snapshots.find((q) => q.iteration === iteration);
+  if (!s) {
+    throw new Error(`no snapshot at iteration ${iteration} (kept: ${set.snapshots.map((q) => q.iteration)})`);
+  }
+  return s.x;
+}
+
+function mix(...v: number[]): number {
+  let h = 2166136261;
+  for (const x of v) h = Math.imul(h ^ (x | 0), 16777619) >>> 0;
+  return h;
+}
+
+/** One round's evolving state (what a checkpoint holds for the round in progress). */
+interface RoundState {
+  x: Float32Array;
+  y: Int32Array;
+  ids: Int32Array;
+  origin: string[];
+  iteration: number;
+  snaps: { iteration: number; x: Float32Array }[];
+  distances: Float32Array[];
+  searchQueries: Int32Array;
+  init: NoiseInitReport;
+}
+
+interface Checkpoint {
+  fingerprint: string;
+  done: RoundState[];
+  current: RoundState | null;
+  stats: IterationStats[];
+  ledger: LedgerSnapshot;
+}
+
+// --- checkpoint (de)serialisation: arrays to one binary file, the rest to JSON ---
+
+function packState(s: RoundState, arrays: (Float32Array | Int32Array)[]) {
+  const ref = (a: Float32Array | Int32Array) => {
+    arrays.push(a);
+    return arrays.length - 1;
+  };
+  return {
+    x: ref(s.x),
+    y: ref(s.y),
+    ids: ref(s.ids),
+    origin: s.origin,
+    iteration: s.iteration,
+    snaps: s.snaps.map((q) => ({ iteration: q.iteration, x: ref(q.x) })),
+    distances: s.distances.map(ref),
+    searchQueries: ref(s.searchQueries),
+    init: s.init,
+  };
+}
+
+type Packed = ReturnType<typeof packState>;
+
+async function saveCheckpoint(dir: string, cp: Checkpoint) {
+  const arrays: (Float32Array | Int32Array)[] = [];
+  const done = cp.done.map((s) => packState(s, arrays));
+  const current = cp.current ? packState(cp.current, arrays) : null;
+  const lengths = arrays.map((a) => a.length);
+  const kinds = arrays.map((a) => (a instanceof Int32Array ? "i32" : "f32"));
+  const bytes = new Uint8Array(lengths.reduce((s, l) => s + 4 * l, 0));
+  let off = 0;
+  for (const a of arrays) {
+    bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), off);
+    off += a.byteLength;
+  }
+  const tag = crypto.randomUUID().slice(0, 8);
+  await writeAtomic(`${dir}/state-${tag}.bin`, bytes);
+  const old = await readTextIfExists(`${dir}/state.json`);
+  await writeAtomic(
+    `${dir}/state.json`,
+    JSON.stringify({
+      fingerprint: cp.fingerprint,
+      bin: `state-${tag}.bin`,
+      lengths,
+      kinds,
+      done,
+      current,
+      stats: cp.stats,
+      ledger: cp.ledger,
+    }) + "\n",
+  );
+  if (old) await Deno.remove(`${dir}/${JSON.parse(old).bin}`).catch(() => {});
+}
+
+async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpoint | undefined> {
+  const text = await readTextIfExists(`${dir}/state.json`);
+  if (text === undefined) return undefined;
+  const j = JSON.parse(text);
+  if (j.fingerprint !== fingerprint) {
+    throw new Error(
+      `zsdb3kd generation: ${dir} holds a checkpoint of a different run (options or teacher shape differ). ` +
+        `Use another checkpointDir, or delete that folder to start over.`,
+    );
+  }
+  const bytes = await Deno.readFile(`${dir}/${j.bin}`);
+  const arrays: (Float32Array | Int32Array)[] = [];
+  let off = 0;
+  (j.lengths as number[]).forEach((len, i) => {
+    const buf = bytes.slice(off, off + 4 * len).buffer;
+    arrays.push(j.kinds[i] === "i32" ? new Int32Array(buf) : new Float32Array(buf));
+    off += 4 * len;
+  });
+  const unpack = (p: Packed): RoundState => ({
+    x: arrays[p.x] as Float32Array,
+    y: arrays[p.y] as Int32Array,
+    ids: arrays[p.ids] as Int32Array,
+    origin: p.origin,
+    iteration: p.iteration,
+    snaps: p.snaps.map((q) => ({ iteration: q.iteration, x: arrays[q.x] as Float32Array })),
+    distances: p.distances.map((k) => arrays[k] as Float32Array),
+    searchQueries: arrays[p.searchQueries] as Int32Array,
+    init: p.init,
+  });
+  return {
+    fingerprint,
+    done: (j.done as Packed[]).map(unpack),
+    current: j.current ? unpack(j.current) : null,
+    stats: j.stats,
+    ledger: j.ledger,
+  };
+}
+
+/** Move every sample away from its boundary: X ← clip(X − λΘ), halving λ where the label would change. */
+async function stepAway(
+  oracle: LabelOracle,
+  s: RoundState,
+  g: Float32Array,
+  theta: Float32Array,
+  stepSize: number,
+  maxHalvings: number,
+): Promise<{ moved: number; stepSum: number; queries: number }> {
+  const dim = oracle.inputShape.reduce((a, b) => a * b, 1);
+  const n = s.y.length;
+  const lam = new Float64Array(n).fill(stepSize);
+  let pending: number[] = [];
+  for (let i = 0; i < n; i++) if (Number.isFinite(g[i])) pending.push(i);
+  let moved = 0, stepSum = 0, queries = 0;
+  for (let h = 0; h <= maxHalvings && pending.length > 0; h++) {
+    const cand = new Float32Array(pending.length * dim);
+    pending.forEach((i, j) => {
+      for (let k = 0; k < dim; k++) {
+        const v = s.x[i * dim + k] - lam[i] * theta[i * dim + k];
+        cand[j * dim + k] = v < 0 ? 0 : v > 1 ? 1 : v;
+      }
+    });
+    const ans = await oracle.labels(cand, pending.length, {
+      phase: "zs.step",
+      sampleIds: Int32Array.from(pending, (i) => s.ids[i]),
+    });
+    const next: number[] = [];
+    pending.forEach((i, j) => {
+      if (ans.refused[j]) return;
+      queries++;
+      if (ans.labels[j] === s.y[i]) {
+        s.x.set(cand.subarray(j * dim, (j + 1) * dim), i * dim);
+        moved++;
+        stepSum += lam[i];
+      } else {
+        lam[i] /= 2;
+        next.push(i);
+      }
+    });
+    pending = next;
+  }
+  return { moved, stepSum, queries };
+}
+
+/** Generate pseudo samples (see the module doc). */
+export async function generatePseudoSamples(
+  oracle: LabelOracle,
+  opts: GenerateOptions = {},
+): Promise<PseudoSet> {
+  const o = {
+    ...GENERATE_DEFAULTS,
+    ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k in GENERATE_DEFAULTS)),
+  } as typeof GENERATE_DEFAULTS;
+  const snapAt = [...new Set(o.snapshotAt.filter((i) => i >= 1 && i <= o.iterations))].sort((a, b) => a - b);
+  o.snapshotAt = snapAt;
+  const ut = { ...UNTARGETED_DEFAULTS, ...opts.untargeted };
+  const noise = { ...opts.noise };
+  const K = oracle.numClasses, shape = oracle.inputShape;
+  const fingerprint = JSON.stringify({ o, ut, noise, shape, K });
+  const dir = opts.checkpointDir?.replace(/\/+$/, "");
+  let cp: Checkpoint = { fingerprint, done: [], current: null, stats: [], ledger: oracle.ledger.snapshot() };
+  let resumedIterations = 0;
+  if (dir) {
+    const old = await loadCheckpoint(dir, fingerprint);
+    if (old) {
+      cp = old;
+      if (oracle.ledger.spent === 0) oracle.ledger.merge(old.ledger);
+      resumedIterations = old.done.length * o.iterations + (old.current?.iteration ?? 0);
+    }
+  }
+  if (cp.stats.length === 0) {
+    cp.stats = Array.from({ length: o.iterations }, (_, i) => ({
+      iteration: i + 1,
+      meanDistance: 0,
+      found: 0,
+      moved: 0,
+      meanStep: 0,
+      queries: 0,
+    }));
+  }
+  const totalSteps = o.rounds * (o.iterations + 1);
+  const bar = opts.progress === false
+    ? undefined
+    : createProgress({ label: opts.progress ?? "zsdb3kd pseudo samples", total: totalSteps, unit: "step" });
+  const spent0 = oracle.ledger.spent;
+  const info = () => `${oracle.ledger.spent.toLocaleString("en-US")} queries`;
+  const t0 = performance.now();
+  for (let r = cp.done.length; r < o.rounds; r++) {
+    let s = cp.current;
+    if (!s) {
+      const init = await initPseudoNoise(oracle, { ...noise, perClass: o.perClass, seed: mix(o.seed, r, 1) });
+      const n = init.y.length;
+      const base = o.idOffset + r * K * o.perClass;
+      s = {
+        x: init.x,
+        y: init.y,
+        ids: Int32Array.from({ length: n }, (_, i) => base + i),
+        origin: init.origin,
+        iteration: 0,
+        snaps: [{ iteration: 0, x: init.x.slice() }],
+        distances: [],
+        searchQueries: new Int32Array(n),
+        init: init.report,
+      };
+      cp.current = s;
+    }
+    bar?.update(r * (o.iterations + 1) + 1 + s.iteration, info());
+    while (s.iteration < o.iterations) {
+      const it = s.iteration + 1;
+      const before = oracle.ledger.spent;
+      const ub = await untargetedBoundary(oracle, s.x, s.y, {
+        ...ut,
+        seed: mix(o.seed, r, it, 2),
+        ids: s.ids,
+        anchors: o.anchorFallback ? { x: s.x.slice(), labels: s.y } : undefined,
+      });
+      for (let i = 0; i < s.y.length; i++) s.searchQueries[i] += ub.queries[i];
+      const st = await stepAway(oracle, s, ub.distances, ub.directions, o.stepSize, o.maxHalvings);
+      s.distances.push(ub.distances);
+      const stat = cp.stats[it - 1];
+      let sum = 0, m = 0;
+      for (const d of ub.distances) if (Number.isFinite(d)) [sum, m] = [sum + d, m + 1];
+      // Running mean over rounds.
+      stat.meanDistance = stat.found + m > 0 ? (stat.meanDistance * stat.found + sum) / (stat.found + m) : 0;
+      stat.found += m;
+      stat.meanStep = stat.moved + st.moved > 0
+        ? (stat.meanStep * stat.moved + st.stepSum) / (stat.moved + st.moved)
+        : 0;
+      stat.moved += st.moved;
+      stat.queries += oracle.ledger.spent - before;
+      s.iteration = it;
+      if (snapAt.includes(it)) s.snaps.push({ iteration: it, x: s.x.slice() });
+      if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot() });
+      bar?.update(r * (o.iterations + 1) + 1 + it, info());
+    }
+    cp.done.push(s);
+    cp.current = null;
+    if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot() });
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  bar?.done(
+    `${o.rounds} rounds, ${(oracle.ledger.spent - spent0).toLocaleString("en-US")} queries in this call`,
+  );
+  // Concatenate the rounds.
+  const rounds = cp.done;
+  const n = rounds.reduce((a, s) => a + s.y.length, 0);
+  const cat = <T extends Float32Array | Int32Array>(parts: T[], make: (len: number) => T): T => {
+    const out = make(parts.reduce((a, p) => a + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      out.set(p as never, off);
+      off += p.length;
+    }
+    return out;
+  };
+  const f32 = (len: number) => new Float32Array(len);
+  const snapshots = [0, ...snapAt].map((iteration) => ({
+    iteration,
+    x: cat(rounds.map((s) => s.snaps.find((q) => q.iteration === iteration)!.x), f32),
+  }));
+  const distances = Array.from(
+    { length: o.iterations },
+    (_, i) => cat(rounds.map((s) => s.distances[i]), f32),
+  );
+  const round = new Int32Array(n);
+  let off = 0;
+  rounds.forEach((s, r) => {
+    round.fill(r, off, off + s.y.length);
+    off += s.y.length;
+  });
+  return {
+    imageShape: [...shape],
+    numClasses: K,
+    y: cat(rounds.map((s) => s.y), (l) => new Int32Array(l)),
+    ids: cat(rounds.map((s) => s.ids), (l) => new Int32Array(l)),
+    round,
+    origin: rounds.flatMap((s) => s.origin),
+    snapshots,
+    distances,
+    searchQueries: cat(rounds.map((s) => s.searchQueries), (l) => new Int32Array(l)),
+    stats: cp.stats.map((q) => ({ ...q })),
+    init: rounds.map((s) => s.init),
+    options: { ...o, untargeted: ut, noise },
+    ledger: oracle.ledger.snapshot(),
+    seconds,
+    resumedIterations,
+  };
+}
