@@ -1,0 +1,472 @@
+/**
+ * ZSDB3KD experiments for the notebooks 30 (MNIST), 31 (Fashion-MNIST), 32 (CIFAR-10 subset) and 33
+ * (ablations): teacher → label oracle (worker pool, ledger with per-sample budgets) → pseudo samples
+ * (`generatePseudoSamples`, checkpointed under `data/cache/zeroshot/`) → BD soft labels with the
+ * pseudo pool as direction stream → KD student with no ground-truth term → final-epoch accuracy on
+ * the real test split. The training split is never read (the teacher comes from the cache or is
+ * injected; only `getTeacher` trains one when none is cached, before the zero-shot pipeline starts).
+ *
+ * Every student is compared with the **iteration-0 baseline**: the raw accepted noise of the same
+ * run (same samples, same soft-label method and per-sample labeling budget), so the difference is
+ * what the optimisation iterations bought. Its cost is the initialisation and labeling queries only.
+ *
+ * Scales (MNIST / Fashion-MNIST; CIFAR-10 in brackets):
+ * - `paper`: the reference — 15 rounds × 200 per class, 40 iterations (snapshots 5…40), untargeted
+ *   Sign-OPT K = 200, α 0.2, β 1e-3, 5,000 queries per search, 20 initial directions; BD soft labels
+ *   with 201 candidates; students 200 epochs, batch 512, Adam 1e-3 (5e-3).
+ * - `laptop` (≤ ~30 min per notebook on 2 shared cores, where the teacher answers ~2–4k label
+ *   queries/s): 1 round × 20 (5) per class, 10 (4) iterations with snapshots every 2, one initial
+ *   direction round, untargeted Sign-OPT K = 40 (20) with a 200 (100) query limit per search;
+ *   students 200 epochs, batch 64. ≈ 2,300 (≈ 500) generation queries per pseudo sample against the
+ *   paper's ≈ 2×10^5.
+ * - `smoke`: 2 per class, 2 iterations, K = 10, 60 queries per search, 2 student epochs.
+ */
+import type * as tfl from "@tensorflow/tfjs-layers";
+import { initBackend } from "../backend.ts";
+import { type DatasetName, type LabeledData, loadDataset, repoRoot } from "../data/mod.ts";
+import type { ModelSpec } from "../models/registry.ts";
+import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
+import { type LabelOracle, labelOracle } from "../oracle/oracle.ts";
+import { ModelPool } from "../parallel/pool.ts";
+import { tableARow } from "../results/paper.ts";
+import { type RunRecord, saveRun, startRun } from "../results/record.ts";
+import { atScale, type Scale } from "../scale.ts";
+import { evaluate } from "../train/evaluate.ts";
+import { getTeacher } from "../train/teachers.ts";
+import {
+  type GenerateOptions,
+  generatePseudoSamples,
+  type PseudoSet,
+  snapshotX,
+} from "../zeroshot/generate.ts";
+import {
+  labelPseudoSamples,
+  type PseudoBatch,
+  type PseudoLabelOptions,
+  type PseudoLabels,
+  type StudentOptions,
+  trainZeroShotStudent,
+} from "../zeroshot/pipeline.ts";
+
+/** Concrete settings of one scale. */
+export interface ZeroShotSettings {
+  generate: Omit<GenerateOptions, "seed" | "checkpointDir" | "progress" | "idOffset">;
+  label: Omit<PseudoLabelOptions, "seed" | "cacheDir" | "progress">;
+  student: StudentOptions;
+  /** Test images for accuracy (0: all). */
+  testLimit: number;
+  /** Ledger budget per pseudo sample: generation and its own labeling together (never crossed). */
+  perSampleBudget: number;
+  /** What differs from the paper and why. */
+  note: string;
+}
+
+type Family = "lenet" | "alexnet";
+
+const familyOf = (d: DatasetName): Family => (d === "cifar10" ? "alexnet" : "lenet");
+
+/** Settings by scale and dataset (see the module doc). */
+export function zeroShotSettings(scale: Scale, dataset: DatasetName): ZeroShotSettings {
+  const f = familyOf(dataset);
+  const student = f === "lenet"
+    ? { model: "db3-lenet5-half" as const, lr: 1e-3 }
+    : { model: "db3-alexnet-half" as const, lr: 5e-3 };
+  return atScale<ZeroShotSettings>(scale, {
+    smoke: {
+      generate: {
+        perClass: 2,
+        rounds: 1,
+        iterations: 2,
+        snapshotAt: [1, 2],
+        untargeted: { initDirections: 1, maxInitTries: 20, kGrad: 10, queryLimit: 60 },
+        noise: { batch: 500, referenceDraws: 500, maxDraws: 3000, walkQueries: 300 },
+      },
+      label: { method: "bd", bd: { candidates: 11 } },
+      student: { ...student, epochs: 2, batchSize: 16, temperature: 20 },
+      testLimit: 300,
+      perSampleBudget: 1000,
+      note: "pipeline check: 2 per class, 2 iterations, K=10 and 60 queries per search, 2 epochs",
+    },
+    laptop: f === "lenet"
+      ? {
+        generate: {
+          perClass: 20,
+          rounds: 1,
+          iterations: 10,
+          snapshotAt: [2, 4, 6, 8, 10],
+          untargeted: { initDirections: 1, maxInitTries: 200, kGrad: 40, queryLimit: 200 },
+          noise: { batch: 2000, referenceDraws: 4000, maxDraws: 20000 },
+        },
+        label: { method: "bd", bd: {} },
+        student: { ...student, epochs: 200, batchSize: 64, temperature: 20 },
+        testLimit: 0,
+        perSampleBudget: 4000,
+        note: "200 pseudo samples (1 round × 20/class, paper 15 × 200); 10 iterations (paper 40); " +
+          "untargeted Sign-OPT K=40 with 200 queries per search (paper K=200, 5,000), 1 initial " +
+          "direction round (paper 20); BD labels over the 20-image class pools; student batch 64 (paper 512)",
+      }
+      : {
+        generate: {
+          perClass: 5,
+          rounds: 1,
+          iterations: 4,
+          snapshotAt: [2, 4],
+          untargeted: { initDirections: 1, maxInitTries: 100, kGrad: 20, queryLimit: 100 },
+          noise: { batch: 1000, referenceDraws: 2000, maxDraws: 8000 },
+        },
+        label: { method: "bd", bd: {} },
+        student: { ...student, epochs: 100, batchSize: 32, temperature: 20 },
+        testLimit: 0,
+        perSampleBudget: 2000,
+        note: "50 pseudo samples (5/class); 4 iterations; K=20 with 100 queries per search; " +
+          "AlexNet queries are ~20× dearer than LeNet's on 2 cores",
+      },
+    paper: {
+      generate: {},
+      label: { method: "bd", bd: {} },
+      student: { ...student, epochs: 200, batchSize: 512, temperature: 20 },
+      testLimit: 0,
+      perSampleBudget: 400000,
+      note: "reference settings",
+    },
+  });
+}
+
+/** A teacher given directly (tests) instead of `getTeacher`. */
+export interface InjectedTeacher {
+  model: tfl.LayersModel;
+  spec: ModelSpec;
+  testAcc?: number;
+}
+
+/** Options of {@link runZeroShot}. */
+export interface ZeroShotOptions {
+  dataset: DatasetName;
+  scale: Scale;
+  seed: number;
+  /** Snapshot iterations to train students on (default: 0 and the last). */
+  iterations?: number[];
+  /** Override parts of the scale's settings. */
+  settings?: Partial<ZeroShotSettings>;
+  /** The teacher (default: `getTeacher` with `teacherSeed`). */
+  teacher?: InjectedTeacher;
+  /** Seed of the cached teacher (default 1: one teacher, many pipeline seeds). */
+  teacherSeed?: number;
+  /** Cache root for generation checkpoints and labels; null disables caching. */
+  cacheDir?: string | null;
+  /** Save run records (default true). */
+  save?: boolean;
+  /** Experiment name (default `zsdb3kd-<dataset>`). */
+  experiment?: string;
+  /** Oracle workers (default all cores; 0 = the in-process model). */
+  workers?: number;
+  /** Show progress bars (default true). */
+  progress?: boolean;
+}
+
+/** One student of a run. */
+export interface ZeroShotStudentRow {
+  /** "zsdb3kd" (optimised pseudo samples) or "noise" (iteration 0). */
+  variant: "zsdb3kd" | "noise";
+  iteration: number;
+  /** Final-epoch test accuracy in [0, 1]. */
+  testAcc: number;
+  trainedOn: number;
+  /** Teacher label queries: generation up to this iteration + labeling. */
+  queries: number;
+  generationQueries: number;
+  labelQueries: number;
+  /** Samples flagged by the soft labels (d ≤ 1e-4 or misclassified). */
+  flagged: number;
+  trainSeconds: number;
+}
+
+/** Everything {@link runZeroShot} produced. */
+export interface ZeroShotResult {
+  dataset: DatasetName;
+  scale: Scale;
+  seed: number;
+  settings: ZeroShotSettings;
+  teacher: { spec: ModelSpec; testAcc: number };
+  set: PseudoSet;
+  students: ZeroShotStudentRow[];
+  labels: Map<number, PseudoLabels>;
+  /** Cumulative generation queries after each iteration (index 0 = initialisation only). */
+  generationQueriesAt: number[];
+  /** Total teacher label queries of the run (generation + every labeling). */
+  totalQueries: number;
+  /** Largest spend of one pseudo sample (its generation + one labeling), and the budget. */
+  maxSampleSpend: number;
+  perSampleBudget: number;
+  /** Paper's student accuracy (percent), table A. */
+  paperAcc: number | null;
+  paperTeacherAcc: number | null;
+  generationSeconds: number;
+  records: RunRecord[];
+}
+
+function shortHash(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
+/** Cache root (env `BKD_ZEROSHOT_CACHE` or `data/cache/zeroshot`). */
+export function zeroShotCacheRoot(): string {
+  return Deno.env.get("BKD_ZEROSHOT_CACHE") ?? `${repoRoot()}/data/cache/zeroshot`;
+}
+
+/** The pseudo set at one iteration, as a labelable batch. */
+export function batchAt(set: PseudoSet, iteration: number): PseudoBatch {
+  return {
+    x: snapshotX(set, iteration),
+    y: set.y,
+    ids: set.ids,
+    imageShape: set.imageShape,
+    numClasses: set.numClasses,
+  };
+}
+
+/** The first `m` samples of every class of a batch. */
+export function perClassSubset(b: PseudoBatch, m: number): PseudoBatch {
+  const dim = b.imageShape.reduce((a, c) => a * c, 1);
+  const count = new Array(b.numClasses).fill(0);
+  const idx: number[] = [];
+  for (let i = 0; i < b.y.length; i++) if (count[b.y[i]]++ < m) idx.push(i);
+  const x = new Float32Array(idx.length * dim);
+  idx.forEach((i, j) => x.set(b.x.subarray(i * dim, (i + 1) * dim), j * dim));
+  return {
+    x,
+    y: Int32Array.from(idx, (i) => b.y[i]),
+    ids: Int32Array.from(idx, (i) => b.ids[i]),
+    imageShape: b.imageShape,
+    numClasses: b.numClasses,
+  };
+}
+
+/** Generation queries spent up to iteration k (0 = the initialisation alone). */
+function generationQueriesAt(set: PseudoSet): number[] {
+  const init = set.init.reduce((a, r) => a + r.queries, 0);
+  const out = [init];
+  for (const s of set.stats) out.push(out.at(-1)! + s.queries);
+  return out;
+}
+
+function maxSpend(l: LedgerSnapshot): number {
+  let m = 0;
+  for (const [id, e] of Object.entries(l.bySample)) if (id !== "-1") m = Math.max(m, e.spent);
+  return m;
+}
+
+/** The context shared by the runs of one dataset: teacher, pool, test split. */
+export interface ZeroShotContext {
+  teacher: InjectedTeacher & { testAcc: number };
+  test: LabeledData;
+  /** A fresh label oracle on the shared teacher, with its own ledger and per-sample budget. */
+  oracle(perSampleBudget: number): LabelOracle;
+  close(): void;
+}
+
+/** Teacher (cached or injected), worker pool and test split; the training split is never read here. */
+export async function zeroShotContext(
+  dataset: DatasetName,
+  scale: Scale,
+  opts: { teacher?: InjectedTeacher; teacherSeed?: number; workers?: number; testLimit?: number },
+): Promise<ZeroShotContext> {
+  await initBackend();
+  let t: InjectedTeacher;
+  if (opts.teacher) t = opts.teacher;
+  else {
+    const r = await getTeacher({ dataset, scale, seed: opts.teacherSeed ?? 1 });
+    t = { model: r.model, spec: r.spec, testAcc: r.meta.testAcc };
+  }
+  const test = await loadDataset(dataset, "test", opts.testLimit ? { limit: opts.testLimit } : {});
+  const pool = opts.workers === 0
+    ? undefined
+    : await ModelPool.fromModel(t.model, t.spec, opts.workers ? { workers: opts.workers } : {});
+  const testAcc = t.testAcc ?? await evaluate(t.model, test);
+  return {
+    teacher: { ...t, testAcc },
+    test,
+    oracle: (perSampleBudget) =>
+      labelOracle(pool ?? t.model, { ledger: new Ledger({ perSample: perSampleBudget }) }),
+    close: () => pool?.close(),
+  };
+}
+
+/**
+ * One ZSDB3KD run: generate pseudo samples, label the chosen snapshots, train one student on each
+ * (see the module doc). Pass `context` to share a teacher and pool across runs.
+ */
+export async function runZeroShot(
+  opts: ZeroShotOptions & { context?: ZeroShotContext },
+): Promise<ZeroShotResult> {
+  const { dataset, scale, seed } = opts;
+  const base = zeroShotSettings(scale, dataset);
+  const settings: ZeroShotSettings = { ...base, ...opts.settings };
+  const ctx = opts.context ??
+    await zeroShotContext(dataset, scale, {
+      teacher: opts.teacher,
+      teacherSeed: opts.teacherSeed,
+      workers: opts.workers,
+      testLimit: settings.testLimit,
+    });
+  const experiment = opts.experiment ?? `zsdb3kd-${dataset}`;
+  const progress = opts.progress !== false;
+  try {
+    const key = `${dataset}-${scale}-s${seed}-${
+      shortHash(
+        JSON.stringify([ctx.teacher.spec, ctx.teacher.testAcc, settings.generate, settings.perSampleBudget]),
+      )
+    }`;
+    const root = opts.cacheDir === null ? undefined : opts.cacheDir ?? zeroShotCacheRoot();
+    const genOracle = ctx.oracle(settings.perSampleBudget);
+    const set = await generatePseudoSamples(genOracle, {
+      ...settings.generate,
+      seed,
+      checkpointDir: root ? `${root}/${key}/generation` : undefined,
+      progress: progress ? `zsdb3kd ${dataset} pseudo samples (seed ${seed})` : false,
+    });
+    const genAt = generationQueriesAt(set);
+    const last = set.snapshots.at(-1)!.iteration;
+    const iterations = opts.iterations ?? [0, last];
+    const students: ZeroShotStudentRow[] = [];
+    const labels = new Map<number, PseudoLabels>();
+    const records: RunRecord[] = [];
+    let totalQueries = set.ledger.totals.spent;
+    let maxSampleSpend = maxSpend(set.ledger);
+    const paper = tableARow("zsdb3kd", dataset);
+    for (const it of iterations) {
+      // Each labeling gets its own ledger; a sample's budget there is what its generation left of
+      // the per-sample budget, so generation + labeling of one sample never cross it.
+      const o = ctx.oracle(settings.perSampleBudget);
+      const genSpend = set.ledger.bySample;
+      if (it > 0) {
+        for (const id of set.ids) {
+          o.ledger.setSampleBudget(id, settings.perSampleBudget - (genSpend[String(id)]?.spent ?? 0));
+        }
+      }
+      const lab = await labelPseudoSamples(o, batchAt(set, it), {
+        ...settings.label,
+        seed,
+        cacheDir: root ? `${root}/${key}/labels-it${it}` : undefined,
+        progress: progress ? `zsdb3kd soft labels, iteration ${it}` : false,
+      });
+      labels.set(it, lab);
+      const labelSnap = o.ledger.snapshot();
+      const labelQueries = labelSnap.totals.spent;
+      totalQueries += labelQueries;
+      for (const id of set.ids) {
+        const g = it > 0 ? genSpend[String(id)]?.spent ?? 0 : 0;
+        maxSampleSpend = Math.max(maxSampleSpend, g + (labelSnap.bySample[String(id)]?.spent ?? 0));
+      }
+      const handle = startRun({
+        experiment,
+        method: it === 0 ? "zsdb3kd-noise" : "zsdb3kd",
+        dataset,
+        scale,
+        seed,
+        config: {
+          teacher: ctx.teacher.spec.name,
+          teacherTestAcc: ctx.teacher.testAcc,
+          iteration: it,
+          settings,
+        },
+      });
+      const st = await trainZeroShotStudent(batchAt(set, it), lab.soft.z, settings.student, ctx.test, seed, {
+        keep: lab.soft.keep,
+        label: `student on iteration ${it}`,
+      });
+      st.model.dispose();
+      const generationQueries = it === 0 ? genAt[0] : genAt[it];
+      const row: ZeroShotStudentRow = {
+        variant: it === 0 ? "noise" : "zsdb3kd",
+        iteration: it,
+        testAcc: st.testAcc,
+        trainedOn: st.trainedOn,
+        queries: generationQueries + labelQueries,
+        generationQueries,
+        labelQueries,
+        flagged: lab.soft.flagged.length,
+        trainSeconds: st.seconds,
+      };
+      students.push(row);
+      const rec = handle.finish({
+        testAcc: st.testAcc,
+        teacherTestAcc: ctx.teacher.testAcc,
+        queries: row.queries,
+        generationQueries,
+        labelQueries,
+        pseudoSamples: set.y.length,
+        trainedOn: st.trainedOn,
+        generationSeconds: set.seconds,
+        trainSeconds: st.seconds,
+        ...(paper ? { paperStudentAcc: paper.studentAcc[0].mean } : {}),
+      }, { ledger: { generation: set.ledger, labeling: labelSnap }, notes: [settings.note] });
+      records.push(rec);
+      if (opts.save !== false) await saveRun(rec);
+    }
+    return {
+      dataset,
+      scale,
+      seed,
+      settings,
+      teacher: { spec: ctx.teacher.spec, testAcc: ctx.teacher.testAcc },
+      set,
+      students,
+      labels,
+      generationQueriesAt: genAt,
+      totalQueries,
+      maxSampleSpend,
+      perSampleBudget: settings.perSampleBudget,
+      paperAcc: paper?.studentAcc[0].mean ?? null,
+      paperTeacherAcc: paper?.teacherAcc[0].mean ?? null,
+      generationSeconds: set.seconds,
+      records,
+    };
+  } finally {
+    if (!opts.context) ctx.close();
+  }
+}
+
+/** Mean and sample standard deviation. */
+export function meanStd(v: number[]): { mean: number; std: number } {
+  const mean = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { mean, std };
+}
+
+/** Several seeds of {@link runZeroShot} on one teacher, and the zsdb3kd-vs-noise summary. */
+export async function runZeroShotSeeds(
+  opts: Omit<ZeroShotOptions, "seed"> & { seeds: number[] },
+): Promise<{
+  runs: ZeroShotResult[];
+  summary: { variant: string; mean: number; std: number; values: number[]; meanQueries: number }[];
+  /** zsdb3kd − noise per seed, and whether the mean gap exceeds both seed-to-seed spreads. */
+  gap: { perSeed: number[]; mean: number; spread: number; beatsSpread: boolean };
+}> {
+  const settings = { ...zeroShotSettings(opts.scale, opts.dataset), ...opts.settings };
+  const ctx = await zeroShotContext(opts.dataset, opts.scale, {
+    teacher: opts.teacher,
+    teacherSeed: opts.teacherSeed,
+    workers: opts.workers,
+    testLimit: settings.testLimit,
+  });
+  const runs: ZeroShotResult[] = [];
+  try {
+    for (const seed of opts.seeds) runs.push(await runZeroShot({ ...opts, seed, context: ctx }));
+  } finally {
+    ctx.close();
+  }
+  const pick = (v: "zsdb3kd" | "noise") =>
+    runs.map((r) => r.students.filter((s) => s.variant === v).sort((a, b) => b.iteration - a.iteration)[0]);
+  const summary = (["zsdb3kd", "noise"] as const).map((variant) => {
+    const rows = pick(variant);
+    const values = rows.map((s) => s.testAcc);
+    return { variant, ...meanStd(values), values, meanQueries: meanStd(rows.map((s) => s.queries)).mean };
+  });
+  const perSeed = runs.map((_, i) => pick("zsdb3kd")[i].testAcc - pick("noise")[i].testAcc);
+  const mean = meanStd(perSeed).mean;
+  const spread = Math.max(summary[0].std, summary[1].std);
+  return { runs, summary, gap: { perSeed, mean, spread, beatsSpread: mean > spread } };
+}
