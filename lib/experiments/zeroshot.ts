@@ -79,7 +79,10 @@ export function zeroShotSettings(scale: Scale, dataset: DatasetName): ZeroShotSe
         iterations: 2,
         snapshotAt: [1, 2],
         untargeted: { initDirections: 1, maxInitTries: 20, kGrad: 10, queryLimit: 60 },
-        noise: { batch: 500, referenceDraws: 500, maxDraws: 3000, walkQueries: 300 },
+        // AlexNet answers ~70 label queries/s on 2 busy cores: fewer draws keep the smoke run short.
+        noise: f === "lenet"
+          ? { batch: 500, referenceDraws: 500, maxDraws: 3000, walkQueries: 300 }
+          : { batch: 200, referenceDraws: 200, maxDraws: 600, walkQueries: 100 },
       },
       label: { method: "bd", bd: { candidates: 11 } },
       student: { ...student, epochs: 2, batchSize: 16, temperature: 20 },
@@ -469,4 +472,191 @@ export async function runZeroShotSeeds(
   const mean = meanStd(perSeed).mean;
   const spread = Math.max(summary[0].std, summary[1].std);
   return { runs, summary, gap: { perSeed, mean, spread, beatsSpread: mean > spread } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views for the notebooks (plain rows; the notebooks only render them)
+
+/** Result of {@link runZeroShotSeeds}. */
+export type ZeroShotSeedsResult = Awaited<ReturnType<typeof runZeroShotSeeds>>;
+
+const pct = (v: number) => 100 * v;
+
+/** Paper vs measured, side by side (accuracies in percent; measured = mean ± std over seeds). */
+export function paperVsMeasuredRows(r: ZeroShotSeedsResult): Record<string, string | number | null>[] {
+  const run0 = r.runs[0];
+  const fmt = (m: { mean: number; std: number }) => `${pct(m.mean).toFixed(2)} ± ${pct(m.std).toFixed(2)}`;
+  const teacher = meanStd(r.runs.map((x) => x.teacher.testAcc));
+  const z = r.summary.find((s) => s.variant === "zsdb3kd")!;
+  const n = r.summary.find((s) => s.variant === "noise")!;
+  const last = run0.students.filter((s) => s.variant === "zsdb3kd").at(-1)?.iteration ?? 0;
+  return [
+    {
+      model: `teacher ${run0.teacher.spec.name}`,
+      "paper (%)": run0.paperTeacherAcc,
+      "measured (%)": pct(teacher.mean).toFixed(2),
+      "teacher queries (mean per seed)": null,
+    },
+    {
+      model: `ZSDB3KD student, iteration ${last}`,
+      "paper (%)": run0.paperAcc,
+      "measured (%)": fmt(z),
+      "teacher queries (mean per seed)": Math.round(z.meanQueries),
+    },
+    {
+      model: "student on iteration-0 noise (same samples, same labeling)",
+      "paper (%)": null,
+      "measured (%)": fmt(n),
+      "teacher queries (mean per seed)": Math.round(n.meanQueries),
+    },
+  ];
+}
+
+/** One row per seed: both students and the total queries of the run. */
+export function perSeedRows(r: ZeroShotSeedsResult): Record<string, number>[] {
+  return r.runs.map((run) => {
+    const z = run.students.filter((s) => s.variant === "zsdb3kd").at(-1)!;
+    const n = run.students.find((s) => s.variant === "noise")!;
+    return {
+      seed: run.seed,
+      "zsdb3kd (%)": pct(z.testAcc),
+      "noise (%)": pct(n.testAcc),
+      "gap (points)": pct(z.testAcc - n.testAcc),
+      "pseudo samples": run.set.y.length,
+      "total teacher queries": run.totalQueries,
+      "max queries of one sample": run.maxSampleSpend,
+      "per-sample budget": run.perSampleBudget,
+      "generation (s)": run.generationSeconds,
+    };
+  });
+}
+
+/** What each class's initialisation cost (first round). */
+export function initCostRows(set: PseudoSet): Record<string, number | string | boolean | null>[] {
+  const r = set.init[0];
+  return r.reached.map((reached, c) => ({
+    class: c,
+    reached,
+    "reference noise": r.fromDraws[c].reference,
+    "smooth noise": r.fromDraws[c].smooth,
+    strokes: r.fromDraws[c].strokes,
+    walked: r.walked[c],
+    "shared draws until first": r.drawsToFirst[c],
+    "shared draws until full": r.drawsWhenFilled[c],
+    "walk queries (own)": r.walkQueries[c],
+    "share of reference draws (%)": pct(r.drawLabels.reference[c] / Math.max(1, r.draws.reference)),
+  }));
+}
+
+/** Label queries by ledger phase. */
+export function phaseRows(l: LedgerSnapshot): { phase: string; queries: number }[] {
+  return Object.entries(l.byPhase).map(([phase, e]) => ({ phase, queries: e.images.label }));
+}
+
+/** One pseudo sample per class across the kept iterations: rows = classes, columns = iterations. */
+export function iterationGrid(
+  set: PseudoSet,
+  pick = 0,
+): { x: Float32Array; shape: number[]; labels: string[]; cols: number } {
+  const dim = set.imageShape.reduce((a, b) => a * b, 1);
+  const cols = set.snapshots.length;
+  const x: number[] = [];
+  const labels: string[] = [];
+  let rows = 0;
+  for (let c = 0; c < set.numClasses; c++) {
+    const members = [...set.y.keys()].filter((i) => set.y[i] === c);
+    if (members.length === 0) continue;
+    const i = members[Math.min(pick, members.length - 1)];
+    for (const s of set.snapshots) {
+      x.push(...s.x.subarray(i * dim, (i + 1) * dim));
+      labels.push(`${c} · it ${s.iteration}`);
+    }
+    rows++;
+  }
+  return { x: Float32Array.from(x), shape: [rows * cols, ...set.imageShape], labels, cols };
+}
+
+/** Pseudo samples of one iteration, `perClass` per class, class-major. */
+export function classGrid(
+  set: PseudoSet,
+  iteration: number,
+  perClass: number,
+): { x: Float32Array; shape: number[]; labels: number[] } {
+  const sub = perClassSubset(batchAt(set, iteration), perClass);
+  return { x: sub.x, shape: [sub.y.length, ...set.imageShape], labels: Array.from(sub.y) };
+}
+
+/** Distance to the nearest boundary found, at the first and last iteration (histogram rows). */
+export function distanceRows(set: PseudoSet): { distance: number; when: string }[] {
+  const rows: { distance: number; when: string }[] = [];
+  const first = set.distances[0], last = set.distances.at(-1)!;
+  const n = set.distances.length;
+  for (const d of first) if (Number.isFinite(d)) rows.push({ distance: d, when: "iteration 1 (raw noise)" });
+  for (const d of last) if (Number.isFinite(d)) rows.push({ distance: d, when: `iteration ${n}` });
+  return rows;
+}
+
+/** Accuracy against iteration and against queries per pseudo sample, every run and student. */
+export function accuracyRows(runs: ZeroShotResult[]): Record<string, number | string>[] {
+  return runs.flatMap((run) =>
+    run.students.map((s) => ({
+      seed: run.seed,
+      series: `seed ${run.seed}`,
+      iteration: s.iteration,
+      "accuracy (%)": pct(s.testAcc),
+      "queries per pseudo sample": s.queries / Math.max(1, run.set.y.length),
+    }))
+  );
+}
+
+/** Options of {@link runPerClassSweep}. */
+export interface PerClassSweepOptions {
+  run: ZeroShotResult;
+  /** Pseudo samples per class to try (each ≤ the run's per-class count). */
+  counts: number[];
+  /** Iterations to train on (default: 0 and the last). */
+  iterations?: number[];
+  context: ZeroShotContext;
+  progress?: boolean;
+}
+
+/**
+ * Accuracy vs pseudo samples per class: the first m samples of every class of a run, relabelled with
+ * their own pool (fresh ledger, budgets as in the run), one student each.
+ */
+export async function runPerClassSweep(o: PerClassSweepOptions): Promise<Record<string, number | string>[]> {
+  const { run, context } = o;
+  const last = run.set.snapshots.at(-1)!.iteration;
+  const rows: Record<string, number | string>[] = [];
+  for (const it of o.iterations ?? [0, last]) {
+    for (const m of o.counts) {
+      const b = perClassSubset(batchAt(run.set, it), m);
+      const oracle = context.oracle(run.perSampleBudget);
+      if (it > 0) {
+        for (const id of b.ids) {
+          oracle.ledger.setSampleBudget(
+            id,
+            run.perSampleBudget - (run.set.ledger.bySample[String(id)]?.spent ?? 0),
+          );
+        }
+      }
+      const lab = await labelPseudoSamples(oracle, b, {
+        ...run.settings.label,
+        seed: run.seed,
+        progress: o.progress === false ? false : `soft labels, ${m}/class, iteration ${it}`,
+      });
+      const st = await trainZeroShotStudent(b, lab.soft.z, run.settings.student, context.test, run.seed, {
+        keep: lab.soft.keep,
+        label: `student ${m}/class, iteration ${it}`,
+      });
+      st.model.dispose();
+      rows.push({
+        series: it === 0 ? "iteration 0 (noise)" : `iteration ${it}`,
+        "pseudo samples per class": m,
+        "accuracy (%)": pct(st.testAcc),
+        "label queries": oracle.ledger.spent,
+      });
+    }
+  }
+  return rows;
 }

@@ -387,6 +387,7 @@ export async function generatePseudoSamples(
     if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot() });
   }
   const seconds = (performance.now() - t0) / 1000;
+  bar?.update(totalSteps, info());
   bar?.done(
     `${o.rounds} rounds, ${(oracle.ledger.spent - spent0).toLocaleString("en-US")} queries in this call`,
   );
