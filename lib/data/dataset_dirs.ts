@@ -2,15 +2,12 @@
  * Where the datasets live: defaults relative to the repository root (two levels above this file),
  * environment overrides, and the fix text shown when a file is missing.
  */
-import { fileURLToPath } from "node:url";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { repoRoot } from "../util/paths.ts";
 import { stat } from "node:fs/promises";
 import type { DatasetName } from "./types.ts";
 
-/** Absolute path of the repository root (the folder holding `lib/`). */
-export function repoRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-}
+export { repoRoot };
 
 /** Environment variable that overrides each dataset's folder. */
 export const DATASET_DIR_ENV: Readonly<Record<DatasetName, string>> = {

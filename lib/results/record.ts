@@ -14,6 +14,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { type CsvRow, parseCsv, toCsv, unionColumns } from "./csv.ts";
 import { type FlatRow, flattenObject } from "./flatten.ts";
 import { readTextIfExists, writeAtomic } from "./io.ts";
+import { resultsPath } from "../util/paths.ts";
 
 /** Everything recorded about one run. */
 export interface RunRecord {
@@ -180,8 +181,8 @@ export function runToRow(r: RunRecord): FlatRow {
   };
 }
 
-/** Where results go unless told otherwise. */
-export const DEFAULT_RUNS_DIR = "results/runs";
+/** Where results go unless told otherwise: `<repo>/results/runs`, whatever the working directory. */
+export const DEFAULT_RUNS_DIR: string = resultsPath("runs");
 
 /** Paths of an experiment's JSON folder and CSV. */
 export function runPaths(experiment: string, dir = DEFAULT_RUNS_DIR): { folder: string; csv: string } {
