@@ -2,10 +2,10 @@
  * Throughput of DB3 LeNet-5 (MNIST shape) training and inference, in-process vs the worker pool,
  * on each available backend. Prints a markdown table.
  *
- *   deno run -A bench/train.ts [--backends wasm,cpu] [--images 6144]
+ *   deno run -A bench/train.ts [--backends wasm,cpu] [--images 6144] [--cpu-train]
  *
  * Synthetic inputs (uniform pixels, random labels): throughput does not depend on the content.
- * cpu training is measured on few images only (its conv gradient kernels are slow).
+ * cpu training (a few images/s: tfjs-cpu's conv gradients are naive) is skipped unless `--cpu-train`.
  */
 import { initBackend } from "../lib/backend.ts";
 import type { BackendName } from "../lib/backend.ts";
@@ -147,7 +147,7 @@ for (const b of backends) {
     continue;
   }
   const imgs = b === "cpu" ? Math.min(trainImages, 256) : trainImages;
-  for (const batch of [128, 256, 512]) {
+  for (const batch of b === "cpu" && !args.includes("--cpu-train") ? [] : [128, 256, 512]) {
     const cells: string[] = [];
     for (const w of workerCounts) cells.push(fmt(await trainRate(b, w, batch, imgs)));
     console.log(`| ${b} | train | ${batch} | ${cells.join(" | ")} |`);
