@@ -6,9 +6,9 @@
  * Data-parallel: with `workers` > 1 the steps run on a {@link ModelPool} (one replica per core,
  * gradients summed, identical optimizer steps); with 1 they run in this thread. Both paths use the
  * same {@link Replica} arithmetic. `"auto"` (the default) uses every core when the backend is wasm
- * or cpu (single-threaded), the batch has at least 64 images and the run is long enough to repay
- * starting the workers (≥ 20,000 images in total); the native `tensorflow` backend is already
- * multi-threaded and trains in-process.
+ * (single-threaded), the batch has at least 64 images and the run is long enough to repay starting
+ * the workers (≥ 20,000 images in total); otherwise (cpu, or the native, already multi-threaded
+ * `tensorflow` backend) it trains in-process. Pass a number to force a pool on any backend.
  *
  * Resuming: `checkpointDir` holds one checkpoint (weights, optimizer state, epoch, history, config
  * hash). A rerun with the same spec, data and config continues after the last finished epoch (a
@@ -121,7 +121,7 @@ export function resolveWorkers(
 ): number {
   const w = cfg.workers ?? "auto";
   if (w !== "auto") return Math.max(1, Math.floor(w));
-  const worth = backend !== "tensorflow" && cfg.batchSize >= 64 && n * cfg.epochs >= 20_000;
+  const worth = backend === "wasm" && cfg.batchSize >= 64 && n * cfg.epochs >= 20_000;
   return worth ? coreCount() : 1;
 }
 
