@@ -184,6 +184,9 @@ export function runToRow(r: RunRecord): FlatRow {
 /** Where results go unless told otherwise: `<repo>/results/runs`, whatever the working directory. */
 export const DEFAULT_RUNS_DIR: string = resultsPath("runs");
 
+/** Where `smoke`-scale results go unless told otherwise (git-ignored: every test run rewrites them). */
+export const SMOKE_RUNS_DIR: string = resultsPath("smoke", "runs");
+
 /** Paths of an experiment's JSON folder and CSV. */
 export function runPaths(experiment: string, dir = DEFAULT_RUNS_DIR): { folder: string; csv: string } {
   const e = slug(experiment);
@@ -191,7 +194,8 @@ export function runPaths(experiment: string, dir = DEFAULT_RUNS_DIR): { folder: 
 }
 
 /**
- * Save a record: `<dir>/<experiment>/<id>.json`, and its row in `<dir>/<experiment>.csv`. The CSV
+ * Save a record: `<dir>/<experiment>/<id>.json`, and its row in `<dir>/<experiment>.csv`; `dir`
+ * defaults to `results/runs`, or `results/smoke/runs` for smoke-scale records. The CSV
  * is rewritten atomically with the union of old and new columns (a row with the same id is
  * replaced). Returns the paths written.
  */
@@ -199,7 +203,8 @@ export async function saveRun(
   record: RunRecord,
   opts: { dir?: string } = {},
 ): Promise<{ json: string; csv: string }> {
-  const { folder, csv } = runPaths(record.experiment, opts.dir);
+  const dir = opts.dir ?? (record.scale === "smoke" ? SMOKE_RUNS_DIR : DEFAULT_RUNS_DIR);
+  const { folder, csv } = runPaths(record.experiment, dir);
   const json = `${folder}/${record.id}.json`;
   await writeAtomic(json, JSON.stringify(record, null, 2) + "\n");
   const row = runToRow(record);
