@@ -322,18 +322,9 @@ export async function runTwoMoonsFigure(opts: TwoMoonsFigureOptions = {}): Promi
   const out: TwoMoonsSeedResult[] = [];
   for (const seed of seeds) {
     const real = twoMoons({ n: s.realPoints, noise: s.noise, seed });
-    const t = await train(spec, { x: real.x, shape: real.shape, y: real.y }, {
-      epochs: s.teacher.epochs,
-      batchSize: s.teacher.batchSize,
-      seed,
-      loss: { kind: "ce" },
-      optimizer: { kind: "sgd", lr: s.teacher.lr, momentum: 0.9, weightDecay: 5e-4 },
-      schedule: { kind: "onecycle" },
-      workers: 1,
-      label: `two-moons teacher s${seed}`,
-    }, real);
+    const t = await trainToyTeacher(spec, real, s, seed);
     const teacher = t.model;
-    const teacherAccuracy = t.finalTestAcc!;
+    const teacherAccuracy = t.accuracy;
     const seedResult: TwoMoonsSeedResult = {
       seed,
       teacherAccuracy,
@@ -395,6 +386,21 @@ export async function runTwoMoonsFigure(opts: TwoMoonsFigureOptions = {}): Promi
     ...methods.map((m) => stats(m, out.map((r) => r.methods.find((x) => x.method === m)!.accuracy))),
   ];
   return { scale, settings: s, seeds: out, summary };
+}
+
+/** Train the two-moons teacher (hard-label CE on the real points, SGD + one-cycle). */
+async function trainToyTeacher(spec: ModelSpec, real: LabeledData, s: TwoMoonsSettings, seed: number) {
+  const t = await train(spec, { x: real.x, shape: real.shape, y: real.y }, {
+    epochs: s.teacher.epochs,
+    batchSize: s.teacher.batchSize,
+    seed,
+    loss: { kind: "ce" },
+    optimizer: { kind: "sgd", lr: s.teacher.lr, momentum: 0.9, weightDecay: 5e-4 },
+    schedule: { kind: "onecycle" },
+    workers: 1,
+    label: `two-moons teacher s${seed}`,
+  }, real);
+  return { model: t.model, accuracy: t.finalTestAcc! };
 }
 
 const LAPTOP_TOY_NOTE = "laptop toy: eta0 = 1e3 for CAKE and naive (paper 1e-2 leaves the noise in place)";
@@ -658,28 +664,49 @@ export interface CakeVariant {
 export const CAKE_ABLATIONS: Record<string, CakeVariant> = {
   full: { label: "CAKE (full)" },
   "no-contr": { label: "no contrastive (w_contr = 0)", synth: { weights: { contr: 0 } } },
-  "no-tv": { label: "no TV prior (w_tv = 0)", synth: { weights: { tv: 0 } } },
   "no-decay": { label: "no η decay", synth: { decay: "none" } },
+  "no-contr-no-decay": {
+    label: "no contrastive, no decay (naive CE)",
+    synth: { weights: { contr: 0 }, decay: "none" },
+  },
+  "no-tv": { label: "no TV prior (w_tv = 0)", synth: { weights: { tv: 0 } } },
   lake: { label: "LAKE (Langevin noise)", synth: { langevin: true } },
   "G=2": { label: "G = 2 groups", synth: { groups: 2 } },
   "G=5": { label: "G = 5 groups", synth: { groups: 5 } },
   "hard-targets": { label: "hard targets", hardTargets: true },
 };
 
+/**
+ * Default variants per dataset. Two-moons has no TV (points), K = 2 (G ∈ {2} only), and at the
+ * laptop step size η0 = 1e3 Langevin noise sqrt(2η) ≈ 45 per step destroys every sample, so those
+ * variants are left out there.
+ */
+export function defaultAblations(dataset: "mnist" | "fmnist" | "two-moons"): string[] {
+  return dataset === "two-moons"
+    ? ["full", "no-contr", "no-decay", "no-contr-no-decay", "hard-targets"]
+    : ["full", "no-contr", "no-decay", "no-contr-no-decay", "no-tv", "lake", "G=2", "G=5", "hard-targets"];
+}
+
 /** Options of {@link runCakeAblation}. */
 export interface CakeAblationOptions {
-  dataset?: "mnist" | "fmnist";
+  dataset?: "mnist" | "fmnist" | "two-moons";
   scale?: Scale;
-  /** Variant names from {@link CAKE_ABLATIONS} or custom variants (default: all of CAKE_ABLATIONS). */
+  /** Variant names from {@link CAKE_ABLATIONS} or custom variants (default {@link defaultAblations}). */
   variants?: (string | CakeVariant)[];
-  /** Seeds of synthesis + student (the teacher is shared: seed `teacherSeed`). Default [1, 2, 3]. */
+  /**
+   * Seeds of synthesis + student. Images: the teacher is shared (seed `teacherSeed`); two-moons: every
+   * seed has its own real points and teacher. Default [1, 2, 3].
+   */
   seeds?: number[];
   teacherSeed?: number;
+  /** Image settings override (ignored for two-moons). */
   settings?: Partial<CakeImageSettings>;
+  /** Two-moons settings override (ignored for images). */
+  toySettings?: Partial<TwoMoonsSettings>;
   teacher?: { model: tfl.LayersModel; spec: ModelSpec };
   save?: boolean;
   resultsDir?: string;
-  /** Checkpoint root for the syntheses (default data/cache/cake; null = none). */
+  /** Checkpoint root for the image syntheses (default data/cache/cake; null = none). */
   cacheRoot?: string | null;
 }
 
@@ -687,7 +714,9 @@ export interface CakeAblationOptions {
 export interface CakeAblationResult {
   dataset: string;
   scale: Scale;
-  settings: CakeImageSettings;
+  /** The settings used (image or two-moons). */
+  settings: CakeImageSettings | TwoMoonsSettings;
+  /** Teacher accuracy (mean over seeds for two-moons). */
   teacherAccuracy: number;
   rows: {
     variant: string;
@@ -700,30 +729,27 @@ export interface CakeAblationResult {
   summary: { variant: string; label: string; mean: number; std: number; values: number[] }[];
 }
 
-/** Laptop-scale ablation settings: smaller than {@link cakeImageSettings} (many runs). */
+/**
+ * Laptop-scale image ablation settings: smaller than {@link cakeImageSettings} because every
+ * variant × seed synthesises its own set (≈ 1 min each on 2 cores).
+ */
 export function cakeAblationSettings(dataset: "mnist" | "fmnist", scale: Scale): CakeImageSettings {
   const base = cakeImageSettings(dataset, scale);
   if (scale !== "laptop") return base;
-  return { ...base, synth: { numBatches: 6, steps: 32 }, student: { ...base.student, epochs: 15 } };
+  return { ...base, synth: { numBatches: 8, steps: 8 }, student: { ...base.student, epochs: 10 } };
 }
 
 /**
- * The CAKE ablations on MNIST-like data: every variant × seed synthesises its own set (variants that
- * only change the student reuse the matching synthesis) and trains a student; accuracies are the
- * final-epoch test accuracies.
+ * The CAKE ablations: every variant × seed synthesises its own set (variants that only change the
+ * student reuse the matching synthesis) and trains a student; accuracies are final-epoch accuracies
+ * on the real test set (images) or on the real points (two-moons).
  */
 export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<CakeAblationResult> {
   await initBackend();
   const dataset = opts.dataset ?? "mnist";
   const scale = opts.scale ?? "laptop";
   const seeds = opts.seeds ?? (scale === "smoke" ? [1] : [1, 2, 3]);
-  const s: CakeImageSettings = { ...cakeAblationSettings(dataset, scale), ...(opts.settings ?? {}) };
-  const teacherSeed = opts.teacherSeed ?? 1;
-  const teacher = opts.teacher ??
-    await getTeacher({ dataset, model: s.teacherModel, scale, seed: teacherSeed });
-  const test = await loadDataset(dataset, "test", s.testLimit ? { limit: s.testLimit } : {});
-  const teacherAccuracy = await evaluate(teacher.model, test);
-  const variants = (opts.variants ?? Object.keys(CAKE_ABLATIONS)).map((v) => {
+  const variants = (opts.variants ?? defaultAblations(dataset)).map((v) => {
     if (typeof v !== "string") return { name: v.label, v };
     const found = CAKE_ABLATIONS[v];
     if (!found) {
@@ -732,25 +758,86 @@ export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<C
     return { name: v, v: found };
   });
   const rows: CakeAblationResult["rows"] = [];
-  for (const seed of seeds) {
-    const cache = new Map<string, SyntheticSet & { stats: { hitRate: number; seconds: number } }>();
-    for (const { name, v } of variants) {
-      const synthOpts: CakeOptionsInput = mergeSynth(s.synth, v.synth ?? {});
-      const key = hashOf(synthOpts);
-      let set = cache.get(key);
-      if (!set) {
-        const tk = opts.teacher ? "injected" : `${dataset}-${s.teacherModel}-${scale}-s${teacherSeed}`;
-        set = await synthesize(logitsGradOracle(teacher.model), {
-          dataset,
-          ...synthOpts,
-          seed,
-          teacherKey: tk,
-          cacheDir: opts.cacheRoot === null
+  const teacherAccs: number[] = [];
+  let settings: CakeImageSettings | TwoMoonsSettings;
+  let finish = () => {};
+
+  // Per dataset: how to get (teacher, evaluation data, student spec, synthesis base) for a seed.
+  let setup: (seed: number) => Promise<{
+    teacher: tfl.LayersModel;
+    evalData: LabeledData;
+    student: ModelSpec;
+    recipe: StudentRecipe;
+    base: CakeOptionsInput;
+    cacheDir: (key: string) => string | undefined;
+    teacherKey: string;
+    release: () => void;
+  }>;
+  if (dataset === "two-moons") {
+    const s: TwoMoonsSettings = { ...twoMoonsSettings(scale), ...(opts.toySettings ?? {}) };
+    settings = s;
+    const spec: ModelSpec = { name: "mlp", inputShape: [2], numClasses: 2, options: { ...s.mlp } };
+    setup = async (seed) => {
+      const real = twoMoons({ n: s.realPoints, noise: s.noise, seed });
+      const t = await trainToyTeacher(spec, real, s, seed);
+      teacherAccs.push(t.accuracy);
+      return {
+        teacher: t.model,
+        evalData: real,
+        student: spec,
+        recipe: s.student,
+        base: { dataset: "two-moons", ...s.cake },
+        cacheDir: () => undefined,
+        teacherKey: `two-moons-s${seed}`,
+        release: () => t.model.dispose(),
+      };
+    };
+  } else {
+    const s: CakeImageSettings = { ...cakeAblationSettings(dataset, scale), ...(opts.settings ?? {}) };
+    settings = s;
+    const teacherSeed = opts.teacherSeed ?? 1;
+    const teacher = opts.teacher ??
+      await getTeacher({ dataset, model: s.teacherModel, scale, seed: teacherSeed });
+    const test = await loadDataset(dataset, "test", s.testLimit ? { limit: s.testLimit } : {});
+    teacherAccs.push(await evaluate(teacher.model, test));
+    if (!opts.teacher) finish = () => teacher.model.dispose();
+    const tk = opts.teacher ? "injected" : `${dataset}-${s.teacherModel}-${scale}-s${teacherSeed}`;
+    setup = (seed) =>
+      Promise.resolve({
+        teacher: teacher.model,
+        evalData: test,
+        student: {
+          name: s.studentModel,
+          inputShape: teacher.spec.inputShape,
+          numClasses: teacher.spec.numClasses,
+        },
+        recipe: s.student,
+        base: { dataset, ...s.synth },
+        cacheDir: (key: string) =>
+          opts.cacheRoot === null
             ? undefined
             : `${opts.cacheRoot ?? defaultCacheRoot()}/ablation-${tk}-s${seed}-${key}`,
+        teacherKey: tk,
+        release: () => {},
+      });
+  }
+
+  for (const seed of seeds) {
+    const ctx = await setup(seed);
+    const made = new Map<string, SyntheticSet & { stats: { hitRate: number; seconds: number } }>();
+    for (const { name, v } of variants) {
+      const synthOpts: CakeOptionsInput = mergeSynth(ctx.base, v.synth ?? {});
+      const key = hashOf(synthOpts);
+      let set = made.get(key);
+      if (!set) {
+        set = await synthesize(logitsGradOracle(ctx.teacher), {
+          ...synthOpts,
+          seed,
+          teacherKey: ctx.teacherKey,
+          cacheDir: ctx.cacheDir(key),
           progress: `CAKE ${name} s${seed}`,
         });
-        cache.set(key, set);
+        made.set(key, set);
       }
       const run = startRun({
         experiment: "cake-ablation",
@@ -758,14 +845,9 @@ export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<C
         dataset,
         scale,
         seed,
-        config: { settings: s, variant: v },
+        config: { settings, variant: v },
       });
-      const spec: ModelSpec = {
-        name: s.studentModel,
-        inputShape: set.shape.slice(1),
-        numClasses: set.numClasses,
-      };
-      const st = await trainStudent(spec, set, s.student, test, {
+      const st = await trainStudent(ctx.student, set, ctx.recipe, ctx.evalData, {
         seed: seed + 100,
         hard: v.hardTargets,
         label: `student ${name} s${seed}`,
@@ -774,7 +856,7 @@ export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<C
       const record = run.finish({
         studentAcc: st.accuracy,
         studentBestAcc: st.bestAccuracy,
-        teacherAcc: teacherAccuracy,
+        teacherAcc: teacherAccs.at(-1)!,
         hitRate: set.stats.hitRate,
         synthSeconds: set.stats.seconds,
       }, { ledger: set.ledger });
@@ -788,14 +870,22 @@ export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<C
         seconds: set.stats.seconds + st.trainSeconds,
       });
     }
+    ctx.release();
   }
-  if (!opts.teacher) teacher.model.dispose();
+  finish();
   const summary = variants.map(({ name, v }) => ({
     ...stats(name, rows.filter((r) => r.variant === name).map((r) => r.accuracy)),
     variant: name,
     label: v.label,
   }));
-  return { dataset, scale, settings: s, teacherAccuracy, rows, summary };
+  return {
+    dataset,
+    scale,
+    settings: settings!,
+    teacherAccuracy: teacherAccs.reduce((a, b) => a + b, 0) / teacherAccs.length,
+    rows,
+    summary,
+  };
 }
 
 function mergeSynth(a: CakeOptionsInput, b: CakeOptionsInput): CakeOptionsInput {
