@@ -10,6 +10,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { buildModel } from "../lib/models/registry.ts";
 import { labelOracle, logitsGradOracle, probsOracle } from "../lib/oracle/oracle.ts";
+import { exportChannelsFirst } from "../lib/teachers/foreign.ts";
 import {
   adaptArray,
   adaptTensor,
@@ -271,6 +272,30 @@ Deno.test("byot: a kit network saved as a TF.js LayersModel folder loads back wi
     const a = await labelOracle(m).labels(x, n, { phase: "t" });
     const b = await labelOracle(t.model).labels(x, n, { phase: "t" });
     assert.deepEqual(b.labels, a.labels);
+    m.dispose();
+    t.model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("byot: a kit conv net re-exported PyTorch-style (NCHW, [0,255], mean/std) computes the same logits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bkd-byot-" });
+  try {
+    const m = buildModel({ name: "db3-lenet5-fifth", inputShape: [16, 16, 3], numClasses: 10 }, 5);
+    await saveTeacherFolder(m, `${dir}/nhwc`);
+    const input = { layout: "NCHW", range: [0, 255], mean: [120, 100, 80], std: [50, 60, 70] } as const;
+    await exportChannelsFirst(`${dir}/nhwc`, `${dir}/nchw`, input);
+    const t = await loadTeacher(`${dir}/nchw`, { input, expect: [16, 16, 3] });
+    assert.deepEqual(t.source.modelInputShape, [3, 16, 16]);
+    const n = 12, r = new Rng(8);
+    const x = tf.tensor(Float32Array.from({ length: n * 16 * 16 * 3 }, () => r.uniform()), [n, 16, 16, 3]);
+    const [za, zb] = [m.predict(x) as tf.Tensor, t.model.predict(x) as tf.Tensor];
+    const [a, b] = [za.dataSync(), zb.dataSync()];
+    for (let i = 0; i < a.length; i++) {
+      assert.ok(Math.abs(a[i] - b[i]) < 1e-4 * Math.max(1, Math.abs(a[i])), `logit ${i}`);
+    }
+    tf.dispose([x, za, zb]);
     m.dispose();
     t.model.dispose();
   } finally {

@@ -12,6 +12,8 @@ import { Ledger } from "../lib/oracle/ledger.ts";
 import { labelOracle, OracleError } from "../lib/oracle/oracle.ts";
 import {
   cachedLabelOracle,
+  decodeResponse,
+  encodeRequest,
   type Fault,
   LabelCache,
   type Protocol,
@@ -111,6 +113,58 @@ for (const protocol of ["kserve-v2", "tf-serving"] as const) {
     });
   });
 }
+
+Deno.test("remote kserve-v2 binary extension: same labels, booked the same; binary answers decode", async () => {
+  await withTemp(async (dir) => {
+    const srv = await startServer({ teacher: teacher() });
+    try {
+      const n = 70, x = images(n, 13);
+      const o = await remoteLabelOracle(
+        opts(srv, "kserve-v2", { binary: true, batchSize: 16, cacheDir: dir }),
+      );
+      assert.deepEqual((await o.labels(x, n, { phase: "p" })).labels, await truth(n, x));
+      await assertBooksMatch(o.usage().paid, srv);
+      // JSON and binary requests share one cache namespace: the answers are the same.
+      const j = await remoteLabelOracle(opts(srv, "kserve-v2", { batchSize: 16, cacheDir: dir }));
+      await j.labels(x, n, { phase: "p" });
+      assert.equal(j.usage().cacheHits, n);
+    } finally {
+      await srv.close();
+    }
+  });
+  // A binary answer (Triton-style INT64 output after the JSON header).
+  const head = new TextEncoder().encode(JSON.stringify({
+    outputs: [{ name: "label", datatype: "INT64", shape: [3], parameters: { binary_data_size: 24 } }],
+  }));
+  const body = new Uint8Array(head.length + 24);
+  body.set(head);
+  body.set(new Uint8Array(new BigInt64Array([2n, 0n, 1n]).buffer), head.length);
+  const e = { url: "http://127.0.0.1:1", model: "m", protocol: "kserve-v2" as const };
+  const h = new Headers({ "inference-header-content-length": String(head.length) });
+  assert.deepEqual(Array.from(decodeResponse(e, body, h, 3, K)), [2, 0, 1]);
+});
+
+Deno.test("remote: TF Serving instances are nested like the image shape; KServe data is flat", () => {
+  const x = Float32Array.from({ length: 2 * 12 }, (_, i) => i / 32);
+  const shape = [2, 3, 2];
+  const tfs = JSON.parse(
+    encodeRequest({ url: "", model: "m", protocol: "tf-serving" }, x, 2, shape).body as string,
+  );
+  const nested = (o: number) =>
+    Array.from(
+      { length: 2 },
+      (_, a) =>
+        Array.from({ length: 3 }, (_, b) => Array.from({ length: 2 }, (_, c) => x[o + a * 6 + b * 2 + c])),
+    );
+  assert.deepEqual(tfs, { instances: [nested(0), nested(12)] });
+  const ks = JSON.parse(
+    encodeRequest({ url: "", model: "m", protocol: "kserve-v2" }, x, 2, shape).body as string,
+  );
+  assert.deepEqual(ks.inputs[0].shape, [2, 2, 3, 2]);
+  assert.deepEqual(ks.inputs[0].data, Array.from(x));
+  // Exact: every float32 survives the decimal round trip.
+  assert.ok(Float32Array.from(ks.inputs[0].data as number[]).every((v, i) => Object.is(v, x[i])));
+});
 
 Deno.test("remote: score-returning endpoints are reduced to labels, scores never reach the oracle", async () => {
   const m = teacher();

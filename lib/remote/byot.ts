@@ -4,10 +4,14 @@
  * same teacher behind the in-process label oracle.
  *
  * `runByotDistillation({scale, seed})`:
- * 1. exports the kit's cached MNIST teacher for the scale as a TF.js LayersModel folder
- *    (`data/byot/<key>/tfjs/`) and loads it back with `loadTeacher` — the path a model trained
- *    elsewhere takes — checking it labels the test images as the kit teacher does;
- * 2. starts `tools/serve.ts` on that folder in a child process (both protocols, loopback);
+ * 1. exports the kit's cached MNIST teacher for the scale as a TF.js LayersModel folder, then rewrites
+ *    it as a PyTorch-style export (`exportChannelsFirst`: NCHW input on a [0,255] scale normalised
+ *    with MNIST's mean/std, channels-first layers; `data/byot/<key>/foreign/`) and loads that with
+ *    `loadTeacher` and the matching input adapter — the path a model trained elsewhere takes —
+ *    checking it labels the test images as the kit teacher does;
+ * 2. starts `tools/serve.ts` on the foreign folder as it is, in a child process (both protocols,
+ *    loopback): the endpoint expects NCHW normalised tensors, and the remote oracle's client-side
+ *    adapter produces them;
  * 3. labels the DB3 transfer set with BD (the scale's DB3 settings) three times: in-process
  *    (`labelOracle`), over HTTP with an empty label cache (every query paid), and over HTTP again on
  *    the same cache (a resumed or repeated run: nothing paid); the HTTP distances must equal the
@@ -28,11 +32,21 @@ import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { type LabelOracle, labelOracle } from "../oracle/oracle.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import type { Scale } from "../scale.ts";
+import type { InputAdapterOptions } from "../teachers/adapters.ts";
+import { exportChannelsFirst } from "../teachers/foreign.ts";
 import { loadTeacher, saveTeacherFolder } from "../teachers/load.ts";
 import { getTeacher } from "../train/teachers.ts";
 import { remoteLabelOracle, type RemoteUsage } from "./oracle.ts";
 import type { Protocol } from "./protocols.ts";
 import { spawnServer } from "./spawn.ts";
+
+/** How the PyTorch-style export expects its input: NCHW, [0,255], MNIST mean/std (0.1307, 0.3081 · 255). */
+export const FOREIGN_INPUT: InputAdapterOptions = {
+  layout: "NCHW",
+  range: [0, 255],
+  mean: [33.33],
+  std: [78.57],
+};
 
 /** Options of {@link runByotDistillation}. */
 export interface ByotOptions {
@@ -40,6 +54,8 @@ export interface ByotOptions {
   seed: number;
   /** Wire protocol for the distillation (default "kserve-v2"). */
   protocol?: Protocol;
+  /** KServe v2 binary tensor extension (default true; the kit's server accepts it). */
+  binary?: boolean;
   /** Images per HTTP request (default 512) and requests in flight (default 4). */
   batchSize?: number;
   concurrency?: number;
@@ -69,10 +85,14 @@ export interface ByotRunRow {
 export interface ByotResult {
   settings: Db3Settings;
   protocol: Protocol;
+  /** Protocol as sent, e.g. "kserve-v2 binary". */
+  wire: string;
   teacher: {
     folder: string;
     files: string[];
     modelInputShape: (number | null)[];
+    generatedBy: string | null;
+    input: InputAdapterOptions;
     kitTestAcc: number;
     /** Fraction of test images the file teacher labels as the kit teacher does. */
     agreement: number;
@@ -80,8 +100,13 @@ export interface ByotResult {
   };
   samples: number;
   rows: ByotRunRow[];
-  /** True when the HTTP distances equal the in-process ones exactly. */
+  /** True when the HTTP distances (both runs) equal the in-process ones exactly. */
   sameDistances: boolean;
+  /**
+   * Largest |d_http − d_in-process| (the client adapts inputs on the CPU, the in-process teacher in tf
+   * ops; a float32 rounding difference can move a boundary by about the bisection tolerance).
+   */
+  maxDistanceDiff: number;
   /** Ledger of the first HTTP run (paid queries only). */
   ledger: LedgerSnapshot;
   usage: { first: RemoteUsage; rerun: RemoteUsage };
@@ -98,16 +123,19 @@ async function labelTest(model: tfl.LayersModel, x: Float32Array, n: number): Pr
 export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult> {
   const { scale, seed } = opts;
   const protocol = opts.protocol ?? "kserve-v2";
+  const binary = protocol === "kserve-v2" && opts.binary !== false;
+  const wire = `${protocol}${protocol === "kserve-v2" ? (binary ? " binary" : " JSON") : ""}`;
   const settings = { ...db3Settings(scale, "mnist"), ...opts.settings };
   await initBackend();
   const kit = await getTeacher({ dataset: "mnist", scale, seed });
   const key = `mnist-${kit.spec.name}-${scale}-s${seed}`;
   const dir = opts.dir ?? `${repoRoot()}/data/byot/${key}`;
-  const folder = `${dir}/tfjs`;
-  await saveTeacherFolder(kit.model, folder);
+  await saveTeacherFolder(kit.model, `${dir}/tfjs`);
+  const folder = `${dir}/foreign`;
+  await exportChannelsFirst(`${dir}/tfjs`, folder, FOREIGN_INPUT);
 
   const test = await loadDataset("mnist", "test", settings.testLimit ? { limit: settings.testLimit } : {});
-  const fileTeacher = await loadTeacher(folder, { expect: test });
+  const fileTeacher = await loadTeacher(folder, { input: FOREIGN_INPUT, expect: test });
   const nTest = Math.min(test.y.length, 2000);
   const xt = test.x.subarray(0, nTest * fileTeacher.inputShape.reduce((a, b) => a * b, 1));
   const [a, b] = [await labelTest(kit.model, xt, nTest), await labelTest(fileTeacher.model, xt, nTest)];
@@ -133,7 +161,7 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
     dataset: "mnist",
     scale,
     seed,
-    config: { settings, protocol, teacherFolder: folder, batchSize: opts.batchSize ?? 512 },
+    config: { settings, protocol, binary, teacherFolder: folder, batchSize: opts.batchSize ?? 512 },
   });
   const rows: ByotRunRow[] = [];
   const row = (oracle: string, queries: number, u: Partial<RemoteUsage>, seconds: number): ByotRunRow => ({
@@ -159,11 +187,14 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
   const server = await spawnServer({ teacher: folder, args: ["--protocol", "both", "--port", "0"] });
   let first: RemoteUsage, rerun: RemoteUsage, ledger: LedgerSnapshot, same: boolean;
   let dRemote;
+  let maxDiff = 0;
   try {
     const remote = await remoteLabelOracle({
       url: server.url,
       model: "teacher",
       protocol,
+      binary,
+      input: FOREIGN_INPUT,
       inputShape: fileTeacher.inputShape,
       numClasses: fileTeacher.numClasses,
       batchSize: opts.batchSize ?? 512,
@@ -171,16 +202,18 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
       cacheDir,
     });
     const t1 = performance.now();
-    dRemote = await bd(remote, `BD over HTTP (${protocol})`);
+    dRemote = await bd(remote, `BD over HTTP (${wire})`);
     first = remote.usage();
     ledger = remote.ledger.snapshot();
-    rows.push(row(`HTTP ${protocol}`, first.paid + first.cacheHits, first, (performance.now() - t1) / 1000));
+    rows.push(row(`HTTP ${wire}`, first.paid + first.cacheHits, first, (performance.now() - t1) / 1000));
 
     // A second run on the same cache (what an interrupted run's resume costs: nothing).
     const again = await remoteLabelOracle({
       url: server.url,
       model: "teacher",
       protocol,
+      binary,
+      input: FOREIGN_INPUT,
       inputShape: fileTeacher.inputShape,
       numClasses: fileTeacher.numClasses,
       batchSize: opts.batchSize ?? 512,
@@ -191,7 +224,7 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
     rerun = again.usage();
     rows.push(
       row(
-        `HTTP ${protocol}, rerun (cache)`,
+        `HTTP ${wire}, rerun (cache)`,
         rerun.paid + rerun.cacheHits,
         rerun,
         (performance.now() - t2) / 1000,
@@ -200,6 +233,11 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
     same = dLocal.distances.every((v, i) =>
       Object.is(v, dRemote!.distances[i]) && Object.is(v, dAgain.distances[i])
     );
+    for (let i = 0; i < dLocal.distances.length; i++) {
+      const [p, q] = [dLocal.distances[i], dRemote.distances[i]];
+      if (Number.isFinite(p) && Number.isFinite(q)) maxDiff = Math.max(maxDiff, Math.abs(p - q));
+      else if (!Object.is(p, q)) maxDiff = Infinity;
+    }
   } finally {
     await server.close();
   }
@@ -239,10 +277,13 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
   return {
     settings,
     protocol,
+    wire,
     teacher: {
       folder,
       files: [...Deno.readDirSync(folder)].map((e) => e.name).sort(),
       modelInputShape: fileTeacher.source.modelInputShape,
+      generatedBy: fileTeacher.source.generatedBy,
+      input: FOREIGN_INPUT,
       kitTestAcc: kit.meta.testAcc,
       agreement,
       testImages: nTest,
@@ -250,6 +291,7 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
     samples: n,
     rows,
     sameDistances: same,
+    maxDistanceDiff: maxDiff,
     ledger,
     usage: { first, rerun },
     server: { url: server.url, requests: log.length, answeredImages, byOutcome },

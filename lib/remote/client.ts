@@ -19,7 +19,7 @@ import {
 } from "../teachers/adapters.ts";
 import type { ResolvedAdapter } from "../teachers/adapters.ts";
 import { Transport, type TransportOptions, type TransportStats } from "./http.ts";
-import { decodeLabels, encodeRequest, type Endpoint, inferUrl, type Protocol } from "./protocols.ts";
+import { decodeResponse, encodeRequest, type Endpoint, inferUrl, type Protocol } from "./protocols.ts";
 
 /** Options of {@link remoteTeacher}. */
 export interface RemoteTeacherOptions extends TransportOptions {
@@ -43,6 +43,12 @@ export interface RemoteTeacherOptions extends TransportOptions {
   inputName?: string;
   /** Output to read when there are several. */
   outputName?: string;
+  /**
+   * KServe v2: send tensors with the binary data extension (raw float32 after a JSON header) instead
+   * of decimal JSON — several times cheaper to encode and parse. Default false (plain JSON, which
+   * every v2 server accepts); the kit's server and Triton accept binary.
+   */
+  binary?: boolean;
 }
 
 /** A batch answered: images [start, end) of the call got `labels`. */
@@ -70,6 +76,7 @@ export class RemoteTeacher implements LabelPredictor {
       protocol: opts.protocol ?? "kserve-v2",
       inputName: opts.inputName,
       outputName: opts.outputName,
+      binary: opts.binary === true && (opts.protocol ?? "kserve-v2") === "kserve-v2",
     };
     this.spec = { inputShape: [...opts.inputShape], numClasses: opts.numClasses };
     this.batchSize = Math.max(1, opts.batchSize ?? 256);
@@ -88,7 +95,7 @@ export class RemoteTeacher implements LabelPredictor {
 
   /** What identifies this teacher's answers (cache namespace): endpoint, shapes, adapter. No secrets. */
   describe(): Record<string, unknown> {
-    const { url, model, version, protocol, inputName, outputName } = this.endpoint;
+    const { url, model, version, protocol, inputName, outputName } = this.endpoint; // `binary`: same answers
     return {
       url: url.replace(/\/+$/, ""),
       model,
@@ -105,12 +112,12 @@ export class RemoteTeacher implements LabelPredictor {
   async #batch(x: Float32Array, n: number): Promise<Int32Array> {
     const d = this.#dim;
     const wire = isIdentityAdapter(this.adapter) ? x : adaptArray(x, n, this.spec.inputShape, this.adapter);
-    const body = encodeRequest(this.endpoint, wire.subarray(0, n * d), n, this.#wireShape);
+    const req = encodeRequest(this.endpoint, wire.subarray(0, n * d), n, this.#wireShape);
     const k = this.spec.numClasses;
     const labels = await this.transport.post(
       this.#url,
-      body,
-      (json) => decodeLabels(this.endpoint, json, n, k),
+      req,
+      (bytes, headers) => decodeResponse(this.endpoint, bytes, headers, n, k),
     );
     this.answered += n;
     return labels;

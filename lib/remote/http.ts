@@ -1,5 +1,5 @@
 /**
- * HTTP transport for remote teachers: POST JSON with a concurrency limit, a rate limit, a timeout
+ * HTTP transport for remote teachers: POST (JSON or binary) with a concurrency limit, a rate limit, a timeout
  * per attempt, and retries with exponential backoff on transient failures — 5xx answers, timeouts and
  * broken connections (refused, reset, cut mid-body), plus 429 (honouring `Retry-After`) unless
  * disabled. Other 4xx answers and malformed answers are not retried: asking again would not help.
@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ProtocolError } from "./protocols.ts";
+import { type EncodedRequest, ProtocolError } from "./protocols.ts";
 
 /** Transport options (defaults in {@link TRANSPORT_DEFAULTS}). */
 export interface TransportOptions {
@@ -139,7 +139,7 @@ export class Transport {
       requestsPerSecond: opts.requestsPerSecond ?? TRANSPORT_DEFAULTS.requestsPerSecond,
       retry429: opts.retry429 ?? TRANSPORT_DEFAULTS.retry429,
     };
-    this.#headers = { "content-type": "application/json", ...opts.headers };
+    this.#headers = { ...opts.headers };
     if (opts.auth) this.#headers["authorization"] = opts.auth;
     this.#slots = new Semaphore(this.options.concurrency);
   }
@@ -154,22 +154,31 @@ export class Transport {
     await sleep(at - now);
   }
 
-  async #once<T>(url: string, body: string, parse: (json: unknown) => T): Promise<T> {
+  async #once<T>(
+    url: string,
+    req: EncodedRequest,
+    parse: (bytes: Uint8Array, headers: Headers) => T,
+  ): Promise<T> {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), this.options.timeoutMs);
     try {
       let res: Response;
       try {
-        res = await fetch(url, { method: "POST", headers: this.#headers, body, signal: ctl.signal });
+        res = await fetch(url, {
+          method: "POST",
+          headers: { ...req.headers, ...this.#headers },
+          body: req.body,
+          signal: ctl.signal,
+        });
       } catch (e) {
         if (ctl.signal.aborted) {
           throw new Attempt(`timed out after ${this.options.timeoutMs} ms`, "timeout", true);
         }
         throw new Attempt(`connection failed (${(e as Error).message})`, "network", true);
       }
-      let text: string;
+      let bytes: Uint8Array;
       try {
-        text = await res.text();
+        bytes = new Uint8Array(await res.arrayBuffer());
       } catch (e) {
         if (ctl.signal.aborted) {
           throw new Attempt(`timed out after ${this.options.timeoutMs} ms`, "timeout", true);
@@ -177,7 +186,7 @@ export class Transport {
         throw new Attempt(`connection broke mid-answer (${(e as Error).message})`, "network", true);
       }
       if (!res.ok) {
-        const snippet = text.slice(0, 200).replace(/\s+/g, " ");
+        const snippet = new TextDecoder().decode(bytes.subarray(0, 300)).slice(0, 200).replace(/\s+/g, " ");
         const s = res.status;
         if (s === 429 && this.options.retry429) {
           const ra = Number(res.headers.get("retry-after"));
@@ -197,18 +206,8 @@ export class Transport {
           s,
         );
       }
-      let json: unknown;
       try {
-        json = JSON.parse(text);
-      } catch (e) {
-        throw new Attempt(
-          `malformed JSON answer (${(e as Error).message}): ${text.slice(0, 80)}`,
-          "protocol",
-          false,
-        );
-      }
-      try {
-        return parse(json);
+        return parse(bytes, res.headers);
       } catch (e) {
         if (e instanceof ProtocolError) throw new Attempt(e.message, "protocol", false);
         throw e;
@@ -219,10 +218,15 @@ export class Transport {
   }
 
   /**
-   * POST `body` (JSON text) to `url` and return `parse(answer)`. Retries transient failures with
+   * POST `req` to `url` and return `parse(answer bytes, answer headers)` (a ProtocolError from `parse`
+   * is a failed, non-retried attempt). Retries transient failures with
    * backoff; throws {@link RemoteError} when the request fails for good.
    */
-  async post<T>(url: string, body: string, parse: (json: unknown) => T): Promise<T> {
+  async post<T>(
+    url: string,
+    req: EncodedRequest,
+    parse: (bytes: Uint8Array, headers: Headers) => T,
+  ): Promise<T> {
     this.stats.requests++;
     await this.#slots.acquire();
     try {
@@ -230,7 +234,7 @@ export class Transport {
         await this.#paced();
         this.stats.attempts++;
         try {
-          return await this.#once(url, body, parse);
+          return await this.#once(url, req, parse);
         } catch (e) {
           if (!(e instanceof Attempt)) throw e;
           this.stats.failedAttempts++;

@@ -6,8 +6,11 @@
  * @module
  */
 export {
+  BINARY_HEADER,
   decodeLabels,
   decodeRequest,
+  decodeResponse,
+  type EncodedRequest,
   encodeLabels,
   encodeRequest,
   type Endpoint,
@@ -37,6 +40,7 @@ export {
   type RemoteUsage,
   type UsageEntry,
 } from "./oracle.ts";
+export { type SpawnedServer, type SpawnOptions, spawnServer } from "./spawn.ts";
 export {
   type Fault,
   type FaultContext,

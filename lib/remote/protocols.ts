@@ -7,6 +7,12 @@
  * - TensorFlow Serving REST: `POST /v1/models/{name}[/versions/{v}]:predict` with
  *   `{"instances": [nested image, ...]}`; answer `{"predictions": [...]}`.
  *
+ * KServe v2 also has a binary tensor extension (Triton's, also served by KServe): the request body is
+ * the JSON header followed by the raw little-endian tensor bytes, the header's length in the
+ * `Inference-Header-Content-Length` HTTP header, and the input's `parameters.binary_data_size` set. It
+ * skips printing and parsing ~16 bytes of decimal text per pixel; `binary: true` uses it (the kit's
+ * server and Triton accept it). Binary answers are understood too.
+ *
  * Client side, an answer is reduced to class ids at once: integer outputs of shape [n] or [n, 1] are
  * labels, float outputs of shape [n, K] are scores and only their argmax is kept. Anything else
  * (wrong batch size, wrong width, labels out of range, an `error` field) is a {@link ProtocolError}
@@ -35,6 +41,17 @@ export interface Endpoint {
   inputName?: string;
   /** Output to read when the answer has several (default: the only or first one). */
   outputName?: string;
+  /** KServe v2 only: send the tensor with the binary data extension (default false). */
+  binary?: boolean;
+}
+
+/** HTTP header carrying the JSON part's length under the KServe v2 binary extension. */
+export const BINARY_HEADER = "inference-header-content-length";
+
+/** A request ready to POST. */
+export interface EncodedRequest {
+  body: string | Uint8Array<ArrayBuffer>;
+  headers: Record<string, string>;
 }
 
 /** An answer (or request) that does not follow the protocol. */
@@ -62,37 +79,137 @@ function flatJson(x: Float32Array): string {
   return "[" + x.join(",") + "]";
 }
 
-function nestedJson(x: Float32Array, shape: readonly number[], axis: number, off: number, parts: string[]) {
-  if (axis === shape.length - 1) {
-    parts.push(flatJson(x.subarray(off, off + shape[axis])));
-    return;
+/**
+ * Precomputed text between consecutive values of one instance of `shape` in nested-list JSON
+ * (closing brackets, a comma, opening brackets), so encoding is one concatenation per value.
+ */
+const separators = new Map<string, { open: string; sep: string[]; close: string }>();
+function nestedSeparators(shape: readonly number[]) {
+  const key = shape.join(",");
+  let s = separators.get(key);
+  if (s) return s;
+  const d = shape.reduce((a, b) => a * b, 1);
+  // The list at nesting level L (0 = the instance) spans prod(shape[L..]) values and starts where
+  // k is a multiple of that span.
+  const spans = shape.map((_, a) => shape.slice(a).reduce((p, q) => p * q, 1));
+  const opens = (k: number) => spans.filter((sp) => k % sp === 0).length;
+  const sep: string[] = [];
+  for (let k = 0; k < d - 1; k++) {
+    const closes = spans.filter((sp) => (k + 1) % sp === 0).length; // lists ending after value k
+    sep.push("]".repeat(closes) + "," + "[".repeat(opens(k + 1)));
   }
-  let stride = 1;
-  for (let a = axis + 1; a < shape.length; a++) stride *= shape[a];
-  parts.push("[");
-  for (let i = 0; i < shape[axis]; i++) {
-    if (i > 0) parts.push(",");
-    nestedJson(x, shape, axis + 1, off + i * stride, parts);
-  }
-  parts.push("]");
+  s = { open: "[".repeat(opens(0)), sep, close: "]".repeat(shape.length) };
+  separators.set(key, s);
+  return s;
 }
 
-/** JSON body asking for `n` images of `shape` (no batch axis), flat float32 row-major in `x`. */
-export function encodeRequest(e: Endpoint, x: Float32Array, n: number, shape: readonly number[]): string {
+/**
+ * The request for `n` images of `shape` (no batch axis), flat float32 row-major in `x`: JSON text, or
+ * JSON header + raw bytes for KServe v2 with `binary`.
+ */
+export function encodeRequest(
+  e: Endpoint,
+  x: Float32Array,
+  n: number,
+  shape: readonly number[],
+): EncodedRequest {
   const d = shape.reduce((a, b) => a * b, 1);
   const data = x.subarray(0, n * d);
+  const json = { "content-type": "application/json" };
   if (e.protocol === "kserve-v2") {
     const name = JSON.stringify(e.inputName ?? "input");
-    return `{"inputs":[{"name":${name},"shape":${JSON.stringify([n, ...shape])},"datatype":"FP32","data":` +
-      flatJson(data) + "}]}";
+    const head = `{"inputs":[{"name":${name},"shape":${JSON.stringify([n, ...shape])},"datatype":"FP32",`;
+    if (!e.binary) return { body: head + '"data":' + flatJson(data) + "}]}", headers: json };
+    const header = new TextEncoder().encode(
+      head +
+        `"parameters":{"binary_data_size":${
+          n * d * 4
+        }}}],"outputs":[{"name":"label","parameters":{"binary_data":false}}]}`,
+    );
+    const body = new Uint8Array(header.length + n * d * 4);
+    body.set(header, 0);
+    const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (LITTLE_ENDIAN) body.set(raw, header.length);
+    else {
+      const v = new DataView(body.buffer, header.length);
+      for (let i = 0; i < data.length; i++) v.setFloat32(4 * i, data[i], true);
+    }
+    return {
+      body,
+      headers: { "content-type": "application/octet-stream", [BINARY_HEADER]: String(header.length) },
+    };
   }
-  const parts: string[] = ['{"instances":['];
+  const { open, sep, close } = nestedSeparators(shape);
+  const parts: string[] = [];
   for (let i = 0; i < n; i++) {
-    if (i > 0) parts.push(",");
-    nestedJson(data, shape, 0, i * d, parts);
+    let t = open;
+    const o = i * d;
+    for (let k = 0; k < d - 1; k++) t += data[o + k] + sep[k];
+    parts.push(t + data[o + d - 1] + close);
   }
-  parts.push("]}");
-  return parts.join("");
+  return { body: '{"instances":[' + parts.join(",") + "]}", headers: json };
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Split a body under the binary extension: the parsed JSON header and the bytes after it. */
+function splitBinary(bytes: Uint8Array, headerLength: string | null): { json: unknown; rest: Uint8Array } {
+  if (headerLength === null) {
+    return { json: JSON.parse(new TextDecoder().decode(bytes)), rest: new Uint8Array(0) };
+  }
+  const len = Number(headerLength);
+  if (!Number.isInteger(len) || len < 0 || len > bytes.length) {
+    throw new ProtocolError(`${BINARY_HEADER} ${headerLength} does not fit a body of ${bytes.length} bytes`);
+  }
+  return { json: JSON.parse(new TextDecoder().decode(bytes.subarray(0, len))), rest: bytes.subarray(len) };
+}
+
+const BINARY_TYPES: Record<string, (b: Uint8Array) => ArrayLike<number>> = {
+  FP32: (b) => new Float32Array(b.slice().buffer),
+  FP64: (b) => new Float64Array(b.slice().buffer),
+  INT32: (b) => new Int32Array(b.slice().buffer),
+  INT64: (b) => Array.from(new BigInt64Array(b.slice().buffer), Number),
+  UINT8: (b) => b,
+  INT8: (b) => new Int8Array(b.slice().buffer),
+};
+
+/** Attach the raw data of outputs sent with `binary_data_size` as plain `data` arrays. */
+function inlineBinaryOutputs(json: Record<string, unknown>, rest: Uint8Array) {
+  let off = 0;
+  for (const o of (Array.isArray(json.outputs) ? json.outputs : []) as Record<string, unknown>[]) {
+    const size = (o.parameters as Record<string, unknown> | undefined)?.binary_data_size;
+    if (typeof size !== "number") continue;
+    const conv = BINARY_TYPES[String(o.datatype)];
+    if (!conv) throw new ProtocolError(`binary output "${o.name}" has unsupported datatype ${o.datatype}`);
+    if (off + size > rest.length) throw new ProtocolError(`binary output "${o.name}" runs past the body`);
+    o.data = Array.from(conv(rest.subarray(off, off + size)));
+    off += size;
+  }
+}
+
+/**
+ * Class ids from a raw answer (bytes and headers); JSON, or JSON + binary outputs under the KServe v2
+ * binary extension. Throws ProtocolError for malformed answers (JSON syntax errors included).
+ */
+export function decodeResponse(
+  e: Endpoint,
+  bytes: Uint8Array,
+  headers: Headers,
+  n: number,
+  numClasses: number,
+): Int32Array {
+  let parsed: { json: unknown; rest: Uint8Array };
+  try {
+    parsed = splitBinary(bytes, e.protocol === "kserve-v2" ? headers.get(BINARY_HEADER) : null);
+  } catch (err) {
+    if (err instanceof ProtocolError) throw err;
+    const text = new TextDecoder().decode(bytes.subarray(0, 80));
+    throw new ProtocolError(`${describe(e)}: malformed JSON answer (${(err as Error).message}): ${text}`);
+  }
+  if (parsed.rest.length > 0 && parsed.json && typeof parsed.json === "object") {
+    inlineBinaryOutputs(parsed.json as Record<string, unknown>, parsed.rest);
+  }
+  return decodeLabels(e, parsed.json, n, numClasses);
 }
 
 function isNumberArray(a: unknown): a is number[] {
@@ -216,12 +333,28 @@ export interface ParsedRequest {
   n: number;
 }
 
-/** Parse and check a request body against one image's `shape`; throws ProtocolError (→ 400). */
-export function decodeRequest(protocol: Protocol, body: unknown, shape: readonly number[]): ParsedRequest {
+/**
+ * Parse and check a raw request (bytes and headers, JSON or KServe v2 binary) against one image's
+ * `shape`; throws ProtocolError (→ 400).
+ */
+export function decodeRequest(
+  protocol: Protocol,
+  bytes: Uint8Array,
+  headers: Headers,
+  shape: readonly number[],
+): ParsedRequest {
   const d = shape.reduce((a, b) => a * b, 1);
+  let parsed: { json: unknown; rest: Uint8Array };
+  try {
+    parsed = splitBinary(bytes, protocol === "kserve-v2" ? headers.get(BINARY_HEADER) : null);
+  } catch (e) {
+    if (e instanceof ProtocolError) throw e;
+    throw new ProtocolError(`invalid JSON (${(e as Error).message})`);
+  }
+  const body = parsed.json;
   if (!body || typeof body !== "object") throw new ProtocolError("the request is not a JSON object");
   const b = body as Record<string, unknown>;
-  let values: unknown[];
+  let values: ArrayLike<unknown>;
   let n: number;
   if (protocol === "kserve-v2") {
     const inputs = b.inputs;
@@ -235,8 +368,23 @@ export function decodeRequest(protocol: Protocol, body: unknown, shape: readonly
       throw new ProtocolError(`input shape ${JSON.stringify(s)} is not [n, ${shape.join(", ")}]`);
     }
     n = s[0];
+    const size = (t.parameters as Record<string, unknown> | undefined)?.binary_data_size;
+    if (typeof size === "number") {
+      if (size !== n * d * 4 || parsed.rest.length < size) {
+        throw new ProtocolError(
+          `binary_data_size ${size} does not match ${n} images (${parsed.rest.length} bytes sent)`,
+        );
+      }
+      const raw = parsed.rest.slice(0, size);
+      const x = new Float32Array(raw.buffer);
+      if (!LITTLE_ENDIAN) {
+        const v = new DataView(raw.buffer);
+        for (let i = 0; i < x.length; i++) x[i] = v.getFloat32(4 * i, true);
+      }
+      return { x, n };
+    }
     values = Array.isArray(t.data) ? (t.data as unknown[]) : [];
-    if (values.length !== n * d) values = values.flat(Infinity);
+    if (values.length !== n * d) values = (values as unknown[]).flat(Infinity);
   } else {
     const inst = b.instances;
     if (!Array.isArray(inst)) throw new ProtocolError(`the request has no "instances" array`);

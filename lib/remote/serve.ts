@@ -234,7 +234,7 @@ export function startServer(opts: ServeOptions): Promise<ServerHandle> {
     }
     let parsed;
     try {
-      parsed = decodeRequest(r.protocol, await req.json(), inputShape);
+      parsed = decodeRequest(r.protocol, new Uint8Array(await req.arrayBuffer()), req.headers, inputShape);
     } catch (e) {
       const msg = e instanceof ProtocolError ? e.message : `invalid JSON (${(e as Error).message})`;
       return finish(400, "rejected", json(400, { error: msg }));
