@@ -335,3 +335,38 @@ Deno.test("generation with a tight per-sample budget: refusals, never an overspe
     if (id !== "-1") assert.ok(e.spent <= 120, `sample ${id} spent ${e.spent}`);
   }
 });
+
+Deno.test("untargeted boundary: anchor directions (other-class images, labels known) start the search for free", async () => {
+  const dim = 8, n = 4;
+  const w = randomWeights(2, dim, 13);
+  const teacher = linearTeacher(w, [0, 0], [dim]);
+  const r = new Rng(8);
+  const x = new Float32Array(n * dim).map(() => 0.45 + 0.1 * r.uniform());
+  const z = Array.from({ length: n }, (_, i) => teacher.scores(x, i * dim));
+  const y = Int32Array.from(z, (s) => (s[0] >= s[1] ? 0 : 1));
+  // Anchors: each sample mirrored across the hyperplane (so of the other class).
+  const u = w[1].map((v, j) => v - w[0][j]);
+  const un = Math.hypot(...u);
+  const ax = new Float32Array(n * dim);
+  const al = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const m = (z[i][1] - z[i][0]) / un;
+    for (let j = 0; j < dim; j++) ax[i * dim + j] = x[i * dim + j] - 2 * m * u[j] / un;
+    al[i] = 1 - y[i];
+  }
+  for (let i = 0; i < n; i++) {
+    // One sample at a time, so its nearest other-class anchor is its own mirror image.
+    const o = labelOracle(teacher);
+    const res = await untargetedBoundary(o, x.slice(i * dim, (i + 1) * dim), y.slice(i, i + 1), {
+      initDirections: 0,
+      anchorDirections: 1,
+      anchors: { x: ax.slice(i * dim, (i + 1) * dim), labels: al.slice(i, i + 1) },
+      kGrad: 10,
+      queryLimit: 60,
+    });
+    const want = linearDistance(w, z[i]);
+    // The mirror direction is the normal: bisection alone gets the distance to the tolerance.
+    assert.ok(Math.abs(res.initDistances[0] - want) < 1e-4, `${res.initDistances[0]} vs ${want}`);
+    assert.equal(res.initQueries[0], 0);
+  }
+});

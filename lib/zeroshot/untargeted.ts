@@ -9,7 +9,9 @@
  *    `maxInitTries` tries were spent (the reference loops without bound and does not count these
  *    queries; here every one is booked). A sample still unchanged can start from the direction to
  *    the nearest `anchor` of another class (an image whose teacher label is already known, so the
- *    endpoint costs no query); without anchors its round yields nothing.
+ *    endpoint costs no query); without anchors its round yields nothing. With `anchorDirections` = k
+ *    every sample also gets the directions to its k nearest anchors of other classes (a kit option;
+ *    the reference uses random directions only).
  * 2. **Untargeted bisection** ("zs.bisect"): candidates nearest first, with the best-so-far g*
  *    (initially the nearest endpoint λ0, whose label is known to differ): if λ0 > g*, one query at
  *    g* (label c → the direction cannot beat g*, skip); then bisect [0, hi] until hi − lo < `tol`
@@ -50,6 +52,11 @@ export interface UntargetedOptions {
   queryLimit?: number;
   /** Most Sign-OPT iterations (reference 1000). */
   maxIterations?: number;
+  /**
+   * Also start from the directions to this many nearest `anchors` of other classes (their labels
+   * are known, so a candidate costs only its bisection). 0 = the reference (random directions only).
+   */
+  anchorDirections?: number;
   /** Most shrink steps in one line search (bounds a loop the reference leaves open). */
   maxShrink?: number;
   /**
@@ -75,6 +82,7 @@ export const UNTARGETED_DEFAULTS = {
   beta: 1e-3,
   queryLimit: 5000,
   maxIterations: 1000,
+  anchorDirections: 0,
   maxShrink: 500,
   shrink: "doubling" as "reference" | "doubling",
   seed: 0,
@@ -149,6 +157,7 @@ async function initialDirections(
   anchorStarts: Uint8Array,
 ): Promise<Candidate[][]> {
   const n = y.length;
+  const allAnchors = anchors;
   const cands: Candidate[][] = Array.from({ length: n }, () => []);
   const v = new Float32Array(dim);
   for (let round = 0; round < o.initDirections; round++) {
@@ -183,30 +192,53 @@ async function initialDirections(
     }
     // Fallback: the direction to the nearest anchor of another class (its label is known: no query).
     if (anchors && pending.length > 0) {
-      const m = anchors.labels.length;
       for (const i of pending) {
-        let best = -1, bestD = Infinity;
-        for (let a = 0; a < m; a++) {
-          if (anchors.labels[a] === y[i] || anchors.labels[a] < 0) continue;
-          let d = 0;
-          for (let k = 0; k < dim; k++) {
-            const t = anchors.x[a * dim + k] - x[i * dim + k];
-            d += t * t;
-          }
-          if (d < bestD) [bestD, best] = [d, a];
-        }
-        if (best < 0 || !(bestD > 0)) continue;
-        const l0 = Math.sqrt(bestD);
-        const theta = new Float32Array(dim);
-        for (let k = 0; k < dim; k++) theta[k] = (anchors.x[best * dim + k] - x[i * dim + k]) / l0;
-        cands[i].push({ theta, lambda0: l0 });
-        anchorStarts[i] = 1;
+        const near = nearestAnchors(anchors, x, i, y[i], dim, 1);
+        if (near.length > 0) anchorStarts[i] = 1;
+        cands[i].push(...near);
       }
       // One anchor direction per sample is enough: later rounds would only repeat it.
       anchors = undefined;
     }
   }
+  // Extra candidates for every sample: its nearest anchors of other classes.
+  if (allAnchors && o.anchorDirections > 0) {
+    for (let i = 0; i < n; i++) {
+      if (refusedOut[i]) continue;
+      const near = nearestAnchors(allAnchors, x, i, y[i], dim, o.anchorDirections);
+      // Skip the one the fallback already added.
+      for (const c of near) if (!cands[i].some((d) => d.lambda0 === c.lambda0)) cands[i].push(c);
+    }
+  }
   return cands;
+}
+
+/** Directions from sample i to its `k` nearest anchors of another class, with their λ0. */
+function nearestAnchors(
+  a: Anchors,
+  x: Float32Array,
+  i: number,
+  c: number,
+  dim: number,
+  k: number,
+): Candidate[] {
+  const d2: { a: number; d: number }[] = [];
+  for (let j = 0; j < a.labels.length; j++) {
+    if (a.labels[j] === c || a.labels[j] < 0) continue;
+    let d = 0;
+    for (let q = 0; q < dim; q++) {
+      const t = a.x[j * dim + q] - x[i * dim + q];
+      d += t * t;
+    }
+    if (d > 0) d2.push({ a: j, d });
+  }
+  d2.sort((p, q) => p.d - q.d);
+  return d2.slice(0, k).map(({ a: j, d }) => {
+    const l0 = Math.sqrt(d);
+    const theta = new Float32Array(dim);
+    for (let q = 0; q < dim; q++) theta[q] = (a.x[j * dim + q] - x[i * dim + q]) / l0;
+    return { theta, lambda0: l0 };
+  });
 }
 
 /** Everything one sample's lockstep search needs. */
