@@ -23,7 +23,7 @@
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
 import { loadDataset, stratifiedSubset } from "../data/mod.ts";
-import { repoRoot } from "../data/dataset_dirs.ts";
+import { repoRoot } from "../util/paths.ts";
 import { labelDistances } from "../db3/label_run.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { makeClassStreams } from "../db3/streams.ts";

@@ -149,7 +149,7 @@ function route(path: string): { protocol: Protocol; model: string } | null {
 }
 
 /** Start a label-only server for `opts.teacher` (see the module doc). */
-export function startServer(opts: ServeOptions): Promise<ServerHandle> {
+export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const hostname = opts.hostname ?? "127.0.0.1";
   if (!LOOPBACK.has(hostname)) throw new Error(`startServer: ${hostname} is not a loopback address`);
   const t = opts.teacher;
@@ -283,34 +283,31 @@ export function startServer(opts: ServeOptions): Promise<ServerHandle> {
     return finish(200, "answered", json(200, encodeLabels(r.protocol, model, labels)));
   };
 
-  return new Promise((resolve, reject) => {
-    try {
-      const server = Deno.serve({
-        hostname,
-        port: opts.port ?? 0,
-        onListen: () => {},
-        onError: (e) => json(500, { error: `server error: ${(e as Error).message}` }),
-      }, handler);
-      const port = server.addr.port;
-      resolve({
-        url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
-        port,
-        model,
-        protocols,
-        requestLog: log,
-        answeredImages: () => log.reduce((a, e) => a + (e.outcome === "answered" ? e.images : 0), 0),
-        settled: async () => {
-          await Promise.allSettled([...pending]);
-          await logWrites;
-        },
-        close: async () => {
-          await server.shutdown();
-          await Promise.allSettled([...pending]);
-          await logWrites;
-        },
-      });
-    } catch (e) {
-      reject(e);
-    }
-  });
+  if (opts.logFile?.includes("/")) {
+    await Deno.mkdir(opts.logFile.replace(/\/[^/]*$/, "") || "/", { recursive: true });
+  }
+  const server = Deno.serve({
+    hostname,
+    port: opts.port ?? 0,
+    onListen: () => {},
+    onError: (e) => json(500, { error: `server error: ${(e as Error).message}` }),
+  }, handler);
+  const port = server.addr.port;
+  return {
+    url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+    port,
+    model,
+    protocols,
+    requestLog: log,
+    answeredImages: () => log.reduce((a, e) => a + (e.outcome === "answered" ? e.images : 0), 0),
+    settled: async () => {
+      await Promise.allSettled([...pending]);
+      await logWrites;
+    },
+    close: async () => {
+      await server.shutdown();
+      await Promise.allSettled([...pending]);
+      await logWrites;
+    },
+  };
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { repoRoot } from "../data/dataset_dirs.ts";
+import { repoRoot } from "../util/paths.ts";
 import type { RequestLogEntry } from "./serve.ts";
 
 /** A serve command running in a child process. */

@@ -31,3 +31,4 @@ export {
   wrapTeacher,
 } from "./load.ts";
 export { type ResolvedTeacher, resolveTeacher } from "./resolve.ts";
+export { exportChannelsFirst, type ForeignExportOptions } from "./foreign.ts";
