@@ -13,10 +13,12 @@
  *   α 0.2, β 1e-3, 20k queries per (sample, class); students 200 epochs, batch 512, Adam 1e-3 (5e-3).
  * - `laptop` (≤ ~30 min per notebook on 2 cores, teacher cached or trained in minutes): 40 (20)
  *   images per class; BD at reference settings (~2,200 queries, ~0.2 s per MNIST sample); MBD at the
- *   reference settings but a 2,000 (1,000) query limit per (sample, class), snapshots at 1k and 2k
+ *   reference settings but a 2,000 (1,000) query limit per (sample, class), snapshots at 0.5k, 1k, 1.5k
+ *   and 2k (0.5k and 1k)
  *   — the 20k limit costs ~15 s per MNIST sample, the `paper` scale and the benchmark measure it;
  *   students 200 epochs, batch 64 (so a 400-image set still gets ~1,300 Adam steps), reference lr.
- * - `smoke`: 1 image per class, BD 11 candidates, MBD K=10 with a 400-query limit, 2 epochs.
+ * - `smoke`: 1 image per class, BD 11 candidates, MBD K=10 with a 200-query limit, 2 epochs; 500 (200)
+ *   test images.
  * Teacher accuracy and every setting are recorded in the rows and run records.
  *
  * Standard KD uses the same reference loss with the teacher's probabilities as targets:
@@ -29,6 +31,7 @@ import type { ModelName, ModelSpec } from "../models/registry.ts";
 import { labelOracle, probsOracle } from "../oracle/oracle.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { ModelPool } from "../parallel/pool.ts";
+import { tableBRows } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import { atScale, type Scale } from "../scale.ts";
 import { getTeacher } from "../train/teachers.ts";
@@ -87,14 +90,14 @@ export function db3Settings(scale: Scale, dataset: DatasetName): Db3Settings {
   return atScale<Db3Settings>(scale, {
     smoke: {
       samplesPerClass: 1,
-      testLimit: 500,
+      testLimit: f === "lenet" ? 500 : 200,
       sd: {},
       bd: { candidates: 11 },
-      mbd: { kGrad: 10, queryLimit: 400, snapshotAt: [200, 400] },
+      mbd: { kGrad: 10, queryLimit: 200, snapshotAt: [100, 200] },
       student: { model: s.model, epochs: 2, batchSize: 16, lr: s.lr, temperature: 20 },
       chunk: { bd: 20, mbd: 20 },
       note:
-        "pipeline check: 10 images, BD 11 candidates, MBD K=10 and 400 queries per (sample, class), 2 epochs",
+        "pipeline check: 10 images, BD 11 candidates, MBD K=10 and 200 queries per (sample, class), 2 epochs",
     },
     laptop: {
       samplesPerClass: f === "lenet" ? 40 : 20,
@@ -102,7 +105,7 @@ export function db3Settings(scale: Scale, dataset: DatasetName): Db3Settings {
       sd: {},
       bd: {},
       mbd: f === "lenet"
-        ? { queryLimit: 2000, snapshotAt: [1000, 2000] }
+        ? { queryLimit: 2000, snapshotAt: [500, 1000, 1500, 2000] }
         : { queryLimit: 1000, snapshotAt: [500, 1000] },
       student: { model: s.model, epochs: 200, batchSize: 64, lr: s.lr, temperature: 20 },
       chunk: { bd: 100, mbd: 20 },
@@ -161,12 +164,17 @@ export interface Db3Row {
   /** Labeling seconds computed in this call (cached chunks excluded; BD inside an MBD run: pro rata). */
   labelSeconds: number;
   trainSeconds: number;
-  /** Paper number when one exists (unverified secondary source), else null. */
+  /** Paper number (percent) when table B has one (unverified secondary source), else null. */
   paperAcc: number | null;
 }
 
 /** Everything {@link runDb3Table} produced. */
 export interface Db3TableResult {
+  dataset: DatasetName;
+  scale: Scale;
+  seed: number;
+  /** Test images the accuracies are measured on. */
+  testN: number;
   rows: Db3Row[];
   settings: Db3Settings;
   teacher: { spec: ModelSpec; testAcc: number };
@@ -180,12 +188,11 @@ export interface Db3TableResult {
   records: RunRecord[];
 }
 
-const PAPER_ACC: Partial<Record<`${DatasetName}-${string}`, number>> = {
-  "mnist-kd": 99.33,
-  "mnist-mbd": 99.52,
-  "cifar10-kd": 77.81,
-  "cifar10-mbd": 78.3,
-};
+/** Table-B number (unverified secondary source) for a student row, else null. */
+function paperAccOf(dataset: DatasetName, m: Db3TableMethod): number | null {
+  const key = m === "kd" ? "kd" : m === "mbd" ? "db3-mbd" : null;
+  return tableBRows(dataset).find((r) => r.key === key)?.studentAcc.mean ?? null;
+}
 
 /** 8 hex digits of FNV-1a over a string (names cache folders by their settings). */
 function shortHash(s: string): string {
@@ -374,7 +381,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
       }
       const st = await trainDb3Student(samples, targets, keep, settings, test, seed, `student ${m}`);
       st.model.dispose();
-      const paperAcc = PAPER_ACC[`${dataset}-${m}`] ?? null;
+      const paperAcc = paperAccOf(dataset, m);
       rows.push({
         method: m,
         access: m === "kd" ? "probs" : m === "ce" || m === "sd" ? "none" : "label",
@@ -404,6 +411,10 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     pool.close();
   }
   return {
+    dataset,
+    scale,
+    seed,
+    testN: test.y.length,
     rows,
     settings,
     teacher: { spec: teacher.spec, testAcc: teacher.meta.testAcc },
