@@ -34,11 +34,14 @@ import { atScale, type Scale } from "../scale.ts";
 import { evaluate } from "../train/evaluate.ts";
 import { getTeacher } from "../train/teachers.ts";
 import {
+  GENERATE_DEFAULTS,
   type GenerateOptions,
   generatePseudoSamples,
   type PseudoSet,
   snapshotX,
 } from "../zeroshot/generate.ts";
+import { NOISE_INIT_DEFAULTS } from "../zeroshot/noise_init.ts";
+import { UNTARGETED_DEFAULTS } from "../zeroshot/untargeted.ts";
 import {
   labelPseudoSamples,
   type PseudoBatch,
@@ -319,7 +322,16 @@ export async function runZeroShot(
   try {
     const key = `${dataset}-${scale}-s${seed}-${
       shortHash(
-        JSON.stringify([ctx.teacher.spec, ctx.teacher.testAcc, settings.generate, settings.perSampleBudget]),
+        JSON.stringify([
+          ctx.teacher.spec,
+          ctx.teacher.testAcc,
+          settings.generate,
+          settings.perSampleBudget,
+          // Defaults too: a changed default must not meet an old checkpoint.
+          GENERATE_DEFAULTS,
+          UNTARGETED_DEFAULTS,
+          NOISE_INIT_DEFAULTS,
+        ]),
       )
     }`;
     const root = opts.cacheDir === null ? undefined : opts.cacheDir ?? zeroShotCacheRoot();
