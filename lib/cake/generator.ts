@@ -200,13 +200,14 @@ function createMlp(sizes: number[], rng: Rng): Mlp {
   const layers: { w: tf.Variable; b: tf.Variable }[] = [];
   for (let i = 0; i + 1 < sizes.length; i++) {
     const bound = 1 / Math.sqrt(sizes[i]);
-    const w = tf.variable(
-      tf.tensor2d(rng.fillUniform(new Float32Array(sizes[i] * sizes[i + 1]), -bound, bound), [
-        sizes[i],
-        sizes[i + 1],
-      ]),
-    );
-    const b = tf.variable(tf.tensor1d(rng.fillUniform(new Float32Array(sizes[i + 1]), -bound, bound)));
+    const init = (n: number, shape: number[]) => {
+      const t = tf.tensor(rng.fillUniform(new Float32Array(n), -bound, bound), shape);
+      const v = tf.variable(t);
+      t.dispose();
+      return v;
+    };
+    const w = init(sizes[i] * sizes[i + 1], [sizes[i], sizes[i + 1]]);
+    const b = init(sizes[i + 1], [sizes[i + 1]]);
     layers.push({ w, b });
     variables.push(w, b);
   }
