@@ -11,12 +11,15 @@
  * Scales (per dataset family; MNIST/Fashion-MNIST first, CIFAR-10 in brackets):
  * - `paper`: the reference — every training image labelled, BD 201 candidates, tol 1e-5, MBD K=200,
  *   α 0.2, β 1e-3, 20k queries per (sample, class); students 200 epochs, batch 512, Adam 1e-3 (5e-3).
- * - `laptop` (≤ ~30 min per notebook on 2 cores, teacher cached or trained in minutes): 40 (20)
- *   images per class; BD at reference settings (~2,200 queries, ~0.2 s per MNIST sample); MBD at the
- *   reference settings but a 2,000 (1,000) query limit per (sample, class), snapshots at 0.5k, 1k, 1.5k
- *   and 2k (0.5k and 1k)
- *   — the 20k limit costs ~15 s per MNIST sample, the `paper` scale and the benchmark measure it;
- *   students 200 epochs, batch 64 (so a 400-image set still gets ~1,300 Adam steps), reference lr.
+ * - `laptop` (≤ ~30 min per notebook on 2 unloaded cores, teacher cached or trained in minutes):
+ *   MNIST/Fashion-MNIST: 40 images per class; BD at reference settings (~2,200 queries, ~0.2 s per
+ *   sample); MBD at the reference settings but a 2,000 query limit per (sample, class), snapshots at
+ *   0.5k, 1k, 1.5k and 2k — the 20k limit costs ~15 s per MNIST sample, the `paper` scale and the
+ *   benchmark measure it; students 200 epochs, batch 64 (a 400-image set still gets ~1,300 Adam
+ *   steps), reference lr. CIFAR-10: AlexNet answers ~1/16 as many label queries per second as LeNet-5
+ *   (measured ratio on the 2-core machine), so 10 images per class, BD with 51 candidates, MBD with
+ *   K = 50 directions and a 400-query limit (~0.3 M queries in all), students 200 epochs at batch 32
+ *   scored on the test set after the last epoch only (AlexNet-half trains at ~200 images/s per core).
  * - `smoke`: 1 image per class, BD 11 candidates, MBD K=10 with a 200-query limit, 2 epochs; 500 (200)
  *   test images.
  * Teacher accuracy and every setting are recorded in the rows and run records.
@@ -35,7 +38,7 @@ import { tableBRows } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import { atScale, type Scale } from "../scale.ts";
 import { getTeacher } from "../train/teachers.ts";
-import { train, type TrainConfig } from "../train/trainer.ts";
+import { evaluate, train, type TrainConfig } from "../train/trainer.ts";
 import type { BdOptions } from "../db3/bd.ts";
 import { type Db3Distances, labelDistances } from "../db3/label_run.ts";
 import type { MbdOptions } from "../db3/mbd.ts";
@@ -65,6 +68,8 @@ export interface Db3Settings {
     lr: number;
     /** τ of the kd-db3 loss. */
     temperature: number;
+    /** Score the test set after every epoch (default; gives best-epoch numbers) or only at the end. */
+    evalEachEpoch?: boolean;
   };
   /** Samples per labeling chunk (BD, MBD). */
   chunk: { bd: number; mbd: number };
@@ -99,20 +104,38 @@ export function db3Settings(scale: Scale, dataset: DatasetName): Db3Settings {
       note:
         "pipeline check: 10 images, BD 11 candidates, MBD K=10 and 200 queries per (sample, class), 2 epochs",
     },
-    laptop: {
-      samplesPerClass: f === "lenet" ? 40 : 20,
-      testLimit: 0,
-      sd: {},
-      bd: {},
-      mbd: f === "lenet"
-        ? { queryLimit: 2000, snapshotAt: [500, 1000, 1500, 2000] }
-        : { queryLimit: 1000, snapshotAt: [500, 1000] },
-      student: { model: s.model, epochs: 200, batchSize: 64, lr: s.lr, temperature: 20 },
-      chunk: { bd: 100, mbd: 20 },
-      note: f === "lenet"
-        ? "400 images (40/class); MBD query limit 2,000 per (sample, class) instead of 20,000; student batch 64 instead of 512"
-        : "200 images (20/class); MBD query limit 1,000 per (sample, class) instead of 20,000; student batch 64 instead of 512",
-    },
+    laptop: f === "lenet"
+      ? {
+        samplesPerClass: 40,
+        testLimit: 0,
+        sd: {},
+        bd: {},
+        mbd: { queryLimit: 2000, snapshotAt: [500, 1000, 1500, 2000] },
+        student: { model: s.model, epochs: 200, batchSize: 64, lr: s.lr, temperature: 20 },
+        chunk: { bd: 100, mbd: 20 },
+        note:
+          "400 images (40/class); MBD query limit 2,000 per (sample, class) instead of 20,000; student batch 64 instead of 512",
+      }
+      : {
+        samplesPerClass: 10,
+        testLimit: 0,
+        sd: {},
+        bd: { candidates: 51 },
+        mbd: { kGrad: 50, queryLimit: 400, snapshotAt: [200, 400] },
+        student: {
+          model: s.model,
+          epochs: 200,
+          batchSize: 32,
+          lr: s.lr,
+          temperature: 20,
+          evalEachEpoch: false,
+        },
+        chunk: { bd: 50, mbd: 10 },
+        note:
+          "100 images (10/class); BD 51 candidates instead of 201; MBD K=50 directions and 400 queries per " +
+          "(sample, class) instead of 200 and 20,000; student batch 32 instead of 512, test set scored after the " +
+          "last epoch only (AlexNet answers ~1/16 as many label queries per second as LeNet-5)",
+      },
     paper: {
       samplesPerClass: 0,
       testLimit: 0,
@@ -211,7 +234,11 @@ function phaseImages(l: LedgerSnapshot | null, prefix: string): number {
   return s;
 }
 
-/** Train one student on the transfer set; `targets` null = CE only. */
+/**
+ * Train one student on the transfer set; `targets` null = CE only. With `evalEachEpoch` false the
+ * test set is scored once, after the last epoch (no best-epoch number): every-epoch evaluation of
+ * 10,000 MNIST test images costs more than training on a few hundred images.
+ */
 export async function trainDb3Student(
   samples: LabeledData,
   targets: Float32Array | null,
@@ -220,6 +247,7 @@ export async function trainDb3Student(
   test: LabeledData,
   seed: number,
   label: string,
+  evalEachEpoch = true,
 ): Promise<
   { model: tfl.LayersModel; testAcc: number; bestTestAcc: number | null; seconds: number; n: number }
 > {
@@ -252,12 +280,12 @@ export async function trainDb3Student(
     spec,
     { x, shape: [y.length, ...spec.inputShape], y, ...(z ? { targets: z } : {}) },
     cfg,
-    test,
+    evalEachEpoch ? test : undefined,
   );
   return {
     model: r.model,
-    testAcc: r.finalTestAcc ?? NaN,
-    bestTestAcc: r.bestTestAcc ?? null,
+    testAcc: evalEachEpoch ? r.finalTestAcc ?? NaN : await evaluate(r.model, test),
+    bestTestAcc: evalEachEpoch ? r.bestTestAcc ?? null : null,
     seconds: r.wallTimeSec,
     n: y.length,
   };
@@ -379,7 +407,16 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
         } else queries = (d.ledger?.totals.images.label ?? 0) / n;
         ledger = d.ledger ?? undefined;
       }
-      const st = await trainDb3Student(samples, targets, keep, settings, test, seed, `student ${m}`);
+      const st = await trainDb3Student(
+        samples,
+        targets,
+        keep,
+        settings,
+        test,
+        seed,
+        `student ${m}`,
+        settings.student.evalEachEpoch ?? true,
+      );
       st.model.dispose();
       const paperAcc = paperAccOf(dataset, m);
       rows.push({
