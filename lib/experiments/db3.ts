@@ -357,7 +357,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     access: "train",
     testAcc: teacher.meta.testAcc,
     bestTestAcc: teacher.meta.bestTestAcc ?? null,
-    bestTestOn: teacher.meta.bestTestAcc === undefined ? 0 : test.y.length,
+    bestTestOn: teacher.meta.bestTestAcc === undefined ? 0 : teacher.meta.testImages,
     queriesPerSample: 0,
     flagged: 0,
     trainedOn: teacher.meta.trainImages,
