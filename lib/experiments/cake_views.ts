@@ -1,0 +1,263 @@
+/**
+ * Views of the CAKE drivers' results for notebooks 20–24: the Figure-1 grid, accuracy tables with
+ * mean ± std over seeds, the claims each notebook checks, "paper vs measured" rows (paper numbers
+ * from `lib/results/paper.ts` only) and heatmap matrices. Pure functions of the results: nothing
+ * here runs an experiment or prints.
+ *
+ * @module
+ */
+import { formatPaperValue, type PaperMatrix, tableARow } from "../results/paper.ts";
+import type { PaperVsMeasuredRow } from "../results/table.ts";
+import type { Scale } from "../scale.ts";
+import { decisionField, type Figure, gridOfFigures, type Matrix } from "../show/plots.ts";
+import type { CakeAblationResult, CakeMnistResult, TwoMoonsFigureResult } from "./cake.ts";
+import type { CakeMatrixResult } from "./cake_models.ts";
+import { meanStd } from "./cake_models.ts";
+
+/** Printed names of the Figure-1 methods. */
+export const METHOD_NAMES: Record<string, string> = {
+  teacher: "teacher (real data)",
+  naive: "naive CE synthesis",
+  generator: "conditional generator",
+  cake: "CAKE",
+};
+
+/**
+ * The paper's Figure 1 for one seed of {@link TwoMoonsFigureResult}: one row per method with
+ * (1) its synthetic points over the teacher's field, (2) the student's field with the same points,
+ * (3) the student's field with the real points and its accuracy on them.
+ */
+export function figureOneGrid(r: TwoMoonsFigureResult, seedIndex = 0, size = 240): Figure {
+  const s = r.seeds[seedIndex];
+  const real = s.teacherField.points;
+  const figs: Figure[] = [];
+  const titles: string[] = [];
+  for (const m of s.methods) {
+    const name = METHOD_NAMES[m.method] ?? m.method;
+    figs.push(decisionField({ ...s.teacherField, points: m.points }, { width: size, height: size }));
+    titles.push(`${name}: samples over the teacher`);
+    figs.push(decisionField(m.field, { width: size, height: size }));
+    titles.push(`${name}: student + samples`);
+    figs.push(decisionField({ ...m.field, points: real }, { width: size, height: size, r: 1.5 }));
+    titles.push(`${name}: student, real points ${(100 * m.accuracy).toFixed(1)}%`);
+  }
+  return gridOfFigures(figs, {
+    cols: 3,
+    titles,
+    title: `Two-moons, seed ${s.seed}: background P(class 0), line p = 0.5`,
+  });
+}
+
+/** The teacher's field with the real points for one seed. */
+export function teacherFigure(r: TwoMoonsFigureResult, seedIndex = 0, size = 300): Figure {
+  const s = r.seeds[seedIndex];
+  return decisionField({ ...s.teacherField }, {
+    width: size,
+    height: size,
+    r: 1.5,
+    title: `teacher, seed ${s.seed}: ${(100 * s.teacherAccuracy).toFixed(1)}% on the real points`,
+  });
+}
+
+/** Accuracy on the real points per method: mean ± std over seeds and the per-seed values (percent). */
+export function twoMoonsRows(r: TwoMoonsFigureResult): Record<string, unknown>[] {
+  return r.summary.map((x) => ({
+    method: METHOD_NAMES[x.method] ?? x.method,
+    "mean (%)": 100 * x.mean,
+    "std (%)": 100 * x.std,
+    seeds: x.values.length,
+    "per seed (%)": x.values.map((v) => (100 * v).toFixed(1)).join(", "),
+  }));
+}
+
+/** Per-seed rows: accuracy, how far the samples flew, teacher passes, synthesis time. */
+export function twoMoonsSeedRows(r: TwoMoonsFigureResult): Record<string, unknown>[] {
+  return r.seeds.flatMap((s) =>
+    s.methods.map((m) => ({
+      seed: s.seed,
+      method: METHOD_NAMES[m.method] ?? m.method,
+      "teacher acc (%)": 100 * s.teacherAccuracy,
+      "student acc (%)": 100 * m.accuracy,
+      "mean |x| of samples": m.meanRadius,
+      "teacher forward": m.teacherForward,
+      "teacher backward": m.teacherBackward,
+      "synthesis s": m.synthSeconds,
+    }))
+  );
+}
+
+/** A checked claim: what the paper says, what was measured, whether it holds. */
+export interface Claim {
+  claim: string;
+  measured: string;
+  holds: boolean;
+}
+
+/**
+ * Figure 1's claims on the measured numbers: CAKE within `tolerance` points of the teacher, and
+ * above the naive and generator students by more than the larger seed-to-seed std.
+ */
+export function twoMoonsClaims(r: TwoMoonsFigureResult, tolerance = 3): Claim[] {
+  const get = (m: string) => r.summary.find((x) => x.method === m);
+  const t = get("teacher");
+  const c = get("cake");
+  const out: Claim[] = [];
+  if (t && c) {
+    const gap = 100 * (t.mean - c.mean);
+    out.push({
+      claim: `CAKE student within ${tolerance} points of the teacher`,
+      measured: `teacher − CAKE = ${gap.toFixed(2)} points (n = ${c.values.length})`,
+      holds: gap <= tolerance,
+    });
+  }
+  for (const other of ["naive", "generator"]) {
+    const o = get(other);
+    if (!c || !o) continue;
+    const diff = 100 * (c.mean - o.mean);
+    const spread = 100 * Math.max(c.std, o.std);
+    out.push({
+      claim: `CAKE clearly above the ${METHOD_NAMES[other]} student`,
+      measured: `CAKE − ${other} = ${diff.toFixed(2)} points; larger std ${spread.toFixed(2)}`,
+      holds: diff > 0 && diff > spread,
+    });
+  }
+  return out;
+}
+
+/** Bars for {@link twoMoonsRows}: mean and std in percent per method. */
+export function twoMoonsBars(r: TwoMoonsFigureResult): Record<string, unknown>[] {
+  return r.summary.map((x) => ({
+    method: METHOD_NAMES[x.method] ?? x.method,
+    source: "measured",
+    value: 100 * x.mean,
+    std: 100 * x.std,
+  }));
+}
+
+const DATASET_NAMES: Record<string, string> = {
+  mnist: "MNIST",
+  fmnist: "Fashion-MNIST",
+  cifar10: "CIFAR-10",
+};
+
+/**
+ * Paper vs measured rows for CAKE LeNet-5 → LeNet-5-half (table A): teacher and student per dataset,
+ * measured mean ± std over the given runs (grouped by dataset).
+ */
+export function mnistPaperRows(results: CakeMnistResult[], scale: Scale): PaperVsMeasuredRow[] {
+  const out: PaperVsMeasuredRow[] = [];
+  for (const dataset of [...new Set(results.map((r) => r.dataset))]) {
+    const rs = results.filter((r) => r.dataset === dataset);
+    const paper = tableARow("cake", dataset, "LeNet-5-half");
+    const t = meanStd(rs.map((r) => 100 * r.teacherAccuracy));
+    const s = meanStd(rs.map((r) => 100 * r.studentAccuracy));
+    const note = `${rs[0].synth.samples.toLocaleString("en-US")} synthetic samples × ${
+      rs[0].settings.synth.steps ?? "paper"
+    } steps, ${rs[0].settings.student.epochs} student epochs`;
+    out.push({
+      method: "CAKE teacher",
+      dataset: DATASET_NAMES[dataset] ?? dataset,
+      pair: "LeNet-5",
+      paper: paper?.teacherAcc[0],
+      measured: t,
+      scale,
+      note: "kit LeNet-5 recipe for this scale",
+    });
+    out.push({
+      method: "CAKE student",
+      dataset: DATASET_NAMES[dataset] ?? dataset,
+      pair: "LeNet-5 → LeNet-5-half",
+      paper: paper?.studentAcc[0],
+      measured: s,
+      scale,
+      note,
+    });
+  }
+  return out;
+}
+
+/** Ablation summary rows (percent), with the change against the full method. */
+export function ablationRows(r: CakeAblationResult): Record<string, unknown>[] {
+  const full = r.summary.find((x) => x.variant === "full");
+  return r.summary.map((x) => ({
+    variant: x.label,
+    "mean (%)": 100 * x.mean,
+    "std (%)": 100 * x.std,
+    seeds: x.values.length,
+    "Δ vs full (points)": full ? 100 * (x.mean - full.mean) : null,
+    "per seed (%)": x.values.map((v) => (100 * v).toFixed(1)).join(", "),
+  }));
+}
+
+/** Ablation bars: one bar per variant, grouped by dataset, whiskers = std over seeds. */
+export function ablationBars(results: CakeAblationResult[]): Record<string, unknown>[] {
+  return results.flatMap((r) =>
+    r.summary.map((x) => ({ variant: x.label, dataset: r.dataset, value: 100 * x.mean, std: 100 * x.std }))
+  );
+}
+
+/** Measured student accuracies of a matrix run as a heatmap matrix (percent, mean over seeds). */
+export function measuredMatrix(r: CakeMatrixResult): Matrix {
+  const rows = r.settings.teachers.map((t) => t.name);
+  const cols = r.settings.students.map((s) => s.name);
+  return {
+    rows: rows.map((t) => `${t} (${(100 * r.teachers.find((x) => x.name === t)!.accuracy).toFixed(1)})`),
+    cols,
+    values: rows.map((t) =>
+      cols.map((s) => {
+        const c = r.summary.find((x) => x.teacherName === t && x.studentName === s);
+        return c ? 100 * c.mean : null;
+      })
+    ),
+  };
+}
+
+/** A paper matrix (table C) in heatmap form; teacher accuracies in the row names. */
+export function paperMatrix(m: PaperMatrix): Matrix {
+  return {
+    rows: m.teachers.map((t, i) => `${t} (${formatPaperValue(m.teacherAcc[i])})`),
+    cols: m.students,
+    values: m.studentAcc.map((row) => row.map((v) => v.mean)),
+  };
+}
+
+/**
+ * Paper vs measured per (teacher, student) cell of a matrix run: paper cell looked up by name in
+ * `paper` (none when the architecture is not in the paper's chart).
+ */
+export function matrixPaperRows(
+  r: CakeMatrixResult,
+  paper: PaperMatrix,
+  names: (n: string) => string = (n) => n,
+): PaperVsMeasuredRow[] {
+  return r.summary.map((c) => {
+    const i = paper.teachers.indexOf(names(c.teacherName));
+    const j = paper.students.indexOf(names(c.studentName));
+    return {
+      method: "CAKE",
+      dataset: DATASET_NAMES[r.settings.dataset] ?? r.settings.dataset,
+      pair: `${c.teacherName} → ${c.studentName}`,
+      paper: i >= 0 && j >= 0 ? paper.studentAcc[i][j] : undefined,
+      measured: { mean: 100 * c.mean, std: 100 * c.std, n: c.n },
+      scale: r.scale,
+      note: i >= 0 && j >= 0 && names(c.teacherName) !== c.teacherName
+        ? `paper: ${names(c.teacherName)} → ${names(c.studentName)}`
+        : "",
+    };
+  });
+}
+
+/** Claim of table C (MNIST types): the diagonal (same type) beats the off-diagonal mean per teacher. */
+export function sameTypeClaim(r: CakeMatrixResult): Claim[] {
+  return r.settings.teachers.map((t) => {
+    const row = r.summary.filter((c) => c.teacherName === t.name);
+    const same = row.find((c) => c.studentName === t.name);
+    const others = row.filter((c) => c.studentName !== t.name);
+    const offMean = others.length ? others.reduce((a, c) => a + c.mean, 0) / others.length : NaN;
+    return {
+      claim: `${t.name} teacher: same-type student beats the other types on average`,
+      measured: `same ${(100 * (same?.mean ?? NaN)).toFixed(1)}% vs others ${(100 * offMean).toFixed(1)}%`,
+      holds: same !== undefined && same.mean > offMean,
+    };
+  });
+}
