@@ -1,0 +1,151 @@
+/**
+ * Tests of lib/experiments/cake_models.ts and cake_views.ts: helpers against hand-computed values,
+ * views built from hand-made results (paper numbers must come from lib/results/paper.ts), and a tiny
+ * end-to-end teacher-type matrix on MNIST (teacher cached, synthesis, students, records).
+ */
+import assert from "node:assert/strict";
+import {
+  type CakeMatrixResult,
+  type CakeMatrixSettings,
+  hashOf,
+  meanStd,
+  runCakeMatrix,
+  specLabel,
+} from "../lib/experiments/cake_models.ts";
+import {
+  matrixPaperRows,
+  measuredMatrix,
+  paperMatrix,
+  sameTypeClaim,
+  twoMoonsClaims,
+} from "../lib/experiments/cake_views.ts";
+import type { TwoMoonsFigureResult } from "../lib/experiments/cake.ts";
+import { TABLE_C_MNIST_TYPE } from "../lib/results/paper.ts";
+
+Deno.test("meanStd: sample standard deviation, 0 for one value", () => {
+  const a = meanStd([1, 2, 3, 4]);
+  assert.deepEqual(a.mean, 2.5);
+  assert.ok(Math.abs(a.std - Math.sqrt(5 / 3)) < 1e-12);
+  assert.deepEqual(a.n, 4);
+  assert.deepEqual(meanStd([7]).std, 0);
+});
+
+Deno.test("hashOf: independent of key order, sensitive to values", () => {
+  assert.deepEqual(hashOf({ a: 1, b: { c: 2, d: [1, 2] } }), hashOf({ b: { d: [1, 2], c: 2 }, a: 1 }));
+  assert(hashOf({ a: 1 }) !== hashOf({ a: 2 }));
+});
+
+Deno.test("specLabel names the options that matter", () => {
+  assert.deepEqual(
+    specLabel({ name: "resnet", inputShape: [], numClasses: 10, options: { depth: 8, width: 16 } }),
+    "resnet8w16",
+  );
+  assert.deepEqual(
+    specLabel({ name: "mlp", inputShape: [], numClasses: 10, options: { hidden: 20, depth: 2 } }),
+    "mlp20x2",
+  );
+  assert.deepEqual(specLabel({ name: "cake-cnn", inputShape: [], numClasses: 10 }), "cake-cnn");
+});
+
+function fakeMoons(values: Record<string, number[]>): TwoMoonsFigureResult {
+  const summary = Object.entries(values).map(([method, v]) => ({ method, ...meanStd(v), values: v }));
+  return { summary } as unknown as TwoMoonsFigureResult;
+}
+
+Deno.test("twoMoonsClaims: within tolerance and clearly above by more than the spread", () => {
+  const ok = twoMoonsClaims(fakeMoons({
+    teacher: [0.9, 0.92, 0.91],
+    naive: [0.7, 0.72, 0.71],
+    generator: [0.75, 0.6, 0.9],
+    cake: [0.89, 0.9, 0.9],
+  }));
+  assert.deepEqual(ok.map((c) => c.holds), [true, true, false]);
+  const far = twoMoonsClaims(fakeMoons({ teacher: [0.95], naive: [0.5], generator: [0.5], cake: [0.9] }));
+  assert.deepEqual(far[0].holds, false);
+});
+
+function fakeMatrix(acc: number[][]): CakeMatrixResult {
+  const names = TABLE_C_MNIST_TYPE.teachers;
+  const settings = {
+    dataset: "mnist",
+    teachers: names.map((name) => ({ name, spec: { name: "mlp" } })),
+    students: names.map((name) => ({ name, spec: { name: "mlp" } })),
+  } as unknown as CakeMatrixSettings;
+  return {
+    scale: "smoke",
+    settings,
+    seeds: [1],
+    teachers: names.map((name) => ({ name, accuracy: 0.9, cached: true, seconds: 0 })),
+    cells: [],
+    summary: names.flatMap((t, i) =>
+      names.map((s, j) => ({ teacherName: t, studentName: s, mean: acc[i][j], std: 0, n: 1 }))
+    ),
+  };
+}
+
+Deno.test("matrix views: measured percent, paper cells from TABLE_C_MNIST_TYPE, same-type claim", () => {
+  const acc = [[0.9, 0.1, 0.1, 0.1], [0.1, 0.8, 0.1, 0.1], [0.2, 0.2, 0.1, 0.2], [0.1, 0.1, 0.1, 0.7]];
+  const r = fakeMatrix(acc);
+  const m = measuredMatrix(r);
+  assert.ok(Math.abs(m.values[1][1]! - 80) < 1e-9);
+  assert.deepEqual(m.rows[0], "MLP (90.0)");
+  const p = paperMatrix(TABLE_C_MNIST_TYPE);
+  assert.deepEqual(p.values[2][2], TABLE_C_MNIST_TYPE.studentAcc[2][2].mean);
+  const rows = matrixPaperRows(r, TABLE_C_MNIST_TYPE);
+  assert.deepEqual(rows.length, 16);
+  assert.deepEqual(rows[5].paper, TABLE_C_MNIST_TYPE.studentAcc[1][1]);
+  assert.deepEqual(sameTypeClaim(r).map((c) => c.holds), [true, true, false, true]);
+});
+
+Deno.test("runCakeMatrix: MLP teacher → MLP student on MNIST end to end, teacher cached on the second call", async () => {
+  const dir = await Deno.makeTempDir();
+  Deno.env.set("BKD_TEACHER_DIR", `${dir}/teachers`);
+  try {
+    const settings: CakeMatrixSettings = {
+      dataset: "mnist",
+      teachers: [{ name: "MLP", spec: { name: "mlp", options: { hidden: 16, depth: 1 } } }],
+      students: [{ name: "MLP", spec: { name: "mlp", options: { hidden: 8, depth: 1 } } }],
+      teacherRecipe: {
+        epochs: 1,
+        batchSize: 32,
+        optimizer: { kind: "adam", lr: 1e-3 },
+        schedule: { kind: "constant" },
+        trainLimit: 128,
+        testLimit: 50,
+        workers: 1,
+      },
+      synth: { numBatches: 1, batchSize: 10, steps: 1 },
+      student: {
+        epochs: 1,
+        batchSize: 8,
+        lr: 0.1,
+        momentum: 0.9,
+        weightDecay: 5e-4,
+        valFraction: 0.1,
+        workers: 1,
+      },
+      testLimit: 50,
+      note: "test",
+    };
+    const opts = {
+      settings,
+      scale: "smoke" as const,
+      seeds: [1],
+      experiment: "cake-matrix-test",
+      resultsDir: `${dir}/runs`,
+      cacheRoot: null,
+    };
+    const a = await runCakeMatrix(opts);
+    assert.deepEqual(a.cells.length, 1);
+    assert.deepEqual(a.teachers[0].cached, false);
+    assert.deepEqual(a.cells[0].syntheticSamples, 10);
+    assert(a.cells[0].studentAccuracy >= 0 && a.cells[0].studentAccuracy <= 1);
+    assert.deepEqual(a.cells[0].record.scale, "smoke");
+    const b = await runCakeMatrix(opts);
+    assert.deepEqual(b.teachers[0].cached, true);
+    assert.deepEqual(b.teachers[0].accuracy, a.teachers[0].accuracy);
+  } finally {
+    Deno.env.delete("BKD_TEACHER_DIR");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
