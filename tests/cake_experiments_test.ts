@@ -13,6 +13,7 @@ import {
   specLabel,
 } from "../lib/experiments/cake_models.ts";
 import {
+  coarsenField,
   matrixPaperRows,
   measuredMatrix,
   paperMatrix,
@@ -148,4 +149,13 @@ Deno.test("runCakeMatrix: MLP teacher → MLP student on MNIST end to end, teach
     Deno.env.delete("BKD_TEACHER_DIR");
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("coarsenField: block means, grid kept when the factor divides it", () => {
+  const values = Float32Array.from({ length: 16 }, (_, k) => k);
+  const f = coarsenField({ grid: { x0: -2, x1: 2, y0: -2, y1: 2, nx: 4, ny: 4 }, values }, 2);
+  assert.deepEqual(f.grid, { x0: -2, x1: 2, y0: -2, y1: 2, nx: 2, ny: 2 });
+  assert.deepEqual(Array.from(f.values), [2.5, 4.5, 10.5, 12.5]);
+  const same = coarsenField({ grid: { x0: 0, x1: 1, y0: 0, y1: 1, nx: 4, ny: 4 }, values }, 40);
+  assert.equal(same.values, values);
 });

@@ -9,7 +9,13 @@
 import { formatPaperValue, type PaperMatrix, tableARow } from "../results/paper.ts";
 import type { PaperVsMeasuredRow } from "../results/table.ts";
 import type { Scale } from "../scale.ts";
-import { decisionField, type Figure, gridOfFigures, type Matrix } from "../show/plots.ts";
+import {
+  decisionField,
+  type DecisionFieldInput,
+  type Figure,
+  gridOfFigures,
+  type Matrix,
+} from "../show/plots.ts";
 import type { CakeAblationResult, CakeMnistResult, TwoMoonsFigureResult } from "./cake.ts";
 import type { CakeMatrixResult } from "./cake_models.ts";
 import { meanStd } from "./cake_models.ts";
@@ -23,22 +29,58 @@ export const METHOD_NAMES: Record<string, string> = {
 };
 
 /**
+ * A field averaged over f×f blocks so that it has at most `maxCells` cells per axis (f is the
+ * smallest factor that divides the grid, when one exists; otherwise the far edge is cropped). The
+ * plots draw one SVG rectangle per cell: a 200×200 field is 40,000 rectangles, nine of them are too
+ * large for a notebook message.
+ */
+export function coarsenField(field: DecisionFieldInput, maxCells = 40): DecisionFieldInput {
+  const { grid, values } = field;
+  const need = Math.ceil(Math.max(grid.nx, grid.ny) / maxCells);
+  if (need <= 1) return field;
+  let f = need;
+  while (f < need * 2 && (grid.nx % f !== 0 || grid.ny % f !== 0)) f++;
+  if (grid.nx % f !== 0 || grid.ny % f !== 0) f = need;
+  const nx = Math.floor(grid.nx / f);
+  const ny = Math.floor(grid.ny / f);
+  const out = new Float32Array(nx * ny);
+  for (let i = 0; i < ny; i++) {
+    for (let j = 0; j < nx; j++) {
+      let sum = 0;
+      for (let a = 0; a < f; a++) {
+        for (let b = 0; b < f; b++) sum += values[(i * f + a) * grid.nx + j * f + b];
+      }
+      out[i * nx + j] = sum / (f * f);
+    }
+  }
+  const dx = (grid.x1 - grid.x0) / grid.nx;
+  const dy = (grid.y1 - grid.y0) / grid.ny;
+  return {
+    ...field,
+    grid: { x0: grid.x0, y0: grid.y0, x1: grid.x0 + nx * f * dx, y1: grid.y0 + ny * f * dy, nx, ny },
+    values: out,
+  };
+}
+
+/**
  * The paper's Figure 1 for one seed of {@link TwoMoonsFigureResult}: one row per method with
  * (1) its synthetic points over the teacher's field, (2) the student's field with the same points,
  * (3) the student's field with the real points and its accuracy on them.
  */
-export function figureOneGrid(r: TwoMoonsFigureResult, seedIndex = 0, size = 240): Figure {
+export function figureOneGrid(r: TwoMoonsFigureResult, seedIndex = 0, size = 240, maxCells = 40): Figure {
   const s = r.seeds[seedIndex];
+  const teacherField = coarsenField(s.teacherField, maxCells);
   const real = s.teacherField.points;
   const figs: Figure[] = [];
   const titles: string[] = [];
   for (const m of s.methods) {
     const name = METHOD_NAMES[m.method] ?? m.method;
-    figs.push(decisionField({ ...s.teacherField, points: m.points }, { width: size, height: size }));
+    const field = coarsenField(m.field, maxCells);
+    figs.push(decisionField({ ...teacherField, points: m.points }, { width: size, height: size }));
     titles.push(`${name}: samples over the teacher`);
-    figs.push(decisionField(m.field, { width: size, height: size }));
+    figs.push(decisionField(field, { width: size, height: size }));
     titles.push(`${name}: student + samples`);
-    figs.push(decisionField({ ...m.field, points: real }, { width: size, height: size, r: 1.5 }));
+    figs.push(decisionField({ ...field, points: real }, { width: size, height: size, r: 1.5 }));
     titles.push(`${name}: student, real points ${(100 * m.accuracy).toFixed(1)}%`);
   }
   return gridOfFigures(figs, {
@@ -49,9 +91,9 @@ export function figureOneGrid(r: TwoMoonsFigureResult, seedIndex = 0, size = 240
 }
 
 /** The teacher's field with the real points for one seed. */
-export function teacherFigure(r: TwoMoonsFigureResult, seedIndex = 0, size = 300): Figure {
+export function teacherFigure(r: TwoMoonsFigureResult, seedIndex = 0, size = 300, maxCells = 50): Figure {
   const s = r.seeds[seedIndex];
-  return decisionField({ ...s.teacherField }, {
+  return decisionField(coarsenField(s.teacherField, maxCells), {
     width: size,
     height: size,
     r: 1.5,
