@@ -28,6 +28,9 @@ export const METHOD_NAMES: Record<string, string> = {
   cake: "CAKE",
 };
 
+/** Short method names for plot captions. */
+const SHORT_NAMES: Record<string, string> = { naive: "naive CE", generator: "generator", cake: "CAKE" };
+
 /**
  * A field averaged over f×f blocks so that it has at most `maxCells` cells per axis (f is the
  * smallest factor that divides the grid, when one exists; otherwise the far edge is cropped). The
@@ -74,14 +77,14 @@ export function figureOneGrid(r: TwoMoonsFigureResult, seedIndex = 0, size = 240
   const figs: Figure[] = [];
   const titles: string[] = [];
   for (const m of s.methods) {
-    const name = METHOD_NAMES[m.method] ?? m.method;
+    const name = SHORT_NAMES[m.method] ?? m.method;
     const field = coarsenField(m.field, maxCells);
     figs.push(decisionField({ ...teacherField, points: m.points }, { width: size, height: size }));
-    titles.push(`${name}: samples over the teacher`);
+    titles.push(`${name}: samples on teacher`);
     figs.push(decisionField(field, { width: size, height: size }));
-    titles.push(`${name}: student + samples`);
+    titles.push(`${name}: student`);
     figs.push(decisionField({ ...field, points: real }, { width: size, height: size, r: 1.5 }));
-    titles.push(`${name}: student, real points ${(100 * m.accuracy).toFixed(1)}%`);
+    titles.push(`${name}: real points ${(100 * m.accuracy).toFixed(1)}%`);
   }
   return gridOfFigures(figs, {
     cols: 3,
