@@ -14,7 +14,9 @@
  * - SD / BD / MBD and the CE baseline (the table's students);
  * - student size: LeNet-5-half vs LeNet-5-fifth (CE and MBD);
  * - the 1/d blow-up: BD and MBD targets with no remedy, a distance floor (a low quantile of all
- *   off-class distances), and flagged samples dropped.
+ *   off-class distances), and flagged samples dropped — on the transfer set plus a few training images
+ *   the teacher misclassifies (found by a label-query scan), since a ~99% teacher leaves few or none
+ *   in a few hundred images.
  * Every student is a saved run record (experiment `db3-ablations`), so a notebook can be re-read.
  *
  * Scales: `smoke` as the table's smoke scale (10 images, 2 epochs); `laptop` the table's laptop
@@ -26,9 +28,15 @@
  * @module
  */
 import { initBackend } from "../backend.ts";
-import { type DatasetName, type LabeledData, loadDataset } from "../data/mod.ts";
+import { type DatasetName, type LabeledData, loadDataset, subset } from "../data/mod.ts";
 import type { ModelName } from "../models/registry.ts";
 import { type LedgerSnapshot, sumBySample } from "../oracle/ledger.ts";
+import { labelOracle } from "../oracle/oracle.ts";
+import { ModelPool } from "../parallel/pool.ts";
+import { getTeacher } from "../train/teachers.ts";
+import { Rng } from "../util/rng.ts";
+import { labelDistances } from "../db3/label_run.ts";
+import { makeClassStreams } from "../db3/streams.ts";
 import { tableARow } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import type { PaperVsMeasuredRow } from "../results/table.ts";
@@ -477,6 +485,12 @@ export interface Db3AblationSettings {
   floor: NonNullable<SoftLabelOptions["floor"]>;
   /** Test images scored after every epoch for best-epoch numbers (0: none; final always on all). */
   epochTestLimit?: number;
+  /**
+   * Remedies part: training images scanned with label queries for ones the teacher misclassifies, and
+   * how many of those are added to the transfer set (a ~99%-accurate teacher leaves few or none in a
+   * few hundred images; the reference's 1,000-image run had 13).
+   */
+  stress: { scan: number; add: number };
   /** What differs from the paper. */
   note: string;
 }
@@ -491,6 +505,7 @@ export function db3AblationSettings(scale: Scale): Db3AblationSettings {
       taus: [1, 20],
       smallStudent: "db3-lenet5-fifth",
       floor: { quantile: 0.05 },
+      stress: { scan: 500, add: 2 },
       note: table.note,
     },
     laptop: {
@@ -500,6 +515,7 @@ export function db3AblationSettings(scale: Scale): Db3AblationSettings {
       smallStudent: "db3-lenet5-fifth",
       floor: { quantile: 0.05 },
       epochTestLimit: 0,
+      stress: { scan: 20000, add: 6 },
       note: `${table.note}; ablation students 100 epochs (base students ${table.student.epochs}), ` +
         "test set scored after the last epoch only (no best-epoch numbers)",
     },
@@ -509,6 +525,7 @@ export function db3AblationSettings(scale: Scale): Db3AblationSettings {
       taus: [1, 5, 20, 50],
       smallStudent: "db3-lenet5-fifth",
       floor: { quantile: 0.05 },
+      stress: { scan: 60000, add: 13 },
       note: table.note,
     },
   });
@@ -569,6 +586,23 @@ export interface Db3AblationResult {
   records: RunRecord[];
   /** Test images used. */
   testN: number;
+  /** The remedies part's transfer set: the base set plus teacher-misclassified training images. */
+  stress?: StressSet;
+}
+
+/** Transfer set of the remedies part. */
+export interface StressSet {
+  /** Training images scanned with label queries, and misclassified ones found among them. */
+  scanned: number;
+  found: number;
+  /** Indices (in the training set) of the added images. */
+  added: number[];
+  /** Samples (base first, then the added ones) and their BD / MBD distances. */
+  samples: LabeledData;
+  distances: { bd: Float32Array; mbd: Float32Array };
+  teacherLabels: Int32Array;
+  /** Label queries spent labelling the added images. */
+  labelQueries: number;
 }
 
 /** Distances as they shrink with queries (BD, then each MBD snapshot). */
@@ -620,6 +654,75 @@ function bdQueriesPerPair(base: Db3TableResult): number {
 }
 
 /**
+ * Base transfer set plus up to `add` training images the teacher misclassifies (found by scanning the
+ * first `scan` training images with label queries), with BD/MBD distances for the added ones.
+ */
+async function buildStressSet(
+  base: Db3TableResult,
+  settings: Db3AblationSettings,
+  seed: number,
+): Promise<StressSet> {
+  const dataset: DatasetName = "mnist";
+  const teacher = await getTeacher({ dataset, scale: base.scale, seed });
+  const trainSet = await loadDataset(dataset, "train");
+  const pool = await ModelPool.fromModel(teacher.model, teacher.spec);
+  try {
+    const oracle = labelOracle(pool);
+    const scan = Math.min(settings.stress.scan, trainSet.y.length);
+    const dim = trainSet.shape.slice(1).reduce((a, b) => a * b, 1);
+    const ans = await oracle.labels(trainSet.x.subarray(0, scan * dim), scan, { phase: "stress.scan" });
+    const wrong: number[] = [];
+    for (let i = 0; i < scan; i++) if (ans.labels[i] !== trainSet.y[i]) wrong.push(i);
+    const rng = new Rng(seed + 7);
+    const added = Array.from(rng.permutation(wrong.length).subarray(0, settings.stress.add), (j) => wrong[j])
+      .sort((a, b) => a - b);
+    const extra = subset(trainSet, Int32Array.from(added));
+    const n0 = base.samples.y.length, k = base.samples.numClasses;
+    const d = await labelDistances(
+      oracle,
+      {
+        x: extra.x,
+        y: extra.y,
+        shape: extra.shape,
+        numClasses: k,
+        ids: Int32Array.from(added, (_, j) => n0 + j),
+      },
+      makeClassStreams(trainSet, seed),
+      {
+        method: "mbd",
+        bd: settings.table.bd,
+        mbd: { ...settings.table.mbd, seed },
+        progress: false,
+      },
+    );
+    const cat = (a: Float32Array, b: Float32Array) => {
+      const o = new Float32Array(a.length + b.length);
+      o.set(a);
+      o.set(b, a.length);
+      return o;
+    };
+    const samples: LabeledData = {
+      ...base.samples,
+      x: cat(base.samples.x, extra.x),
+      y: Int32Array.from([...base.samples.y, ...extra.y]),
+      shape: [n0 + added.length, ...base.samples.shape.slice(1)],
+    };
+    const bdBase = base.distances.bd!, mbdBase = base.distances.mbd!;
+    return {
+      scanned: scan,
+      found: wrong.length,
+      added,
+      samples,
+      distances: { bd: cat(bdBase.distances, d.bdDistances!), mbd: cat(mbdBase.distances, d.distances) },
+      teacherLabels: Int32Array.from([...bdBase.teacherLabels, ...d.teacherLabels]),
+      labelQueries: oracle.ledger.snapshot().totals.images.label - scan,
+    };
+  } finally {
+    pool.close();
+  }
+}
+
+/**
  * Run the DB3 ablations on MNIST (see the module doc): the table run (CE, SD, BD, MBD students)
  * plus the extra students of each part.
  */
@@ -645,7 +748,7 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
     "test",
     settings.table.testLimit ? { limit: settings.table.testLimit } : {},
   );
-  const k = base.samples.numClasses, y = base.samples.y;
+  const k = base.samples.numClasses;
   const tau0 = settings.table.student.temperature;
   const rows: Db3AblationRow[] = [];
   const records: RunRecord[] = [...base.records];
@@ -679,17 +782,23 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
       model?: ModelName;
       soft?: Omit<SoftLabelOptions, "teacherLabels">;
       budget?: number;
+      /** Another transfer set (the remedies' stress set). */
+      on?: { samples: LabeledData; teacherLabels: Int32Array };
     },
   ) => {
+    const set = o.on?.samples ?? base.samples;
     const st = {
       ...settings.table.student,
       epochs: settings.epochs,
       ...(o.temperature !== undefined ? { temperature: o.temperature } : {}),
       ...(o.model ? { model: o.model } : {}),
     };
-    const teacherLabels = source ? base.distances[source]?.teacherLabels : undefined;
+    const teacherLabels = o.on?.teacherLabels ?? (source ? base.distances[source]?.teacherLabels : undefined);
     const sl = distances
-      ? softLabelsFromDistances(distances, y, k, { ...o.soft, ...(teacherLabels ? { teacherLabels } : {}) })
+      ? softLabelsFromDistances(distances, set.y, k, {
+        ...o.soft,
+        ...(teacherLabels ? { teacherLabels } : {}),
+      })
       : null;
     const handle = startRun({
       experiment,
@@ -700,7 +809,7 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
       config: { variant, source, student: st, softLabels: o.soft ?? {}, budget: o.budget ?? null },
     });
     const t = await trainDb3Student(
-      base.samples,
+      set,
       sl?.z ?? null,
       sl?.keep ?? null,
       { ...settings.table, student: st },
@@ -758,16 +867,28 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
       await student("size", `${size}, MBD`, "mbd", mbd.distances, { model });
     }
   }
+  let stress: StressSet | undefined;
   if (parts.includes("remedies")) {
+    stress = await buildStressSet(base, settings, seed);
+    const tag = stress.added.length ? ` (+${stress.added.length} misclassified)` : "";
     for (const m of ["bd", "mbd"] as const) {
-      const d = base.distances[m]!.distances;
-      const name = m.toUpperCase();
-      await student("remedies", `${name}, no remedy`, m, d, {});
-      await student("remedies", `${name}, distance floor`, m, d, { soft: { floor: settings.floor } });
-      await student("remedies", `${name}, flagged dropped`, m, d, { soft: { dropFlagged: true } });
+      const d = stress.distances[m];
+      const name = m.toUpperCase() + tag;
+      const on = { samples: stress.samples, teacherLabels: stress.teacherLabels };
+      await student("remedies", `${name}, no remedy`, m, d, { on });
+      await student("remedies", `${name}, distance floor`, m, d, { on, soft: { floor: settings.floor } });
+      await student("remedies", `${name}, flagged dropped`, m, d, { on, soft: { dropFlagged: true } });
     }
   }
-  return { settings, base, rows, distanceCurve: distanceCurve(base), records, testN: test.y.length };
+  return {
+    settings,
+    base,
+    rows,
+    distanceCurve: distanceCurve(base),
+    records,
+    testN: test.y.length,
+    ...(stress ? { stress } : {}),
+  };
 }
 
 /** Rows of one part, accuracies in percent (for a table or chart). */
@@ -825,5 +946,74 @@ export function exampleIndices(base: Db3TableResult, classes = 3, flagged = 2): 
     }
   }
   for (const i of db3FlaggedIndices(base).slice(0, flagged)) if (!out.includes(i)) out.push(i);
+  return out;
+}
+
+/** Flagged samples of the remedies' transfer set: labels, nearest boundary and largest logit (BD, MBD). */
+export function stressFlaggedRows(r: Db3AblationResult): Record<string, string | number>[] {
+  const st = r.stress;
+  if (!st) return [];
+  const k = st.samples.numClasses, y = st.samples.y;
+  const sl = {
+    bd: softLabelsFromDistances(st.distances.bd, y, k, { teacherLabels: st.teacherLabels }),
+    mbd: softLabelsFromDistances(st.distances.mbd, y, k, { teacherLabels: st.teacherLabels }),
+  };
+  const n0 = r.base.samples.y.length;
+  const idx = [...new Set([...sl.bd.flagged, ...sl.mbd.flagged])].sort((a, b) => a - b);
+  return idx.map((i) => {
+    const row: Record<string, string | number> = {
+      sample: i,
+      origin: i < n0 ? "base set" : `added (train #${st.added[i - n0]})`,
+      label: y[i],
+      "teacher label": st.teacherLabels[i],
+    };
+    for (const m of ["bd", "mbd"] as const) {
+      const nb = nearest(st.distances[m], y, k, i);
+      row[`${m} nearest class`] = nb.t;
+      row[`${m} distance`] = nb.d;
+      row[`${m} max z`] = Math.max(...sl[m].z.subarray(i * k, (i + 1) * k));
+    }
+    return row;
+  });
+}
+
+/** Images of the flagged samples of the remedies' transfer set, captioned `#i y→teacher`. */
+export function stressFlaggedImages(
+  r: Db3AblationResult,
+): { x: Float32Array; shape: number[]; labels: string[] } {
+  const st = r.stress;
+  if (!st) return { x: new Float32Array(0), shape: [0, ...r.base.samples.shape.slice(1)], labels: [] };
+  const idx = stressFlaggedRows(r).map((x) => Number(x.sample));
+  return pickImages(st.samples, idx, (i) => `#${i} ${st.samples.y[i]}→${st.teacherLabels[i]}`);
+}
+
+/** What each remedy does to the targets of the remedies' transfer set (floor, max z, kept, flagged pull). */
+export function remedyTargetRows(r: Db3AblationResult): Record<string, string | number>[] {
+  const st = r.stress;
+  if (!st) return [];
+  const k = st.samples.numClasses, y = st.samples.y, tau = r.base.settings.student.temperature;
+  const out: Record<string, string | number>[] = [];
+  for (const m of ["bd", "mbd"] as const) {
+    const d = st.distances[m];
+    const variants: [string, Omit<SoftLabelOptions, "teacherLabels">][] = [
+      ["no remedy", {}],
+      ["distance floor", { floor: r.settings.floor }],
+      ["flagged dropped", { dropFlagged: true }],
+    ];
+    for (const [name, o] of variants) {
+      const s = softLabelsFromDistances(d, y, k, { ...o, teacherLabels: st.teacherLabels });
+      const keepSet = new Set(s.keep);
+      const flaggedKept = Array.from(s.flagged).filter((i) => keepSet.has(i));
+      const ts = targetStats(s.z, d, y, k, tau, flaggedKept);
+      out.push({
+        variant: `${m.toUpperCase()}, ${name}`,
+        floor: s.floor,
+        "max z": s.maxLogit,
+        "trained on": s.keep.length,
+        "flagged trained on": flaggedKept.length,
+        "flagged share of KD pull": o.dropFlagged ? 0 : ts.flaggedLossShare,
+      });
+    }
+  }
   return out;
 }
