@@ -1,6 +1,6 @@
 /**
  * DB3 experiment drivers (lib/experiments/db3.ts, db3_ablations.ts): a smoke table run end to end,
- * the notebook views over it, and the labelers' ledgers under random per-sample budgets through the
+ * the notebook views over it, the ablations' remedies part, and the labelers' ledgers under random per-sample budgets through the
  * resumable labeling run (the ledger-only version of that property is in oracle_test.ts; the
  * fixed-budget BD case in db3_test.ts).
  */
@@ -20,7 +20,10 @@ import {
   db3LedgerRows,
   db3PaperRows,
   distanceCurve,
+  remedyTargetRows,
+  runDb3Ablations,
   softTarget,
+  stressFlaggedRows,
   targetStats,
 } from "../lib/experiments/db3_ablations.ts";
 
@@ -160,5 +163,39 @@ Deno.test({
     assert.equal(curve.length, 1 + r.settings.mbd.snapshotAt!.length);
     // Snapshots never grow the median distance.
     for (let i = 2; i < curve.length; i++) assert.ok(curve[i].median <= curve[i - 1].median + 1e-9);
+  },
+});
+
+Deno.test({
+  name: "smoke DB3 ablations, remedies: misclassified images are added, flagged, floored or dropped",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const r = await runDb3Ablations({
+      scale: "smoke",
+      seed: 1,
+      parts: ["remedies"],
+      save: false,
+      cacheDir: false,
+    });
+    const st = r.stress!;
+    const n0 = r.base.samples.y.length;
+    assert.ok(st.found > 0 && st.added.length === Math.min(st.found, r.settings.stress.add));
+    assert.equal(st.samples.y.length, n0 + st.added.length);
+    // Every added image is one the teacher gets wrong, so it is flagged.
+    const flagged = stressFlaggedRows(r).map((x) => Number(x.sample));
+    for (let j = 0; j < st.added.length; j++) {
+      assert.notEqual(st.teacherLabels[n0 + j], st.samples.y[n0 + j]);
+      assert.ok(flagged.includes(n0 + j));
+    }
+    const rem = r.rows.filter((x) => x.part === "remedies");
+    assert.equal(rem.length, 6);
+    for (const x of rem) assert.ok(Number.isFinite(x.testAcc));
+    const none = rem.find((x) => x.variant.startsWith("BD") && x.variant.endsWith("no remedy"))!;
+    const floor = rem.find((x) => x.variant.startsWith("BD") && x.variant.endsWith("distance floor"))!;
+    const drop = rem.find((x) => x.variant.startsWith("BD") && x.variant.endsWith("flagged dropped"))!;
+    assert.ok(floor.maxLogit! < none.maxLogit!);
+    assert.equal(drop.trainedOn, st.samples.y.length - flagged.length);
+    assert.equal(remedyTargetRows(r).length, 6);
   },
 });
