@@ -27,3 +27,4 @@ export * from "./results/mod.ts";
 export * from "./show/mod.ts";
 export * from "./experiments/fields.ts";
 export * from "./experiments/quickstart.ts";
+export * from "./zeroshot/mod.ts";
