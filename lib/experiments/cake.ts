@@ -570,15 +570,17 @@ export async function runCakeMnist(opts: CakeMnistOptions = {}): Promise<CakeMni
     config: { settings: s },
   });
   const synthKey = `${dataset}-${s.teacherModel}-${scale}-s${seed}`;
+  const teacherKey = teacherIdentity(teacher, synthKey);
   const oracle = logitsGradOracle(teacher.model);
   const set = await synthesize(oracle, {
     dataset,
     ...s.synth,
     seed,
-    teacherKey: opts.teacher ? `injected-${synthKey}` : synthKey,
-    cacheDir: opts.cacheDir === null
+    teacherKey,
+    // Injected teachers are not cached unless a cacheDir is given (their identity is unknown).
+    cacheDir: opts.cacheDir === null || (opts.teacher && opts.cacheDir === undefined)
       ? undefined
-      : opts.cacheDir ?? defaultCacheDir(`${synthKey}-${hashOf(s.synth)}`),
+      : opts.cacheDir ?? defaultCacheDir(`${synthKey}-${hashOf({ synth: s.synth, teacherKey })}`),
     progress: `CAKE ${dataset} synthesis`,
   });
   const studentSpec: ModelSpec = {
@@ -807,7 +809,7 @@ export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<C
     const test = await loadDataset(dataset, "test", s.testLimit ? { limit: s.testLimit } : {});
     teacherAccs.push(await evaluate(teacher.model, test));
     if (!opts.teacher) finish = () => teacher.model.dispose();
-    const tk = opts.teacher ? "injected" : `${dataset}-${s.teacherModel}-${scale}-s${teacherSeed}`;
+    const tk = teacherIdentity(teacher, `${dataset}-${s.teacherModel}-${scale}-s${teacherSeed}`);
     setup = (seed) =>
       Promise.resolve({
         teacher: teacher.model,
@@ -820,9 +822,11 @@ export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<C
         recipe: s.student,
         base: { dataset, ...s.synth },
         cacheDir: (key: string) =>
-          opts.cacheRoot === null
+          opts.cacheRoot === null || (opts.teacher && opts.cacheRoot === undefined)
             ? undefined
-            : `${opts.cacheRoot ?? defaultCacheRoot()}/ablation-${tk}-s${seed}-${key}`,
+            : `${opts.cacheRoot ?? defaultCacheRoot()}/ablation-${tk.split("@")[0]}-s${seed}-${
+              hashOf([key, tk])
+            }`,
         teacherKey: tk,
         release: () => {},
       });
@@ -892,6 +896,15 @@ export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<C
     rows,
     summary,
   };
+}
+
+/**
+ * What identifies a teacher in synthesis caches: the getTeacher key plus its creation time (a
+ * retrained teacher never reuses samples made with the old one); "injected" for teachers passed in.
+ */
+function teacherIdentity(t: { model: tfl.LayersModel; meta?: unknown }, key: string): string {
+  const created = (t.meta as { createdAt?: string } | undefined)?.createdAt;
+  return created ? `${key}@${created}` : `injected-${key}`;
 }
 
 function mergeSynth(a: CakeOptionsInput, b: CakeOptionsInput): CakeOptionsInput {
