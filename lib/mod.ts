@@ -28,3 +28,5 @@ export * from "./show/mod.ts";
 export * from "./experiments/fields.ts";
 export * from "./experiments/quickstart.ts";
 export * from "./zeroshot/mod.ts";
+export * from "./teachers/mod.ts";
+export * from "./remote/mod.ts";
