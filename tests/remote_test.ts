@@ -508,6 +508,11 @@ Deno.test("remote: tools/serve.ts SIGKILLed mid-run and restarted: the client re
       }
       await srv.stop();
       const killedAt = answeredInLog(await Deno.readTextFile(log));
+      // Restart only once the client has met the dead server (bounded wait), so the test does not
+      // depend on whether its next request happens to fall before or after the restart.
+      for (let i = 0; i < 1000 && o.usage().failedAttempts < 1; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       srv = await spawnServe([...common, "--port", port]);
       const a = await run;
       assert.deepEqual(a.labels, await truth(n, x));
