@@ -243,6 +243,49 @@ async function inChunks(n: number, maxBatch: number, f: (start: number, end: num
   for (let s = 0; s < n; s += maxBatch) await f(s, Math.min(n, s + maxBatch));
 }
 
+/** What {@link serveAccepted} needs from an oracle. */
+interface ServeRequest {
+  ledger: Ledger;
+  scratch: Scratch;
+  /** Floats per image. */
+  dim: number;
+  maxBatch: number;
+  kind: QueryKind;
+}
+
+/**
+ * The request path the label and probs oracles share: check the input, charge the ledger (refused
+ * images are neither sent nor counted), clamp into scratch memory, and hand the accepted images to
+ * `answer` in slices of at most `maxBatch`, with their indices in the request. A teacher failure
+ * becomes an {@link OracleError}. Returns the per-image refusals.
+ */
+async function serveAccepted(
+  r: ServeRequest,
+  x: Float32Array,
+  n: number,
+  q: QueryTag,
+  answer: (xs: Float32Array, m: number, idx: Int32Array) => Promise<void>,
+): Promise<Uint8Array> {
+  const d = r.dim;
+  if (x.length < n * d) throw new RangeError(`oracle: ${x.length} floats for ${n} images of ${d}`);
+  const refused = r.ledger.charge({ kinds: [r.kind], phase: q.phase, n, sampleIds: q.sampleIds });
+  const buf = r.scratch.take(n * d);
+  const acc = packAccepted(clampInto(x, n * d, buf), n, d, refused);
+  const m = acc.idx.length;
+  try {
+    await inChunks(
+      m,
+      r.maxBatch,
+      (s, e) => answer(acc.x.subarray(s * d, e * d), e - s, acc.idx.subarray(s, e)),
+    );
+  } catch (err) {
+    throw new OracleError(`${r.kind} teacher failed in phase ${q.phase}: ${err}`, q.phase, m, { cause: err });
+  } finally {
+    r.scratch.give(buf);
+  }
+  return refused;
+}
+
 class LabelOracleImpl implements LabelOracle {
   readonly access = "label" as const;
   readonly inputShape: number[];
@@ -252,6 +295,10 @@ class LabelOracleImpl implements LabelOracle {
   readonly #maxBatch: number;
   readonly #dim: number;
   readonly #scratch = new Scratch();
+
+  #request(kind: QueryKind): ServeRequest {
+    return { ledger: this.ledger, scratch: this.#scratch, dim: this.#dim, maxBatch: this.#maxBatch, kind };
+  }
 
   constructor(teacher: TeacherSource, opts: OracleOptions) {
     const s = shapeOf(teacher, opts);
@@ -266,23 +313,11 @@ class LabelOracleImpl implements LabelOracle {
   }
 
   async labels(x: Float32Array, n: number, q: QueryTag): Promise<LabelAnswer> {
-    const d = this.#dim;
-    if (x.length < n * d) throw new RangeError(`oracle: ${x.length} floats for ${n} images of ${d}`);
-    const refused = this.ledger.charge({ kinds: ["label"], phase: q.phase, n, sampleIds: q.sampleIds });
     const labels = new Int32Array(n).fill(-1);
-    const buf = this.#scratch.take(n * d);
-    const acc = packAccepted(clampInto(x, n * d, buf), n, d, refused);
-    const m = acc.idx.length;
-    try {
-      await inChunks(m, this.#maxBatch, async (s, e) => {
-        const out = await this.#answer(acc.x.subarray(s * d, e * d), e - s);
-        for (let i = s; i < e; i++) labels[acc.idx[i]] = out[i - s];
-      });
-    } catch (err) {
-      throw new OracleError(`label teacher failed in phase ${q.phase}: ${err}`, q.phase, m, { cause: err });
-    } finally {
-      this.#scratch.give(buf);
-    }
+    const refused = await serveAccepted(this.#request("label"), x, n, q, async (xs, m, idx) => {
+      const out = await this.#answer(xs, m);
+      for (let i = 0; i < m; i++) labels[idx[i]] = out[i];
+    });
     return { labels, refused };
   }
 
@@ -313,6 +348,10 @@ class ProbsOracleImpl implements ProbsOracle {
   readonly #dim: number;
   readonly #scratch = new Scratch();
 
+  #request(kind: QueryKind): ServeRequest {
+    return { ledger: this.ledger, scratch: this.#scratch, dim: this.#dim, maxBatch: this.#maxBatch, kind };
+  }
+
   constructor(teacher: tfl.LayersModel | LogitsPredictor, opts: OracleOptions) {
     const s = shapeOf(teacher as TeacherSource, opts);
     this.inputShape = s.inputShape;
@@ -331,23 +370,12 @@ class ProbsOracleImpl implements ProbsOracle {
   }
 
   async probsWithRefusals(x: Float32Array, n: number, q: QueryTag) {
-    const d = this.#dim, k = this.numClasses;
-    if (x.length < n * d) throw new RangeError(`oracle: ${x.length} floats for ${n} images of ${d}`);
-    const refused = this.ledger.charge({ kinds: ["probs"], phase: q.phase, n, sampleIds: q.sampleIds });
+    const k = this.numClasses;
     const probs = new Float32Array(n * k).fill(NaN);
-    const buf = this.#scratch.take(n * d);
-    const acc = packAccepted(clampInto(x, n * d, buf), n, d, refused);
-    const m = acc.idx.length;
-    try {
-      await inChunks(m, this.#maxBatch, async (s, e) => {
-        const p = softmaxRows(await this.#logits(acc.x.subarray(s * d, e * d), e - s), e - s, k);
-        for (let i = s; i < e; i++) probs.set(p.subarray((i - s) * k, (i - s + 1) * k), acc.idx[i] * k);
-      });
-    } catch (err) {
-      throw new OracleError(`probs teacher failed in phase ${q.phase}: ${err}`, q.phase, m, { cause: err });
-    } finally {
-      this.#scratch.give(buf);
-    }
+    const refused = await serveAccepted(this.#request("probs"), x, n, q, async (xs, m, idx) => {
+      const p = softmaxRows(await this.#logits(xs, m), m, k);
+      for (let i = 0; i < m; i++) probs.set(p.subarray(i * k, (i + 1) * k), idx[i] * k);
+    });
     return { probs, refused };
   }
 
