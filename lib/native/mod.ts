@@ -1,0 +1,26 @@
+/**
+ * Native inference engine for sequential teachers: `forward.cpp` compiled locally (build.ts), a tfjs
+ * model → plan converter (plan.ts), the FFI predictor (predictor.ts) and the engine choice with its
+ * wasm-pool fallback (teacher_predictor.ts).
+ *
+ * @module
+ */
+export { buildNative, type BuildOptions, NATIVE_FLAGS, type NativeBuild, nativeEnabled } from "./build.ts";
+export { buildPlan, type NativePlan, type PlanOp, planOps, UnsupportedModelError } from "./plan.ts";
+export {
+  type NativeCreateResult,
+  type NativeEngineInfo,
+  NativePredictor,
+  type NativePredictorOptions,
+} from "./predictor.ts";
+export {
+  type EngineInfo,
+  engineInfo,
+  parseEngine,
+  type PoolEngineInfo,
+  TEACHER_ENGINES,
+  type TeacherEngine,
+  type TeacherPredictor,
+  teacherPredictor,
+  type TeacherPredictorOptions,
+} from "./teacher_predictor.ts";
