@@ -152,7 +152,7 @@ async function main() {
       pool = await ModelPool.fromModel(kit.model, kit.spec, { workers });
       const p = pool;
       add(`in-process pool (${workers} workers)`, () => Promise.resolve(labelOracle(p)));
-      const psrv = await serve(["--workers", String(workers)]);
+      const psrv = await serve(["--workers", String(workers), "--engine", "pool"]);
       add(`HTTP kserve-v2 binary, server pool (${workers})`, () =>
         remoteLabelOracle({
           url: psrv.url,

@@ -3,17 +3,19 @@
  * pseudo sample, per stage, at the laptop settings of `lib/experiments/zeroshot.ts` (or smaller).
  *
  *     deno run -A bench/zeroshot.ts [--teacher laptop|smoke] [--per-class 20] [--iterations 10]
- *                                   [--workers 2] [--in-process]
+ *                                   [--workers 2] [--engine auto|native|pool] [--in-process]
  *
  * Rows: the noise initialisation (draws, walk), one untargeted boundary pass over the set (shared
  * random init, bisection, Sign-OPT) with its step, and the whole generation; each with its label
  * queries, wall seconds, queries/s and seconds per pseudo sample. The machine is shared: CPU seconds
- * of this process are printed beside wall time. Nothing is cached (a fresh checkpoint-less run).
+ * of this process are printed beside wall time. Nothing is cached (a fresh checkpoint-less run). The
+ * oracle runs on `teacherPredictor` (native engine when it builds, else the wasm pool; `--engine`
+ * chooses) unless `--in-process`.
  */
 import process from "node:process";
 import { initBackend } from "../lib/backend.ts";
 import { labelOracle } from "../lib/oracle/oracle.ts";
-import { ModelPool } from "../lib/parallel/pool.ts";
+import { engineInfo, parseEngine, teacherPredictor } from "../lib/native/teacher_predictor.ts";
 import { toMarkdown } from "../lib/results/table.ts";
 import { getTeacher } from "../lib/train/teachers.ts";
 import { zeroShotSettings } from "../lib/experiments/zeroshot.ts";
@@ -35,7 +37,8 @@ const inProcess = Deno.args.includes("--in-process");
 
 const backend = await initBackend();
 const t = await getTeacher({ dataset: "mnist", scale: teacherScale, seed: 1 });
-const pool = inProcess ? undefined : await ModelPool.fromModel(t.model, t.spec, { workers });
+const engine = parseEngine(arg("engine", "auto"));
+const pool = inProcess ? undefined : await teacherPredictor(t.model, t.spec, { workers, engine });
 const oracle = () => labelOracle(pool ?? t.model);
 
 type Row = Record<string, string | number>;
@@ -85,7 +88,7 @@ try {
   console.log(
     `# ZSDB3KD generation, MNIST, teacher ${t.spec.name} (${teacherScale}, test acc ${
       (100 * t.meta.testAcc).toFixed(2)
-    }%), backend ${backend.name}, ${inProcess ? "in-process oracle" : `pool of ${workers} workers`}`,
+    }%), backend ${backend.name}, ${inProcess ? "in-process oracle" : engineInfo(pool!).label}`,
   );
   console.log(
     `# untargeted: ${

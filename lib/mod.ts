@@ -2,8 +2,8 @@
  * boundary-kd: knowledge distillation from a teacher's decision boundaries.
  *
  * The public API, re-exported from one module per job (see DESIGN.md for the data flow):
- * backend → data → models → oracle (access level + ledger) → method (DB3 labelers, CAKE synthesis)
- * → trainer → run records, tables and plots.
+ * backend → data → models → oracle (access level + ledger; teacher queries on the native engine or
+ * the worker pool) → method (DB3 labelers, CAKE synthesis) → trainer → run records, tables and plots.
  *
  * @module
  */
@@ -14,6 +14,7 @@ export * from "./data/mod.ts";
 export * from "./models/registry.ts";
 export * from "./models/io.ts";
 export { coreCount, ModelPool } from "./parallel/pool.ts";
+export * from "./native/mod.ts";
 export * from "./train/trainer.ts";
 export * from "./train/losses.ts";
 export * from "./train/optim.ts";

@@ -128,6 +128,13 @@ Deno.test({
       assert.ok(row.trainedOn > 0);
     }
     assert.equal(r.records.length, DB3_TABLE_METHODS.length);
+    // The oracle engine is recorded: native (g++ is on the dev machine and CI) unless BKD_NATIVE=0.
+    const engine = r.records[0].config.oracleEngine as { engine: string; label: string } | undefined;
+    assert.equal(
+      engine?.engine,
+      Deno.env.get("BKD_NATIVE") === "0" ? "pool" : "native",
+      engine?.label ?? "no oracleEngine",
+    );
     const n = r.samples.y.length;
     assert.equal(r.rows.find((x) => x.method === "sd")!.queriesPerSample, 0);
     assert.equal(r.rows.find((x) => x.method === "kd")!.queriesPerSample, 1);

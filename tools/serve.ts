@@ -3,21 +3,29 @@
  *
  *   deno run -A tools/serve.ts --teacher <dir | dataset:model:scale[:seed]> [--port 0]
  *       [--protocol both|kserve-v2|tf-serving] [--model teacher] [--auth "Bearer …"] [--workers N]
- *       [--max-batch 8192] [--log requests.jsonl]
+ *       [--engine auto|native|pool] [--max-batch 8192] [--log requests.jsonl]
  *       [--layout NHWC|NCHW] [--range 0,255] [--mean a,b,c] [--std a,b,c] [--output logits|probs]
  *
  * `--teacher` takes a kit teacher (`mnist:db3-lenet5:laptop`, trained on first use and cached), a kit
  * checkpoint folder, or a TF.js model folder (the adapter flags say how that model expects its input).
+ * `--workers N` (N > 0, kit teachers) answers on N cores: the native engine when it builds and the model
+ * is a supported chain (`--engine auto`, the default), else a wasm worker pool (`--engine pool` forces it).
  * Prints one line `serving <model> at <url>` (then the routes) and runs until Ctrl-C / SIGTERM.
  */
 import { initBackend } from "../lib/backend.ts";
-import { ModelPool } from "../lib/parallel/pool.ts";
+import {
+  engineInfo,
+  parseEngine,
+  type TeacherPredictor,
+  teacherPredictor,
+} from "../lib/native/teacher_predictor.ts";
 import { type ServeProtocols, startServer } from "../lib/remote/serve.ts";
 import { inferPath } from "../lib/remote/protocols.ts";
 import { type Layout, resolveTeacher } from "../lib/teachers/mod.ts";
 
 const USAGE = `usage: deno run -A tools/serve.ts --teacher <dir | dataset:model:scale[:seed]> [--port 0]
-  [--protocol both|kserve-v2|tf-serving] [--model teacher] [--auth VALUE] [--workers N] [--max-batch N]
+  [--protocol both|kserve-v2|tf-serving] [--model teacher] [--auth VALUE] [--workers N]
+  [--engine auto|native|pool] [--max-batch N]
   [--log FILE] [--layout NHWC|NCHW] [--range lo,hi] [--mean a,..] [--std a,..] [--output logits|probs]`;
 
 function parse(args: string[]): Record<string, string> {
@@ -59,10 +67,14 @@ const t = await resolveTeacher(a.teacher, {
   output: a.output as "logits" | "probs" | undefined,
 });
 const workers = Number(a.workers ?? 0);
-let pool: ModelPool | undefined;
+let pool: TeacherPredictor | undefined;
 if (workers > 0) {
   if (!t.spec) throw new Error("--workers needs a kit teacher (a TF.js folder runs in-process)");
-  pool = await ModelPool.fromModel(t.model, t.spec, { workers });
+  const engine = a.engine === undefined ? undefined : parseEngine(a.engine);
+  if (a.engine !== undefined && !engine) {
+    throw new Error(`--engine ${a.engine}: expected auto, native or pool`);
+  }
+  pool = await teacherPredictor(t.model, t.spec, { workers, engine });
 }
 const server = await startServer({
   teacher: pool ?? t.model,
@@ -82,6 +94,7 @@ for (const p of server.protocols) {
 console.log(
   `  teacher: ${t.source}; input [${t.inputShape}] NHWC in [0,1]; ${t.numClasses} classes; labels only`,
 );
+console.log(`  engine: ${pool ? engineInfo(pool).label : "in-process tfjs model"}`);
 const stop = async () => {
   await server.close();
   pool?.close();

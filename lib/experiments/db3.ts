@@ -3,10 +3,12 @@
  * beside the label-only CE student and the standard-KD student (probs access), on the same images.
  *
  * `runDb3Table({dataset, scale, seed, methods})` gets the teacher (`getTeacher`), draws a stratified
- * transfer set of training images, labels it with each method through a label oracle backed by a
- * worker pool (resumable: chunks cached under `data/db3/`), trains one student per method with the
- * reference loss (CE + Σ_batch KL(softmax(z/τ) ‖ softmax(S/τ)), τ = 20), and returns table rows plus
- * one run record per method (saved with `saveRun`, ledger included).
+ * transfer set of training images, labels it with each method through a label oracle backed by the
+ * native engine or, where it is unavailable, a wasm worker pool (`teacherPredictor`; the choice is
+ * recorded as `oracleEngine` in every run record's config; resumable: chunks cached under
+ * `data/db3/`), trains one student per method with the reference loss (CE + Σ_batch
+ * KL(softmax(z/τ) ‖ softmax(S/τ)), τ = 20), and returns table rows plus one run record per method
+ * (saved with `saveRun`, ledger included).
  *
  * Scales (per dataset family; MNIST/Fashion-MNIST first, CIFAR-10 in brackets):
  * - `paper`: the reference — every training image labelled, BD 201 candidates, tol 1e-5, MBD K=200,
@@ -41,7 +43,7 @@ import {
 import type { ModelName, ModelSpec } from "../models/registry.ts";
 import { labelOracle, probsOracle } from "../oracle/oracle.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
-import { ModelPool } from "../parallel/pool.ts";
+import { engineInfo, type TeacherEngine, teacherPredictor } from "../native/teacher_predictor.ts";
 import { tableBRows } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import { atScale, type Scale } from "../scale.ts";
@@ -184,8 +186,10 @@ export interface Db3TableOptions {
   save?: boolean;
   /** Experiment name for the records (default `db3-<dataset>`). */
   experiment?: string;
-  /** Oracle workers (default: all cores). */
+  /** Oracle workers / native threads (default: all cores). */
   workers?: number;
+  /** Teacher inference engine for the oracles (default "auto": native if it builds, else the wasm pool). */
+  engine?: TeacherEngine;
 }
 
 /** One table row. */
@@ -347,11 +351,10 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
   const runKey = `${dataset}-${scale}-s${seed}-n${n}-${
     shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd]))
   }`;
-  const pool = await ModelPool.fromModel(
-    teacher.model,
-    teacher.spec,
-    opts.workers ? { workers: opts.workers } : {},
-  );
+  const pool = await teacherPredictor(teacher.model, teacher.spec, {
+    workers: opts.workers,
+    engine: opts.engine,
+  });
   const rows: Db3Row[] = [{
     method: "teacher",
     access: "train",
@@ -374,6 +377,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     samples: n,
     settings,
     softLabels: opts.softLabels ?? {},
+    oracleEngine: engineInfo(pool),
   };
   try {
     // Labeling. MBD starts from BD, so one MBD run also yields the BD distances (and BD's queries

@@ -32,7 +32,7 @@ import { type DatasetName, type LabeledData, loadDataset, subset } from "../data
 import type { ModelName } from "../models/registry.ts";
 import { type LedgerSnapshot, sumBySample } from "../oracle/ledger.ts";
 import { labelOracle } from "../oracle/oracle.ts";
-import { ModelPool } from "../parallel/pool.ts";
+import { teacherPredictor } from "../native/teacher_predictor.ts";
 import { getTeacher } from "../train/teachers.ts";
 import { Rng } from "../util/rng.ts";
 import { labelDistances } from "../db3/label_run.ts";
@@ -665,7 +665,7 @@ async function buildStressSet(
   const dataset: DatasetName = "mnist";
   const teacher = await getTeacher({ dataset, scale: base.scale, seed });
   const trainSet = await loadDataset(dataset, "train");
-  const pool = await ModelPool.fromModel(teacher.model, teacher.spec);
+  const pool = await teacherPredictor(teacher.model, teacher.spec);
   try {
     const oracle = labelOracle(pool);
     const scan = Math.min(settings.stress.scan, trainSet.y.length);

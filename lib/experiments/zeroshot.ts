@@ -1,10 +1,11 @@
 /**
  * ZSDB3KD experiments for the notebooks 30 (MNIST), 31 (Fashion-MNIST), 32 (CIFAR-10 subset) and 33
- * (ablations): teacher → label oracle (worker pool, ledger with per-sample budgets) → pseudo samples
- * (`generatePseudoSamples`, checkpointed under `data/cache/zeroshot/`) → BD soft labels with the
- * pseudo pool as direction stream → KD student with no ground-truth term → final-epoch accuracy on
- * the real test split. The training split is never read (the teacher comes from the cache or is
- * injected; only `getTeacher` trains one when none is cached, before the zero-shot pipeline starts).
+ * (ablations): teacher → label oracle (native engine or worker pool, ledger with per-sample budgets)
+ * → pseudo samples (`generatePseudoSamples`, checkpointed under `data/cache/zeroshot/`) → BD soft
+ * labels with the pseudo pool as direction stream → KD student with no ground-truth term →
+ * final-epoch accuracy on the real test split. The training split is never read (the teacher comes
+ * from the cache or is injected; only `getTeacher` trains one when none is cached, before the
+ * zero-shot pipeline starts).
  *
  * Every student is compared with the **iteration-0 baseline**: the raw accepted noise of the same
  * run (same samples, same soft-label method and per-sample labeling budget), so the difference is
@@ -27,7 +28,12 @@ import { type DatasetName, type LabeledData, loadDataset, repoRoot } from "../da
 import type { ModelSpec } from "../models/registry.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import { type LabelOracle, labelOracle } from "../oracle/oracle.ts";
-import { ModelPool } from "../parallel/pool.ts";
+import {
+  type EngineInfo,
+  engineInfo,
+  type TeacherEngine,
+  teacherPredictor,
+} from "../native/teacher_predictor.ts";
 import { tableARow } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import { atScale, type Scale } from "../scale.ts";
@@ -164,8 +170,10 @@ export interface ZeroShotOptions {
   save?: boolean;
   /** Experiment name (default `zsdb3kd-<dataset>`). */
   experiment?: string;
-  /** Oracle workers (default all cores; 0 = the in-process model). */
+  /** Oracle workers / native threads (default all cores; 0 = the in-process model). */
   workers?: number;
+  /** Teacher inference engine (default "auto": native if it builds, else the wasm worker pool). */
+  engine?: TeacherEngine;
   /** Show progress bars (default true). */
   progress?: boolean;
 }
@@ -264,20 +272,31 @@ function maxSpend(l: LedgerSnapshot): number {
   return m;
 }
 
-/** The context shared by the runs of one dataset: teacher, pool, test split. */
+/** The context shared by the runs of one dataset: teacher, inference engine, test split. */
 export interface ZeroShotContext {
   teacher: InjectedTeacher & { testAcc: number };
   test: LabeledData;
+  /** Which engine answers the oracles (recorded as `oracleEngine` in run configs). */
+  engine: EngineInfo | { engine: "in-process"; label: string };
   /** A fresh label oracle on the shared teacher, with its own ledger and per-sample budget. */
   oracle(perSampleBudget: number): LabelOracle;
   close(): void;
 }
 
-/** Teacher (cached or injected), worker pool and test split; the training split is never read here. */
+/**
+ * Teacher (cached or injected), inference engine (native, else a wasm worker pool; `workers: 0` = the
+ * in-process model) and test split; the training split is never read here.
+ */
 export async function zeroShotContext(
   dataset: DatasetName,
   scale: Scale,
-  opts: { teacher?: InjectedTeacher; teacherSeed?: number; workers?: number; testLimit?: number },
+  opts: {
+    teacher?: InjectedTeacher;
+    teacherSeed?: number;
+    workers?: number;
+    engine?: TeacherEngine;
+    testLimit?: number;
+  },
 ): Promise<ZeroShotContext> {
   await initBackend();
   let t: InjectedTeacher;
@@ -289,11 +308,12 @@ export async function zeroShotContext(
   const test = await loadDataset(dataset, "test", opts.testLimit ? { limit: opts.testLimit } : {});
   const pool = opts.workers === 0
     ? undefined
-    : await ModelPool.fromModel(t.model, t.spec, opts.workers ? { workers: opts.workers } : {});
+    : await teacherPredictor(t.model, t.spec, { workers: opts.workers, engine: opts.engine });
   const testAcc = t.testAcc ?? await evaluate(t.model, test);
   return {
     teacher: { ...t, testAcc },
     test,
+    engine: pool ? engineInfo(pool) : { engine: "in-process", label: "in-process tfjs model" },
     oracle: (perSampleBudget) =>
       labelOracle(pool ?? t.model, { ledger: new Ledger({ perSample: perSampleBudget }) }),
     close: () => pool?.close(),
@@ -315,6 +335,7 @@ export async function runZeroShot(
       teacher: opts.teacher,
       teacherSeed: opts.teacherSeed,
       workers: opts.workers,
+      engine: opts.engine,
       testLimit: settings.testLimit,
     });
   const experiment = opts.experiment ?? `zsdb3kd-${dataset}`;
@@ -386,6 +407,7 @@ export async function runZeroShot(
           teacherTestAcc: ctx.teacher.testAcc,
           iteration: it,
           settings,
+          oracleEngine: ctx.engine,
         },
       });
       const st = await trainZeroShotStudent(batchAt(set, it), lab.soft.z, settings.student, ctx.test, seed, {
@@ -465,6 +487,7 @@ export async function runZeroShotSeeds(
     teacher: opts.teacher,
     teacherSeed: opts.teacherSeed,
     workers: opts.workers,
+    engine: opts.engine,
     testLimit: settings.testLimit,
   });
   const runs: ZeroShotResult[] = [];
