@@ -3,17 +3,21 @@
  * reference PyTorch figures measured on this machine (Debian torch 1.13, CPU, 2 threads).
  *
  *     deno run -A bench/db3.ts [--teacher laptop|smoke|<dir>] [--bd-samples 100] [--mbd-samples 4]
- *                              [--mbd-limit 20000] [--no-mbd] [--no-faithful] [--seconds 3]
- *                              [--batches 1,4,16,64,256,1024,4096] [--workers 2]
+ *                              [--mbd-limit 20000] [--no-mbd] [--no-faithful] [--labels-only]
+ *                              [--seconds 3] [--batches 1,4,16,64,256,1024,4096] [--workers 2]
+ *                              [--engine fastest|native|pool|in-process]
  *
  * Teacher: the cached laptop-scale DB3 LeNet-5 (`getTeacher`) when `--teacher laptop` and it exists,
  * otherwise the smoke-scale one (trained in seconds). Costs depend on the teacher only through the
  * number of queries, which the table prints; the teacher's test accuracy is printed in the header.
  *
- * Label throughput is measured through the label oracle (clamping and ledger included), in-process
- * and with a `ModelPool` of `--workers` workers, as the median of timed windows. BD runs on the first
- * `--bd-samples` training images (lean default and `faithful` reference search), MBD on the first
- * `--mbd-samples` at the reference query limit, all through the pool.
+ * Label throughput is measured through the label oracle (clamping and ledger included), in-process,
+ * with a `ModelPool` of `--workers` workers, and with the native engine (`NativePredictor`, `--workers`
+ * threads; "n/a" with the reason when it cannot be built), as the median of timed windows. BD runs on
+ * the first `--bd-samples` training images (lean default and `faithful` reference search), MBD on the
+ * first `--mbd-samples` at the reference query limit, all through one engine: by default the fastest
+ * in the table at batch ≥ 64 (`--engine` forces one); the section header names it. `--labels-only`
+ * stops after the throughput table.
  */
 import process from "node:process";
 import * as tf from "@tensorflow/tfjs-core";
@@ -25,6 +29,7 @@ import { loadModel } from "../lib/models/io.ts";
 import type { ModelSpec } from "../lib/models/registry.ts";
 import { labelOracle, type TeacherSource } from "../lib/oracle/oracle.ts";
 import { ModelPool } from "../lib/parallel/pool.ts";
+import { NativePredictor } from "../lib/native/predictor.ts";
 import { getTeacher } from "../lib/train/teachers.ts";
 import { boundaryDistances } from "../lib/db3/bd.ts";
 import { minimalBoundaryDistances } from "../lib/db3/mbd.ts";
@@ -52,6 +57,8 @@ interface Args {
   seconds: number;
   batches: number[];
   workers: number;
+  labelsOnly: boolean;
+  engine: "fastest" | "native" | "pool" | "in-process";
 }
 
 function parseArgs(a: string[]): Args {
@@ -69,7 +76,14 @@ function parseArgs(a: string[]): Args {
     seconds: Number(get("--seconds") ?? 3),
     batches: (get("--batches") ?? "1,4,16,64,256,1024,4096").split(",").map(Number),
     workers: Number(get("--workers") ?? 2),
+    labelsOnly: a.includes("--labels-only"),
+    engine: parseEngineArg(get("--engine") ?? "fastest"),
   };
+}
+
+function parseEngineArg(v: string): Args["engine"] {
+  if (v === "fastest" || v === "native" || v === "pool" || v === "in-process") return v;
+  throw new Error(`--engine ${v}: expected fastest, native, pool or in-process`);
 }
 
 async function teacherFor(which: string): Promise<{ model: tfl.LayersModel; spec: ModelSpec; note: string }> {
@@ -121,11 +135,25 @@ function cpuSeconds(): number {
 const fmt = (v: number, d = 0) =>
   v.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
+const USAGE = `usage: deno run -A bench/db3.ts [--teacher laptop|smoke|<dir>] [--bd-samples 100]
+  [--mbd-samples 4] [--mbd-limit 20000] [--no-mbd] [--no-faithful] [--labels-only] [--seconds 3]
+  [--batches 1,4,16,64,256,1024,4096] [--workers 2] [--engine fastest|native|pool|in-process]
+
+Label queries/s through the label oracle (in-process, ModelPool, native engine), then BD and MBD cost
+per MNIST sample on one engine (default: the fastest measured). --labels-only skips BD/MBD.`;
+
 async function main() {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(USAGE);
+    return [];
+  }
   const args = parseArgs(Deno.args);
   const backend = await initBackend();
   const { model, spec, note } = await teacherFor(args.teacher);
   const pool = await ModelPool.fromModel(model, spec, { workers: args.workers });
+  const nat = await NativePredictor.tryCreate(model, spec, { threads: args.workers });
+  const native = nat.ok ? nat.predictor : undefined;
+  if (args.engine === "native" && !nat.ok) throw new Error(`--engine native: ${nat.reason}`);
   const out: string[] = [];
   const say = (s: string) => {
     out.push(s);
@@ -137,16 +165,47 @@ async function main() {
   say("");
   say("## Label queries per second (label oracle: clamp + ledger + argmax)");
   say("");
-  say(`| batch | in-process | ModelPool (${pool.size} workers) | reference PyTorch |`);
-  say("| ---: | ---: | ---: | ---: |");
+  const nativeName = native ? native.describe().label : "native";
+  say(
+    `| batch | in-process (${backend.name}) | ModelPool (${pool.size} ${backend.name} workers) | ${nativeName} | reference PyTorch |`,
+  );
+  say("| ---: | ---: | ---: | ---: | ---: |");
+  // Summed rates at batch ≥ 64 (all batches if none is that large) pick the fastest engine.
+  const big = args.batches.some((b) => b >= 64) ? (b: number) => b >= 64 : () => true;
+  const score = { "in-process": 0, pool: 0, native: 0 };
   for (const b of args.batches) {
     const a = await labelRate(model, b, args.seconds);
     const p = await labelRate(pool, b, args.seconds);
+    const n = native ? await labelRate(native, b, args.seconds) : NaN;
+    if (big(b)) {
+      score["in-process"] += a;
+      score.pool += p;
+      score.native += native ? n : -Infinity;
+    }
     say(
-      `| ${b} | ${fmt(a)} | ${fmt(p)} | ${b >= 64 && b <= 200 ? REFERENCE.labelsPerSec + " (best)" : ""} |`,
+      `| ${b} | ${fmt(a)} | ${fmt(p)} | ${native ? fmt(n) : "n/a"} | ${
+        b >= 64 && b <= 200 ? REFERENCE.labelsPerSec + " (best)" : ""
+      } |`,
     );
   }
   say(`\nTarget: ≥ ${fmt(TARGETS.labelsPerSec)} labels/s using both cores.`);
+  if (!nat.ok) say(`Native engine unavailable: ${nat.reason}`);
+  if (args.labelsOnly) {
+    say(`\nLoad average now: ${loadAverage()} (the machine may be shared; rates are medians of windows).`);
+    pool.close();
+    native?.close();
+    tf.disposeVariables();
+    return out;
+  }
+  const chosen: Exclude<Args["engine"], "fastest"> = args.engine !== "fastest"
+    ? args.engine
+    : (Object.entries(score).sort((x, y) => y[1] - x[1])[0][0] as Exclude<Args["engine"], "fastest">);
+  const teacher: TeacherSource = chosen === "native" ? native! : chosen === "pool" ? pool : model;
+  const engineName = chosen === "native"
+    ? nativeName
+    : chosen === "pool"
+    ? `ModelPool (${pool.size} ${backend.name} workers)`
+    : `in-process ${backend.name}`;
 
   const train = await loadDataset("mnist", "train");
   const streams = makeClassStreams(train, 1);
@@ -158,7 +217,11 @@ async function main() {
   });
 
   say("");
-  say("## BD and MBD per MNIST sample (reference settings, ModelPool oracle)");
+  say(
+    `## BD and MBD per MNIST sample (reference settings, oracle on ${engineName}${
+      args.engine === "fastest" ? ", the fastest above" : ""
+    })`,
+  );
   say("");
   say(
     "| labeler | samples | s / sample | CPU s / sample | queries / sample | mean d | reference s / sample | reference queries | target s |",
@@ -168,7 +231,7 @@ async function main() {
   const modes = args.faithful ? [false, true] : [false];
   const bdDist: Float32Array[] = [];
   for (const faithful of modes) {
-    const oracle = labelOracle(pool);
+    const oracle = labelOracle(teacher, { inputShape: [28, 28, 1], numClasses: 10 });
     const t0 = performance.now(), c0 = cpuSeconds();
     const r = await boundaryDistances(oracle, bdSamples, streams, { faithful });
     const s = (performance.now() - t0) / 1000 / args.bdSamples;
@@ -196,7 +259,7 @@ async function main() {
   }
   if (args.mbd) {
     const samples = pick(args.mbdSamples);
-    const oracle = labelOracle(pool);
+    const oracle = labelOracle(teacher, { inputShape: [28, 28, 1], numClasses: 10 });
     const t0 = performance.now(), c0 = cpuSeconds();
     const r = await minimalBoundaryDistances(oracle, samples, streams, { queryLimit: args.mbdLimit });
     const s = (performance.now() - t0) / 1000 / args.mbdSamples;
@@ -216,11 +279,14 @@ async function main() {
       } (BD start ${fmt(meanFinite(r.bd.distances), 3)}).`,
     );
   }
+  const par = chosen === "in-process" ? 1 : chosen === "native" ? native!.size : pool.size;
   say(
-    `\nCPU s / sample counts every thread of this process (main + ${pool.size} workers); on ${pool.size} otherwise idle ` +
-      `cores the wall time approaches CPU / ${pool.size}. Load average now: ${loadAverage()}.`,
+    `\nCPU s / sample counts every thread of this process (main + ${
+      chosen === "native" ? `${par} native threads` : chosen === "pool" ? `${par} workers` : "nothing else"
+    }); on ${par} otherwise idle cores the wall time approaches CPU / ${par}. Load average now: ${loadAverage()}.`,
   );
   pool.close();
+  native?.close();
   tf.disposeVariables();
   return out;
 }
