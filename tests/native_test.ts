@@ -5,7 +5,7 @@
  * machine and CI): a missing compiler fails them, unless BKD_NATIVE=0 is set on purpose.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type * as tfl from "@tensorflow/tfjs-layers";
+import * as tfl from "@tensorflow/tfjs-layers";
 import assert from "node:assert";
 import { initBackend } from "../lib/backend.ts";
 import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
@@ -135,7 +135,89 @@ for (const { spec, batches } of CASES) {
   );
 }
 
-Deno.test("native plan folds batch norm into the conv before it and fuses ReLU", opts, () => {
+Deno.test(
+  "native engine runs a tfl.sequential chain: strides, non-square kernels, no bias, BN folds and affines",
+  opts,
+  async () => {
+    await initBackend("cpu");
+    await requireEngine();
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.zeroPadding2d({ inputShape: [13, 11, 2], padding: [[1, 0], [2, 1]] }),
+        tfl.layers.conv2d({
+          filters: 37,
+          kernelSize: [3, 2],
+          strides: [2, 1],
+          activation: "relu",
+          useBias: false,
+        }),
+        tfl.layers.maxPooling2d({ poolSize: [2, 3], strides: [1, 2] }),
+        tfl.layers.activation({ activation: "relu" }), // after a pool: a standalone relu op
+        tfl.layers.batchNormalization({ epsilon: 1e-3 }), // after a relu: a standalone affine op
+        tfl.layers.conv2d({ filters: 17, kernelSize: 2 }),
+        tfl.layers.batchNormalization({ center: false }), // folds into the conv (no gamma/beta mix-up)
+        tfl.layers.activation({ activation: "relu" }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 33, useBias: false }),
+        tfl.layers.batchNormalization({ scale: false }), // folds into the dense
+        tfl.layers.dropout({ rate: 0.5 }),
+        tfl.layers.activation({ activation: "linear" }),
+        tfl.layers.dense({ units: 5, activation: "relu" }),
+        tfl.layers.dense({ units: 4 }),
+      ],
+    });
+    randomizeWeights(model, 8);
+    const spec: ModelSpec = { name: "mlp", inputShape: [13, 11, 2], numClasses: 4 };
+    assert.deepStrictEqual(buildPlan(model).ops, [
+      "pad 1,0,2,1",
+      "conv 3×2/2×1 2→37 relu",
+      "maxpool 2×3/1×2",
+      "relu",
+      "affine 37",
+      "conv 2×2/1×1 37→17 relu",
+      "flatten",
+      "dense 340→33",
+      "dense 33→5 relu",
+      "dense 5→4",
+    ]);
+    const p = (await NativePredictor.create(model, spec, { threads: 3 }))!;
+    try {
+      for (const n of [1, 7, 300]) {
+        const x = randomImages(n, 13 * 11 * 2, n);
+        checkLogits(
+          await p.predictLogits(x, n),
+          cpuLogits(model, x, n, spec.inputShape),
+          `sequential n=${n}`,
+        );
+      }
+    } finally {
+      p.close();
+      model.dispose();
+    }
+  },
+);
+
+Deno.test("native plan names the layer and the reason for unsupported configurations", async () => {
+  await initBackend("cpu");
+  const same = tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [8, 8, 1], filters: 2, kernelSize: 3, padding: "same", name: "c" }),
+    ],
+  });
+  assert.throws(() => buildPlan(same), /layer c \(Conv2D\): padding same/);
+  const tanh = tfl.sequential({
+    layers: [tfl.layers.dense({ inputShape: [4], units: 2, activation: "tanh", name: "d" })],
+  });
+  assert.throws(() => buildPlan(tanh), /layer d \(Dense\): activation tanh/);
+  const rank3 = tfl.sequential({
+    layers: [tfl.layers.dense({ inputShape: [4, 4, 1], units: 2, name: "e" })],
+  });
+  assert.throws(() => buildPlan(rank3), /layer e \(Dense\): needs a flat input/);
+  [same, tanh, rank3].forEach((m) => m.dispose());
+});
+
+Deno.test("native plan folds batch norm into the conv before it and fuses ReLU", async () => {
+  await initBackend("cpu");
   const spec: ModelSpec = { name: "db3-alexnet-quarter", inputShape: [32, 32, 3], numClasses: 10 };
   const model = buildModel(spec, 1);
   try {

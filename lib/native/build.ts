@@ -4,8 +4,9 @@
  * - Compiler: `BKD_CXX` if set (only that one), else `g++`, else `c++`.
  * - Flags: {@link NATIVE_FLAGS} (`-O3 -march=native`, no `-ffast-math`).
  * - Output: `<repo>/data/cache/native/forward-<hash>.so` (or `BKD_NATIVE_CACHE`), where the hash covers
- *   the source text, flags, the compiler's `--version` text, and the CPU model name and feature flags
- *   (`-march=native` code is only valid on the CPU it was built for). The library is written to a
+ *   the source text, flags, the compiler's `--version` text, the CPU model name and feature flags
+ *   (/proc/cpuinfo; Deno lets only `-A` read it) and what `-march=native` expands to for the compiler
+ *   (native code is only valid on the CPU it was built for). The library is written to a
  *   temporary file and renamed into place, so concurrent builds in two processes are harmless.
  * - `BKD_NATIVE=0` disables the engine.
  *
@@ -77,17 +78,19 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Run `cmd args`, returning exit status and text output; undefined if it cannot start. */
-async function run(
-  cmd: string,
-  args: string[],
-): Promise<{ ok: boolean; out: string; err: string } | undefined> {
+/** True for Deno's "permission not granted" errors. */
+function isPermissionError(e: unknown): boolean {
+  return e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable;
+}
+
+/** Run `cmd args`, returning exit status and text output, or why it could not start. */
+async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: string; err: string } | string> {
   try {
     const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).output();
     const dec = new TextDecoder();
     return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-  } catch {
-    return undefined;
+  } catch (e) {
+    return isPermissionError(e) ? `no permission to run ${cmd} (needs --allow-run)` : message(e);
   }
 }
 
@@ -108,11 +111,23 @@ async function findCompiler(explicit?: string): Promise<{ cmd: string; version: 
   const candidates = forced ? [forced] : ["g++", "c++"];
   for (const cmd of candidates) {
     const r = await run(cmd, ["--version"]);
-    if (r?.ok) return { cmd, version: r.out.trim() };
+    if (typeof r === "string" && r.startsWith("no permission")) return r;
+    if (typeof r !== "string" && r.ok) return { cmd, version: r.out.trim() };
   }
   return forced
     ? `compiler ${forced}${explicit ? "" : " (from BKD_CXX)"} does not run`
     : "no C++ compiler found (tried g++, c++; set BKD_CXX to choose one)";
+}
+
+/**
+ * What `-march=native` expands to for this compiler on this machine (the cc1 target options from
+ * `-v`), so the cache key follows the instruction set even where /proc/cpuinfo is unreadable.
+ */
+async function nativeTarget(cmd: string): Promise<string> {
+  const r = await run(cmd, ["-march=native", "-E", "-v", "-x", "c++", "/dev/null", "-o", "/dev/null"]);
+  if (typeof r === "string") return "";
+  const line = r.err.split("\n").find((l) => / -march=(?!native)/.test(l)) ?? "";
+  return line.split(" ").filter((w) => w.startsWith("-m")).join(" ");
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -141,6 +156,13 @@ export function buildNative(opts: BuildOptions = {}): Promise<NativeBuild | Nati
 }
 
 async function build(opts: BuildOptions): Promise<NativeBuild | NativeUnavailable> {
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      return { ok: false, reason: "no permission to load native code (needs --allow-ffi)" };
+    }
+  } catch {
+    // Permissions API unavailable: dlopen will tell.
+  }
   let source: string, srcPath: string;
   try {
     srcPath = fileURLToPath(new URL("./forward.cpp", import.meta.url));
@@ -151,9 +173,10 @@ async function build(opts: BuildOptions): Promise<NativeBuild | NativeUnavailabl
   const found = await findCompiler(opts.compiler);
   if (typeof found === "string") return { ok: false, reason: found };
   const cpu = await cpuInfo();
+  const target = await nativeTarget(found.cmd);
   const flags = [...NATIVE_FLAGS];
   const hash = createHash("sha256")
-    .update(JSON.stringify([source, flags, found.cmd, found.version, cpu.model, cpu.flags]))
+    .update(JSON.stringify([source, flags, found.cmd, found.version, cpu.model, cpu.flags, target]))
     .digest("hex")
     .slice(0, 16);
   const dir = opts.cacheDir ?? envVar("BKD_NATIVE_CACHE") ?? `${repoRoot()}/data/cache/native`;
@@ -174,9 +197,9 @@ async function build(opts: BuildOptions): Promise<NativeBuild | NativeUnavailabl
   }
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const r = await run(found.cmd, [...flags, "-o", tmp, srcPath]);
-  if (!r?.ok) {
+  if (typeof r === "string" || !r.ok) {
     await Deno.remove(tmp).catch(() => {});
-    const text = r ? (r.err || r.out).trim() : "the compiler did not start";
+    const text = typeof r === "string" ? r : (r.err || r.out).trim();
     return { ok: false, reason: `${found.cmd} could not compile forward.cpp: ${text.slice(0, 2000)}` };
   }
   try {
