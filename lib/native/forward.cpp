@@ -5,9 +5,10 @@
 // A *plan* is a list of ops (see the encoding below) plus their parameters; lib/native/plan.ts turns a
 // tfjs LayersModel into one (batch norm already folded into the conv/dense before it where possible).
 //
-// Execution. bkd_forward splits the batch into one contiguous chunk per thread (std::thread, the
-// caller's thread takes the first chunk). Each thread owns scratch buffers that live in the plan and
-// are reused across calls (grown when needed). Within a chunk, images go in tiles of up to TILE rows:
+// Execution. bkd_forward splits the batch into contiguous chunks (about four per thread, at most TILE
+// images each) that the caller's thread and up to threads − 1 persistent helper std::threads of the
+// plan claim from an atomic counter (see Pool). Each thread owns scratch buffers that live in the plan
+// and are reused across calls (grown when needed). Within a chunk, images go in tiles of up to TILE rows:
 //   phase A — the ops before the first dense layer (pad, conv, pool, affine, relu) run image by image,
 //             so activations stay in cache; each image's final feature map lands in a row of the tile;
 //   phase B — dense/affine/relu ops run on the whole tile (rows share weight loads).
@@ -47,11 +48,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -291,6 +294,40 @@ struct Scratch {
   Buf a, b, r0, r1;
 };
 
+struct Plan;
+
+/**
+ * Persistent helper threads of one plan. A forward call publishes a job; the caller and every helper
+ * that joins claim contiguous chunks of images from an atomic counter until none are left. The caller
+ * waits only for chunks to finish and for helpers that actually joined, never for a helper the OS has
+ * not scheduled yet (on a loaded machine the caller then simply does more of the work itself).
+ */
+struct Pool {
+  std::mutex m;
+  std::condition_variable wake, finished;
+  std::vector<std::thread> helpers;
+  uint64_t generation = 0;
+  bool open = false, stop = false;
+  int allowed = 0;  // helpers 0..allowed-1 may join the current job
+  int active = 0;   // helpers inside the current job
+  // The current job.
+  const float* x = nullptr;
+  int64_t n = 0, chunk = 1;
+  float* logits = nullptr;
+  int32_t* labels = nullptr;
+  std::atomic<int64_t> next{0}, done{0};
+  std::exception_ptr error;
+
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(m);
+      stop = true;
+    }
+    wake.notify_all();
+    for (auto& t : helpers) t.join();
+  }
+};
+
 struct Plan {
   Shape input{};
   std::vector<Step> steps;
@@ -299,9 +336,10 @@ struct Plan {
   size_t maxImage = 0;   // largest phase-A activation (floats)
   size_t maxRow = 0;     // widest phase-B row (floats)
   double macs = 0;       // multiply-adds per image
-  std::mutex mu;         // one forward at a time (scratch is shared)
-  std::vector<std::unique_ptr<Scratch>> scratch;
+  std::mutex mu;         // one forward at a time (scratch and pool are shared)
+  std::vector<std::unique_ptr<Scratch>> scratch;  // slot 0: the caller, slot k + 1: helper k
   std::string error;
+  Pool pool;             // declared last: its helpers stop before anything else is destroyed
 };
 
 void setErr(char* err, int32_t len, const std::string& msg) {
@@ -625,6 +663,89 @@ void runChunk(const Plan& plan, Scratch& sc, const float* x, int64_t begin, int6
   }
 }
 
+/** Claim and run chunks of the current job with scratch `slot` until none are left. */
+void work(Plan& plan, size_t slot) {
+  Pool& p = plan.pool;
+  Scratch& sc = *plan.scratch[slot];
+  for (;;) {
+    const int64_t b = p.next.fetch_add(p.chunk);
+    if (b >= p.n) return;
+    const int64_t e = std::min(p.n, b + p.chunk);
+    try {
+      runChunk(plan, sc, p.x, b, e, p.logits, p.labels);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(p.m);
+      if (!p.error) p.error = std::current_exception();
+    }
+    p.done.fetch_add(e - b);
+  }
+}
+
+void helperLoop(Plan* plan, int k) {
+  Pool& p = plan->pool;
+  uint64_t seen = 0;
+  std::unique_lock<std::mutex> lk(p.m);
+  for (;;) {
+    p.wake.wait(lk, [&] { return p.stop || (p.open && p.generation != seen && k < p.allowed); });
+    if (p.stop) return;
+    seen = p.generation;
+    ++p.active;
+    lk.unlock();
+    work(*plan, static_cast<size_t>(k) + 1);
+    lk.lock();
+    --p.active;
+    p.finished.notify_all();
+  }
+}
+
+/** Start helpers up to `count` (fewer if the system refuses more threads). */
+void ensureHelpers(Plan& plan, int count) {
+  Pool& p = plan.pool;
+  while (static_cast<int>(p.helpers.size()) < count) {
+    try {
+      p.helpers.emplace_back(helperLoop, &plan, static_cast<int>(p.helpers.size()));
+    } catch (const std::system_error&) {
+      return;
+    }
+  }
+}
+
+/** Run the whole batch on the caller's thread plus up to `helpers` pool threads. */
+void runParallel(Plan& plan, const float* x, int64_t n, float* logits, int32_t* labels, int helpers) {
+  Pool& p = plan.pool;
+  // Chunks: about four per thread for balance, at most one phase-B tile each.
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(TILE, (n + 4 * (helpers + 1) - 1) / (4 * (helpers + 1))));
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  helpers = static_cast<int>(std::min<int64_t>(helpers, chunks - 1));
+  if (helpers > 0) ensureHelpers(plan, helpers);
+  helpers = std::min(helpers, static_cast<int>(p.helpers.size()));
+  {
+    std::lock_guard<std::mutex> lk(p.m);
+    p.x = x;
+    p.n = n;
+    p.chunk = chunk;
+    p.logits = logits;
+    p.labels = labels;
+    p.next.store(0);
+    p.done.store(0);
+    p.error = nullptr;
+    p.allowed = helpers;
+    p.open = true;
+    ++p.generation;
+  }
+  if (helpers > 0) p.wake.notify_all();
+  work(plan, 0);
+  std::unique_lock<std::mutex> lk(p.m);
+  p.finished.wait(lk, [&] { return p.done.load() >= n; });
+  p.open = false;
+  p.finished.wait(lk, [&] { return p.active == 0; });
+  if (p.error) {
+    std::exception_ptr e = p.error;
+    p.error = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
 void ensureScratch(Plan& plan, size_t threads) {
   while (plan.scratch.size() < threads) plan.scratch.push_back(std::make_unique<Scratch>());
   for (size_t i = 0; i < threads; ++i) {
@@ -671,38 +792,9 @@ int32_t bkd_forward(void* handle, const float* x, int64_t n, float* logits, int3
   try {
     if (n < 0 || (n > 0 && !x)) throw PlanError("bad input (null or negative count)");
     if (n == 0) return 0;
-    // Threads: at most one per ~4M multiply-adds of work (a thread start costs tens of µs).
-    const double work = plan->macs * static_cast<double>(n);
-    int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, 256));
-    t = std::min<int64_t>(t, std::max<int64_t>(1, static_cast<int64_t>(work / 4e6)));
-    t = std::min<int64_t>(t, n);
+    const int t = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({threads, 256, n})));
     ensureScratch(*plan, static_cast<size_t>(t));
-    const int64_t chunk = (n + t - 1) / t;
-    std::vector<std::thread> pool;
-    std::vector<std::exception_ptr> errors(static_cast<size_t>(t));
-    const auto job = [&](int64_t k) {
-      try {
-        const int64_t b = k * chunk, e = std::min(n, b + chunk);
-        if (b < e) runChunk(*plan, *plan->scratch[static_cast<size_t>(k)], x, b, e, logits, labels);
-      } catch (...) {
-        errors[static_cast<size_t>(k)] = std::current_exception();
-      }
-    };
-    int64_t started = 1;
-    for (int64_t k = 1; k < t; ++k) {
-      try {
-        pool.emplace_back(job, k);
-        started = k + 1;
-      } catch (const std::system_error&) {
-        break;  // cannot start more threads: the caller's thread does the rest
-      }
-    }
-    job(0);
-    for (int64_t k = started; k < t; ++k) job(k);
-    for (auto& th : pool) th.join();
-    for (auto& e : errors) {
-      if (e) std::rethrow_exception(e);
-    }
+    runParallel(*plan, x, n, logits, labels, t - 1);
     return 0;
   } catch (const std::bad_alloc&) {
     plan->error = "out of memory for scratch buffers";
