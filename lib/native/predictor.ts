@@ -6,7 +6,8 @@
  * The forward call is `nonblocking`: it runs on a runtime thread and spreads the batch over `threads`
  * native threads, while the JS thread stays free. Input arrays are passed without copying and kept
  * referenced until the call settles (the label oracle's scratch arrays are valid exactly that long).
- * Calls on one predictor may overlap; the engine runs them one after another.
+ * Calls on one predictor may overlap; the engine runs them one after another. The model's weights are
+ * copied (packed) when the predictor is created: later changes to the model do not reach it.
  *
  * Labels: first maximum wins, as tfjs `argMax`; a NaN logit never wins and a row of NaN logits gets
  * label 0 (deterministic for any input; the label oracle clamps inputs, so it never sends NaN).
