@@ -348,13 +348,15 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
   const streams = makeClassStreams(trainSet, seed);
   const n = samples.y.length;
   const cacheRoot = opts.cacheDir === false ? undefined : opts.cacheDir ?? `${repoRoot()}/data/db3`;
-  const runKey = `${dataset}-${scale}-s${seed}-n${n}-${
-    shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd]))
-  }`;
   const pool = await teacherPredictor(teacher.model, teacher.spec, {
     workers: opts.workers,
     engine: opts.engine,
   });
+  // The engine is part of the key: native and wasm answers may differ within ~1e-5 of a boundary,
+  // so cached labels are never mixed across engines under one record.
+  const runKey = `${dataset}-${scale}-s${seed}-n${n}-${
+    shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd, engineInfo(pool).engine]))
+  }`;
   const rows: Db3Row[] = [{
     method: "teacher",
     access: "train",

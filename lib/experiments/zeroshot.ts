@@ -348,6 +348,7 @@ export async function runZeroShot(
           ctx.teacher.testAcc,
           settings.generate,
           settings.perSampleBudget,
+          ctx.engine.engine, // native and wasm labels may differ within ~1e-5 of a boundary
           // Defaults too: a changed default must not meet an old checkpoint.
           GENERATE_DEFAULTS,
           UNTARGETED_DEFAULTS,
