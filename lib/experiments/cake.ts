@@ -672,6 +672,10 @@ export interface CakeVariant {
 export const CAKE_ABLATIONS: Record<string, CakeVariant> = {
   full: { label: "CAKE (full)" },
   "no-contr": { label: "no contrastive (w_contr = 0)", synth: { weights: { contr: 0 } } },
+  // MNIST's reference w_contr (1e-3) is 10⁶ below w_cls (1e3): these show what the term does when it
+  // weighs in (10 = CIFAR-10's w_cls/w_contr ratio of 100; 1e3 = as strong as the CE term).
+  "contr=10": { label: "w_contr = 10 (CIFAR-10's ratio)", synth: { weights: { contr: 10 } } },
+  "contr=1e3": { label: "w_contr = 1e3 (= w_cls)", synth: { weights: { contr: 1e3 } } },
   "no-decay": { label: "no η decay", synth: { decay: "none" } },
   "no-contr-no-decay": {
     label: "no contrastive, no decay (naive CE)",
@@ -690,9 +694,19 @@ export const CAKE_ABLATIONS: Record<string, CakeVariant> = {
  * variants are left out there.
  */
 export function defaultAblations(dataset: "mnist" | "fmnist" | "two-moons"): string[] {
-  return dataset === "two-moons"
-    ? ["full", "no-contr", "no-decay", "no-contr-no-decay", "hard-targets"]
-    : ["full", "no-contr", "no-decay", "no-contr-no-decay", "no-tv", "lake", "G=2", "G=5", "hard-targets"];
+  return dataset === "two-moons" ? ["full", "no-contr", "no-decay", "no-contr-no-decay", "hard-targets"] : [
+    "full",
+    "no-contr",
+    "contr=10",
+    "contr=1e3",
+    "no-decay",
+    "no-contr-no-decay",
+    "no-tv",
+    "lake",
+    "G=2",
+    "G=5",
+    "hard-targets",
+  ];
 }
 
 /** Options of {@link runCakeAblation}. */
@@ -744,7 +758,13 @@ export interface CakeAblationResult {
 export function cakeAblationSettings(dataset: "mnist" | "fmnist", scale: Scale): CakeImageSettings {
   const base = cakeImageSettings(dataset, scale);
   if (scale !== "laptop") return base;
-  return { ...base, synth: { numBatches: 8, steps: 8 }, student: { ...base.student, epochs: 10 } };
+  // 6,000 samples; the student needs ≈ 2,000 SGD steps to leave the near-uniform-output plateau
+  // (10 epochs of batch 128 on 4,000 samples left every student at one class).
+  return {
+    ...base,
+    synth: { numBatches: 12, steps: 8 },
+    student: { ...base.student, epochs: 20, batchSize: 64 },
+  };
 }
 
 /**
