@@ -482,8 +482,11 @@ export async function runZeroShotSeeds(
 ): Promise<{
   runs: ZeroShotResult[];
   summary: { variant: string; mean: number; std: number; values: number[]; meanQueries: number }[];
-  /** zsdb3kd − noise per seed, and whether the mean gap exceeds both seed-to-seed spreads. */
-  gap: { perSeed: number[]; mean: number; spread: number; beatsSpread: boolean };
+  /**
+   * zsdb3kd − noise per seed, and whether the mean gap exceeds both seed-to-seed spreads (false with
+   * one seed: there is no spread to beat). `verdict` says it in words for the notebooks.
+   */
+  gap: { perSeed: number[]; mean: number; spread: number; beatsSpread: boolean; verdict: string };
 }> {
   const settings = { ...zeroShotSettings(opts.scale, opts.dataset), ...opts.settings };
   const ctx = await zeroShotContext(opts.dataset, opts.scale, {
@@ -509,7 +512,11 @@ export async function runZeroShotSeeds(
   const perSeed = runs.map((_, i) => pick("zsdb3kd")[i].testAcc - pick("noise")[i].testAcc);
   const mean = meanStd(perSeed).mean;
   const spread = Math.max(summary[0].std, summary[1].std);
-  return { runs, summary, gap: { perSeed, mean, spread, beatsSpread: mean > spread } };
+  const beatsSpread = runs.length >= 2 && mean > spread;
+  const verdict = runs.length < 2
+    ? "not compared with a spread (one seed: run several to measure it)"
+    : `${beatsSpread ? "larger" : "not larger"} than the seed-to-seed spread`;
+  return { runs, summary, gap: { perSeed, mean, spread, beatsSpread, verdict } };
 }
 
 // ---------------------------------------------------------------------------------------------
