@@ -352,10 +352,11 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     workers: opts.workers,
     engine: opts.engine,
   });
+  const oracleEngine = engineInfo(pool);
   // The engine is part of the key: native and wasm answers may differ within ~1e-5 of a boundary,
   // so cached labels are never mixed across engines under one record.
   const runKey = `${dataset}-${scale}-s${seed}-n${n}-${
-    shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd, engineInfo(pool).engine]))
+    shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd, oracleEngine.engine]))
   }`;
   const rows: Db3Row[] = [{
     method: "teacher",
@@ -379,7 +380,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     samples: n,
     settings,
     softLabels: opts.softLabels ?? {},
-    oracleEngine: engineInfo(pool),
+    oracleEngine,
   };
   try {
     // Labeling. MBD starts from BD, so one MBD run also yields the BD distances (and BD's queries

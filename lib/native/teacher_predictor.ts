@@ -58,15 +58,16 @@ export async function teacherPredictor(
   opts: TeacherPredictorOptions = {},
 ): Promise<TeacherPredictor> {
   const engine = opts.engine ?? parseEngine(envVar("BKD_ENGINE")) ?? "auto";
+  let reason: string | undefined;
   if (engine !== "pool") {
     const r = await NativePredictor.tryCreate(model, spec, { threads: opts.workers, build: opts.build });
     if (r.ok) return r.predictor;
     if (engine === "native") throw new Error(`native engine unavailable: ${r.reason}`);
-    const pool = await ModelPool.fromModel(model, spec, opts.workers ? { workers: opts.workers } : {});
-    fallbackReasons.set(pool, r.reason);
-    return pool;
+    reason = r.reason;
   }
-  return await ModelPool.fromModel(model, spec, opts.workers ? { workers: opts.workers } : {});
+  const pool = await ModelPool.fromModel(model, spec, opts.workers ? { workers: opts.workers } : {});
+  if (reason !== undefined) fallbackReasons.set(pool, reason);
+  return pool;
 }
 
 /** Parse an engine name (undefined for unset/unknown). */
