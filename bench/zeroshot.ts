@@ -37,7 +37,7 @@ const inProcess = Deno.args.includes("--in-process");
 
 const backend = await initBackend();
 const t = await getTeacher({ dataset: "mnist", scale: teacherScale, seed: 1 });
-const engine = parseEngine(arg("engine", "auto"));
+const engine = parseEngine(arg("engine", "auto"), "--engine");
 const pool = inProcess ? undefined : await teacherPredictor(t.model, t.spec, { workers, engine });
 const oracle = () => labelOracle(pool ?? t.model);
 

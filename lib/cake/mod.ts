@@ -34,7 +34,13 @@ export {
   synthesize,
   synthesizeBatch,
 } from "./synthesize.ts";
-export { type BatchCache, type BatchRecord, CakeCacheMismatchError, openBatchCache } from "./checkpoint.ts";
+export {
+  type BatchCache,
+  type BatchRecord,
+  CakeCacheFileError,
+  CakeCacheMismatchError,
+  openBatchCache,
+} from "./checkpoint.ts";
 export { NAIVE_OVERRIDES, naiveOptions, synthesizeNaive } from "./naive.ts";
 export {
   type ConditionalGenerator,

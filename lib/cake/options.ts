@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { checkChoice, checkNumbers, checkSeed, InputError } from "../util/checks.ts";
 import type { CakeWeights } from "./losses.ts";
 import type { DecayKind } from "./schedule.ts";
 
@@ -123,16 +124,32 @@ export function resolveCakeOptions(input: CakeOptionsInput, fallback: CakeDatase
   const { dataset: _d, weights, ...rest } = input;
   const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
   const o: CakeOptions = { ...base, ...defined, weights: { ...base.weights, ...(weights ?? {}) } };
-  const ints: (keyof CakeOptions)[] = ["numBatches", "batchSize", "groups", "steps"];
-  for (const k of ints) {
-    const v = o[k] as number;
-    if (!Number.isInteger(v) || v < (k === "steps" ? 0 : 1)) {
-      throw new Error(`cake option ${k} must be a positive integer, got ${v}`);
-    }
-  }
+  const where = "cake options";
+  checkNumbers(where, o, {
+    numBatches: { integer: true, min: 1 },
+    batchSize: { integer: true, min: 1 },
+    groups: { integer: true, min: 1 },
+    steps: { integer: true, min: 0 },
+    eta0: { above: 0 },
+    decades: { min: 0 },
+  });
+  checkNumbers(`${where} (weights)`, o.weights, {
+    cls: { min: 0 },
+    contr: { min: 0 },
+    tv: { min: 0 },
+    ent: { min: 0 },
+  });
+  checkChoice(where, "decay", o.decay, ["linear", "cosine", "none"]);
+  checkSeed(o.seed, where);
   if (o.batchSize % o.groups !== 0) {
-    throw new Error(`cake: batchSize B = ${o.batchSize} must be a multiple of groups G = ${o.groups}`);
+    throw new InputError(`cake: batchSize B = ${o.batchSize} must be a multiple of groups G = ${o.groups}`);
   }
-  if (!(o.eta0 > 0)) throw new Error(`cake: eta0 must be > 0, got ${o.eta0}`);
+  const nrm = o.normalization;
+  if (nrm && (!nrm.mean.every(Number.isFinite) || !nrm.std.every((v) => Number.isFinite(v) && v > 0))) {
+    throw new InputError(
+      `${where}: normalization mean [${nrm.mean}] / std [${nrm.std}] must be finite with std > 0; ` +
+        `pass the teacher's per-channel statistics, or null for none`,
+    );
+  }
   return o;
 }

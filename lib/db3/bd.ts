@@ -31,9 +31,11 @@
  */
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
-import { type LockstepOptions, runLockstep, type Search } from "./lockstep.ts";
+import { checkChoice, checkNumbers, InputError } from "../util/checks.ts";
+import { checkLockstepOptions, type LockstepOptions, runLockstep, type Search } from "./lockstep.ts";
 import {
   candidatesFor,
+  checkDb3Samples,
   type ClassStreams,
   type Db3Samples,
   l2Between,
@@ -71,6 +73,33 @@ export const BD_DEFAULTS = {
   faithful: false,
   checkSamples: true,
 };
+
+/**
+ * Check BD options up front (an {@link InputError} names the option and its range). `tol` must be at
+ * least 1e-12: a bisection to a tolerance below float64 resolution never ends; `skew` must be > 0 (a
+ * split at the top of the bracket would not shrink it).
+ */
+export function checkBdOptions(opts: BdOptions, where = "boundaryDistances"): void {
+  checkNumbers(where, opts, {
+    candidates: { integer: true, min: 1 },
+    tol: { min: 1e-12 },
+    coarse: { min: 0, max: 1 },
+    skew: { above: 0, max: 0.5 },
+  });
+  checkChoice(where, "order", opts.order, ["nearest", "stream"]);
+  checkLockstepOptions(opts.lockstep, where);
+}
+
+/** Check that `streams` fit the samples: one stream per class, images of the samples' size. */
+export function checkStreams(streams: ClassStreams, samples: Db3Samples, where: string): void {
+  const dim = sampleDim(samples);
+  if (streams.dim !== dim || streams.byClass.length !== samples.numClasses) {
+    throw new InputError(
+      `${where}: class streams of ${streams.byClass.length} classes × ${streams.dim} values do not fit ` +
+        `samples of ${samples.numClasses} classes × ${dim} values; build the streams from the samples' dataset`,
+    );
+  }
+}
 
 /** Result of one (sample, target) search. */
 export interface BdPair {
@@ -258,6 +287,9 @@ export async function boundaryDistances(
   streams: ClassStreams,
   opts: BdOptions = {},
 ): Promise<BdResult> {
+  checkBdOptions(opts);
+  checkDb3Samples(samples, "boundaryDistances samples", oracle);
+  checkStreams(streams, samples, "boundaryDistances");
   const o = {
     candidates: opts.candidates ?? BD_DEFAULTS.candidates,
     tol: opts.tol ?? BD_DEFAULTS.tol,

@@ -14,6 +14,7 @@
  * prepares its next round.
  */
 import type { LabelOracle } from "../oracle/oracle.ts";
+import { checkNumbers } from "../util/checks.ts";
 
 /** A request for labels of `m` images, written on demand into the round's buffer. */
 export interface Ask {
@@ -39,6 +40,16 @@ export interface LockstepOptions {
   lanes?: number;
   /** Called after every round with the images sent and the searches finished so far. */
   onRound?: (info: { images: number; finished: number; total: number }) => void;
+}
+
+/** Check driver options up front (`where` names the calling method). */
+export function checkLockstepOptions(opts: LockstepOptions | undefined, where: string): void {
+  if (opts) {
+    checkNumbers(`${where} lockstep`, opts, {
+      maxImagesPerRound: { integer: true, min: 1 },
+      lanes: { integer: true, min: 1 },
+    });
+  }
 }
 
 interface Slot<R> {

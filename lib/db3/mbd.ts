@@ -32,10 +32,17 @@
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
 import { Rng } from "../util/rng.ts";
-import { type BdOptions, type BdResult, boundaryDistances } from "./bd.ts";
-import { type LockstepOptions, type Reply, runLockstep, type Search } from "./lockstep.ts";
+import { checkNumberList, checkNumbers, checkSeed } from "../util/checks.ts";
+import { type BdOptions, type BdResult, boundaryDistances, checkBdOptions, checkStreams } from "./bd.ts";
+import {
+  checkLockstepOptions,
+  type LockstepOptions,
+  type Reply,
+  runLockstep,
+  type Search,
+} from "./lockstep.ts";
 import { fillStandardNormal } from "./normal.ts";
-import { type ClassStreams, type Db3Samples, sampleDim, sampleIds } from "./streams.ts";
+import { checkDb3Samples, type ClassStreams, type Db3Samples, sampleDim, sampleIds } from "./streams.ts";
 
 /** MBD options (reference defaults). */
 export interface MbdOptions {
@@ -80,6 +87,25 @@ export const MBD_DEFAULTS = {
   seed: 0,
   skipBelow: 1e-4,
 };
+
+/**
+ * Check MBD options up front (an `InputError` names the option and its range). β must be ≥ 1e-10 so
+ * the line search's tolerance β/500 stays above float64 resolution.
+ */
+export function checkMbdOptions(opts: MbdOptions, where = "minimalBoundaryDistances"): void {
+  checkNumbers(where, opts, {
+    kGrad: { integer: true, min: 1 },
+    alpha: { above: 0 },
+    beta: { min: 1e-10 },
+    queryLimit: { integer: true, min: 0, infinite: true },
+    maxIterations: { integer: true, min: 0, infinite: true },
+    skipBelow: { min: 0 },
+  });
+  checkNumberList(where, "snapshotAt", opts.snapshotAt, { integer: true, min: 0 });
+  if (opts.seed !== undefined) checkSeed(opts.seed, where);
+  if (opts.bd) checkBdOptions(opts.bd, `${where} (bd options)`);
+  checkLockstepOptions(opts.lockstep, where);
+}
 
 /** Why a search stopped. */
 export type MbdStop = "limit" | "converged" | "iterations" | "budget" | "no-start" | "at-boundary";
@@ -375,6 +401,9 @@ export async function minimalBoundaryDistances(
   streams: ClassStreams,
   opts: MbdOptions & { init?: BdResult; keepDirections?: boolean } = {},
 ): Promise<MbdResult> {
+  checkMbdOptions(opts);
+  checkDb3Samples(samples, "minimalBoundaryDistances samples", oracle);
+  checkStreams(streams, samples, "minimalBoundaryDistances");
   const o = { ...MBD_DEFAULTS };
   for (const key of Object.keys(MBD_DEFAULTS) as (keyof typeof MBD_DEFAULTS)[]) {
     if (opts[key] !== undefined) (o as Record<string, unknown>)[key] = opts[key];

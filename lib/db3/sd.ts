@@ -3,8 +3,11 @@
  * images x_i of the sample's class-t stream of ||x_i − x0||. No teacher queries: it only uses the
  * ground-truth labels of other training images.
  */
+import { checkNumbers } from "../util/checks.ts";
+import { checkStreams } from "./bd.ts";
 import {
   candidatesFor,
+  checkDb3Samples,
   type ClassStreams,
   type Db3Samples,
   l2Between,
@@ -34,6 +37,9 @@ export interface SdResult {
 
 /** Sample distances for every (sample, other class). */
 export function sampleDistances(samples: Db3Samples, streams: ClassStreams, opts: SdOptions = {}): SdResult {
+  checkNumbers("sampleDistances", opts, { candidates: { integer: true, min: 1 } });
+  checkDb3Samples(samples, "sampleDistances samples");
+  checkStreams(streams, samples, "sampleDistances");
   const o = { ...SD_DEFAULTS, ...opts };
   const ids = sampleIds(samples);
   const k = samples.numClasses, dim = sampleDim(samples), n = samples.y.length;

@@ -5,6 +5,9 @@
  * A sample's candidates are fixed by (seed, sample id, t) alone — not by chunking or batch order —
  * so an interrupted labeling run that resumes on a later chunk draws exactly the same candidates.
  */
+import { checkLabels, InputError } from "../util/checks.ts";
+
+export { checkLabels };
 import { Rng } from "../util/rng.ts";
 
 /** Samples to label (a `LabeledData` fits). Images are NHWC float32 in [0,1]. */
@@ -31,6 +34,44 @@ export interface ClassStreams {
 }
 
 /**
+ * Check DB3 samples before any query: labels in [0, K), `shape` = [n, ...one image] with n = y.length
+ * and x.length = n·dim, ids one per sample, and — when the teacher is given — one image of the
+ * teacher's input shape and the teacher's K. Throws {@link InputError} saying what to fix.
+ */
+export function checkDb3Samples(
+  s: Db3Samples,
+  what: string,
+  teacher?: { inputShape: number[]; numClasses: number },
+): void {
+  const n = s.y.length;
+  const img = s.shape.slice(1);
+  if (s.shape[0] !== n || s.x.length !== n * img.reduce((a, b) => a * b, 1)) {
+    throw new InputError(
+      `${what}: shape [${s.shape}] does not match ${n} labels and ${s.x.length} pixel values; ` +
+        `pass shape [n, h, w, c] with n = y.length and x.length = n·h·w·c`,
+    );
+  }
+  if (s.ids && s.ids.length !== n) {
+    throw new InputError(`${what}: ${s.ids.length} ids for ${n} samples; pass one id per sample`);
+  }
+  if (teacher) {
+    if (img.length !== teacher.inputShape.length || img.some((d, i) => d !== teacher.inputShape[i])) {
+      throw new InputError(
+        `${what}: images of shape [${img}] do not fit the teacher's input [${teacher.inputShape}]; ` +
+          `use samples from the dataset the teacher was trained on (or a teacher for this dataset)`,
+      );
+    }
+    if (s.numClasses !== teacher.numClasses) {
+      throw new InputError(
+        `${what}: samples have K = ${s.numClasses} classes but the teacher has ${teacher.numClasses}; ` +
+          `use samples from the dataset the teacher was trained on`,
+      );
+    }
+  }
+  checkLabels(s.y, s.numClasses, what);
+}
+
+/**
  * Build class streams from a labelled pool (usually the training set): each class's indices in a
  * seeded random order, at most `perClass` of them (default: all).
  */
@@ -41,6 +82,13 @@ export function makeClassStreams(
 ): ClassStreams {
   const n = pool.y.length;
   const dim = pool.shape.slice(1).reduce((a, b) => a * b, 1);
+  checkLabels(pool.y, pool.numClasses, "makeClassStreams pool");
+  if (pool.x.length !== n * dim) {
+    throw new InputError(
+      `makeClassStreams pool: ${pool.x.length} pixel values do not match shape [${pool.shape}] and ` +
+        `${n} labels; pass x.length = n·dim`,
+    );
+  }
   const rng = new Rng(seed);
   const lists: number[][] = Array.from({ length: pool.numClasses }, () => []);
   for (let i = 0; i < n; i++) lists[pool.y[i]].push(i);

@@ -30,10 +30,11 @@ import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
 import { type DatasetName, type LabeledData, loadDataset, repoRoot } from "../data/mod.ts";
 import type { ModelSpec } from "../models/registry.ts";
-import { loadModel, saveModel } from "../models/io.ts";
+import { loadModelIfPresent, saveModel } from "../models/io.ts";
 import { logitsGradOracle } from "../oracle/oracle.ts";
 import { type RunRecord, saveRun, startRun } from "../results/mod.ts";
 import type { Scale } from "../scale.ts";
+import { retrainFix, retrainRequested } from "../train/teachers.ts";
 import { evaluate, train } from "../train/trainer.ts";
 import type { OptimizerConfig } from "../train/optim.ts";
 import type { ScheduleSpec } from "../train/schedule.ts";
@@ -83,7 +84,7 @@ export function specLabel(spec: ModelSpec): string {
 /**
  * Train (or load from `data/teachers/cake-<dataset>-<spec>-<scale>-s<seed>-<hash>`) a teacher of
  * `spec` with `recipe`. The hash covers spec and recipe, so a changed setting never meets an old
- * checkpoint.
+ * checkpoint. A cached folder is verified when loaded, as in `getTeacher`.
  */
 export async function getSpecTeacher(req: {
   dataset: DatasetName;
@@ -92,6 +93,8 @@ export async function getSpecTeacher(req: {
   scale: Scale;
   seed: number;
   dir?: string;
+  /** Train again and replace the cached folder (default: env `BKD_RETRAIN_TEACHERS`); see `getTeacher`. */
+  retrain?: boolean;
 }): Promise<SpecTeacher> {
   const root = req.dir ?? Deno.env.get("BKD_TEACHER_DIR") ?? `${repoRoot()}/data/teachers`;
   const label = specLabel({ ...req.spec, inputShape: [], numClasses: 0 });
@@ -99,7 +102,8 @@ export async function getSpecTeacher(req: {
     hashOf({ s: req.spec, r: req.recipe })
   }`;
   const dir = `${root}/${key}`;
-  const cached = await loadModel(dir).catch(() => undefined);
+  // A folder that fails verification is an error naming it (see `getTeacher`), never retrained silently.
+  const cached = retrainRequested(req.retrain) ? undefined : await loadModelIfPresent(dir, retrainFix(dir));
   if (cached) {
     const meta = cached.meta as { testAcc: number; wallTimeSec: number };
     return {

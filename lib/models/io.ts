@@ -4,15 +4,23 @@
  * A checkpoint is a folder holding
  *   spec.json      the {@link ModelSpec} (rebuilds the network)
  *   meta.json      caller metadata (any JSON)
- *   manifest.json  format tag, per-weight {name, shape, offset, length}, byte total, FNV-1a checksum
+ *   manifest.json  format tag, per-weight {name, shape, offset, length}, byte total, FNV-1a checksum,
+ *                  and `sha256`: SHA-256 of weights.bin and of the canonical JSON of spec and meta
  *   weights.bin    every weight in `model.weights` order (including batch-norm moving statistics),
  *                  float32 little-endian, concatenated
  * Saves are atomic: the files are written to a sibling staging folder that is renamed into place, so an
  * interrupted save leaves the previous checkpoint (or none), never a half-written one. Loading checks every
- * file and throws a {@link CheckpointError} naming the file and the fix.
+ * file and throws a {@link CheckpointError} naming the file, what mismatched and the fix: a flipped
+ * weight byte, an edited meta.json (e.g. a changed `testAcc`) or spec.json is detected, while
+ * re-indenting or reordering keys of the JSON files is not a change.
+ *
+ * Folders saved before the SHA-256 digests existed (no `sha256` in manifest.json) still load, after
+ * the FNV-1a check of weights.bin; their meta and spec cannot be verified, which the result says in
+ * `integrity` ({verified: false, warning}). Saving the model again adds the digests.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
+import { jsonDigest, sha256Hex } from "../util/digest.ts";
 import { buildModel, type ModelSpec } from "./registry.ts";
 
 /** Format tag written to manifest.json. */
@@ -23,15 +31,22 @@ export class CheckpointError extends Error {
   /** The offending file. */
   readonly file: string;
 
-  /** `file` is the path; `problem` says what is wrong. The message adds what to do. */
-  constructor(file: string, problem: string) {
+  /** What is wrong with it (without the fix). */
+  readonly problem: string;
+
+  /**
+   * `file` is the path; `problem` says what is wrong. The message adds what to do: `fix`, or by
+   * default deleting the folder and retraining.
+   */
+  constructor(file: string, problem: string, fix?: string) {
     const dir = file.replace(/\/[^/]*$/, "");
     super(
-      `checkpoint file ${file}: ${problem}. The checkpoint cannot be used: delete the folder ${dir} and ` +
-        `retrain (or save again).`,
+      `checkpoint file ${file}: ${problem}. ` +
+        (fix ?? `The checkpoint cannot be used: delete the folder ${dir} and retrain (or save again).`),
     );
     this.name = "CheckpointError";
     this.file = file;
+    this.problem = problem;
   }
 }
 
@@ -52,6 +67,19 @@ export interface Manifest {
   totalBytes: number;
   /** FNV-1a 32-bit hash of weights.bin, hex. */
   checksum: string;
+  /** SHA-256 (hex) of weights.bin and of the canonical JSON of spec.json and meta.json (absent in folders
+   * saved before it existed). */
+  sha256?: { weights: string; spec: string; meta: string };
+}
+
+/** Whether a loaded folder's content was verified against its SHA-256 digests. */
+export interface ModelIntegrity {
+  /** True when weights, spec and meta matched their recorded SHA-256 digests. */
+  verified: boolean;
+  /** SHA-256 of weights.bin (a fingerprint of the weights), when recorded. */
+  weightsSha256?: string;
+  /** Why the folder could not be verified (an old folder without digests). */
+  warning?: string;
 }
 
 /** Copies of every weight of `model` (`model.weights` order, incl. batch-norm moving stats). */
@@ -110,11 +138,13 @@ export async function saveModel(
   const flat = new Float32Array(offset);
   ws.forEach((w, i) => flat.set(w, entries[i].offset));
   const bytes = littleEndianBytes(flat);
+  const metaJson = meta ?? {};
   const manifest: Manifest = {
     format: CHECKPOINT_FORMAT,
     weights: entries,
     totalBytes: bytes.length,
     checksum: fnv1a(bytes),
+    sha256: { weights: sha256Hex(bytes), spec: jsonDigest(spec), meta: jsonDigest(metaJson) },
   };
 
   const clean = dir.replace(/\/+$/, "");
@@ -125,7 +155,7 @@ export async function saveModel(
   await Deno.mkdir(staging, { recursive: true });
   try {
     await Deno.writeTextFile(`${staging}/spec.json`, JSON.stringify(spec, null, 2) + "\n");
-    await Deno.writeTextFile(`${staging}/meta.json`, JSON.stringify(meta ?? {}, null, 2) + "\n");
+    await Deno.writeTextFile(`${staging}/meta.json`, JSON.stringify(metaJson, null, 2) + "\n");
     await Deno.writeFile(`${staging}/weights.bin`, bytes);
     await Deno.writeTextFile(`${staging}/manifest.json`, JSON.stringify(manifest) + "\n");
     const old = `${clean}.old-${tag}`;
@@ -139,10 +169,14 @@ export async function saveModel(
   }
 }
 
-/** Load the checkpoint in `dir`: rebuild the network from spec.json and fill in weights.bin. */
+/**
+ * Load the checkpoint in `dir`: verify its files (see the module doc), rebuild the network from
+ * spec.json and fill in weights.bin. Throws {@link CheckpointError} naming the file, what mismatched
+ * and the fix.
+ */
 export async function loadModel(
   dir: string,
-): Promise<{ model: tfl.LayersModel; spec: ModelSpec; meta: unknown }> {
+): Promise<{ model: tfl.LayersModel; spec: ModelSpec; meta: unknown; integrity: ModelIntegrity }> {
   const clean = dir.replace(/\/+$/, "");
   const spec = await readJson(`${clean}/spec.json`) as ModelSpec;
   const meta = await readJson(`${clean}/meta.json`);
@@ -164,9 +198,7 @@ export async function loadModel(
       `has ${bytes.length} bytes but manifest.json expects ${manifest.totalBytes} (truncated or corrupt)`,
     );
   }
-  if (fnv1a(bytes) !== manifest.checksum) {
-    throw new CheckpointError(weightsFile, `checksum mismatch (corrupt)`);
-  }
+  const integrity = verifyDigests(clean, manifest, bytes, spec, meta);
   let model: tfl.LayersModel;
   try {
     model = buildModel(spec, 0);
@@ -185,7 +217,68 @@ export async function loadModel(
     throw new CheckpointError(manifestFile, `weight shapes do not match the network in spec.json`);
   }
   setWeightsFlat(model, manifest.weights.map((e) => flat.subarray(e.offset, e.offset + e.length)));
-  return { model, spec, meta };
+  return { model, spec, meta, integrity };
+}
+
+/**
+ * A cached model folder: `undefined` when `dir` does not exist (nothing cached yet), else the verified
+ * {@link loadModel} result. A folder that exists but fails verification is never treated as absent:
+ * the {@link CheckpointError} is rethrown with `fix` (what the caller's user should do) as its advice.
+ */
+export async function loadModelIfPresent(
+  dir: string,
+  fix?: string,
+): Promise<Awaited<ReturnType<typeof loadModel>> | undefined> {
+  const clean = dir.replace(/\/+$/, "");
+  if (!(await exists(clean))) return undefined;
+  try {
+    return await loadModel(clean);
+  } catch (e) {
+    if (e instanceof CheckpointError && fix !== undefined) throw new CheckpointError(e.file, e.problem, fix);
+    throw e;
+  }
+}
+
+/**
+ * Compare weights.bin, spec and meta with the SHA-256 digests of manifest.json (or, for folders saved
+ * before those existed, weights.bin with its FNV-1a checksum). Throws on the first mismatch.
+ */
+function verifyDigests(
+  dir: string,
+  manifest: Manifest,
+  bytes: Uint8Array,
+  spec: unknown,
+  meta: unknown,
+): ModelIntegrity {
+  const d = manifest.sha256;
+  if (!d) {
+    if (fnv1a(bytes) !== manifest.checksum) {
+      throw new CheckpointError(`${dir}/weights.bin`, `checksum mismatch (corrupt)`);
+    }
+    return {
+      verified: false,
+      warning: `${dir} was saved without SHA-256 digests: its weights passed the older FNV-1a check, but ` +
+        `an edit of meta.json or spec.json cannot be detected; save it again (or retrain) to add them`,
+    };
+  }
+  const weights = sha256Hex(bytes);
+  if (weights !== d.weights) {
+    throw new CheckpointError(
+      `${dir}/weights.bin`,
+      `checksum mismatch (corrupt): SHA-256 ${weights.slice(0, 12)}… but manifest.json records ` +
+        `${String(d.weights).slice(0, 12)}…`,
+    );
+  }
+  for (const [name, value, want] of [["spec", spec, d.spec], ["meta", meta, d.meta]] as const) {
+    if (jsonDigest(value) !== want) {
+      throw new CheckpointError(
+        `${dir}/${name}.json`,
+        `content does not match the SHA-256 recorded in manifest.json when the model was saved ` +
+          `(the file was edited or is corrupt)`,
+      );
+    }
+  }
+  return { verified: true, weightsSha256: weights };
 }
 
 async function readJson(file: string): Promise<unknown> {

@@ -15,6 +15,7 @@
  * Building is deterministic: the same spec and seed give bit-identical initial weights.
  */
 import * as tfl from "@tensorflow/tfjs-layers";
+import { checkSeed } from "../util/checks.ts";
 import { SeedStream } from "./init.ts";
 import { CAKE_LENET_WIDTHS, cakeLeNet5, DB3_LENET_WIDTHS, db3LeNet5 } from "./lenet.ts";
 import { mlp, MLP_DEFAULTS } from "./mlp.ts";
@@ -75,6 +76,7 @@ export interface ModelSpec {
 /** Build `spec` with initial weights drawn from `seed`. Throws a descriptive error for a bad spec. */
 export function buildModel(spec: ModelSpec, seed: number): tfl.LayersModel {
   checkSpec(spec);
+  checkSeed(seed, `buildModel(${spec.name})`);
   const seeds = new SeedStream(seed);
   const { name, inputShape: s, numClasses: k } = spec;
   const o = spec.options ?? {};

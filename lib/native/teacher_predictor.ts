@@ -10,6 +10,7 @@
 import type * as tfl from "@tensorflow/tfjs-layers";
 import type { ModelSpec } from "../models/registry.ts";
 import { ModelPool } from "../parallel/pool.ts";
+import { InputError } from "../util/checks.ts";
 import { type BuildOptions, envVar } from "./build.ts";
 import { type NativeEngineInfo, NativePredictor } from "./predictor.ts";
 
@@ -57,7 +58,9 @@ export async function teacherPredictor(
   spec: ModelSpec,
   opts: TeacherPredictorOptions = {},
 ): Promise<TeacherPredictor> {
-  const engine = opts.engine ?? parseEngine(envVar("BKD_ENGINE")) ?? "auto";
+  const engine = opts.engine !== undefined
+    ? parseEngine(opts.engine, "teacherPredictor engine")!
+    : parseEngine(envVar("BKD_ENGINE"), "BKD_ENGINE") ?? "auto";
   let reason: string | undefined;
   if (engine !== "pool") {
     const r = await NativePredictor.tryCreate(model, spec, { threads: opts.workers, build: opts.build });
@@ -70,10 +73,19 @@ export async function teacherPredictor(
   return pool;
 }
 
-/** Parse an engine name (undefined for unset/unknown). */
-export function parseEngine(v: string | undefined): TeacherEngine | undefined {
+/**
+ * Parse an engine name (case and surrounding blanks ignored): undefined when unset or empty, an
+ * {@link InputError} naming `source` (e.g. "BKD_ENGINE", "--engine") and the valid names when unknown.
+ * The one parser for the environment variable, command-line flags and options.
+ */
+export function parseEngine(v: string | undefined, source = "engine"): TeacherEngine | undefined {
   const s = v?.trim().toLowerCase();
-  return TEACHER_ENGINES.includes(s as TeacherEngine) ? s as TeacherEngine : undefined;
+  if (s === undefined || s === "") return undefined;
+  if (TEACHER_ENGINES.includes(s as TeacherEngine)) return s as TeacherEngine;
+  throw new InputError(
+    `${source} ${JSON.stringify(v)} is not an engine; use one of ${TEACHER_ENGINES.join(", ")} ` +
+      `(or leave it unset for "auto")`,
+  );
 }
 
 /** Which engine `p` is, for run records. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+export { checkQueryImages, findNonFinitePixel, nonFiniteMessage, QueryInputError } from "./admission.ts";
 export {
   type BudgetOptions,
   type ChargeRequest,

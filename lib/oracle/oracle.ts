@@ -2,7 +2,7 @@
  * Teachers behind explicit access levels.
  *
  * - {@link labelOracle}: argmax class ids only (`label` access). Inputs are clamped to [0,1] on a
- *   private copy; the model lives in a `#private` field, so nothing reachable from the oracle yields
+ *   private copy (a non-finite pixel rejects the whole request, see `admission.ts`); the model lives in a `#private` field, so nothing reachable from the oracle yields
  *   scores or weights.
  * - {@link probsOracle}: softmax vectors (`probs` access, the standard-KD baseline).
  * - {@link logitsGradOracle}: logits and d(loss)/d(input) through a frozen teacher (`logits+grad`,
@@ -15,6 +15,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
+import { checkQueryImages, findNonFinitePixel, nonFiniteMessage, QueryInputError } from "./admission.ts";
 import { Ledger, type LedgerSnapshot, type QueryKind } from "./ledger.ts";
 
 /** Access levels, weakest first. */
@@ -182,8 +183,8 @@ class Scratch {
 const ONE_BITS = 0x3f800000;
 
 /**
- * Copy the first `len` floats of `x` into `out`, clamped to [0, 1] (a NaN becomes 0 or 1 by its sign
- * bit). Branch-free on the float bits: query images often have pixels scattered on both sides of 0
+ * Copy the first `len` floats of `x` into `out`, clamped to [0, 1] (the input was checked finite by
+ * `checkQueryImages`; a NaN would become 0 or 1 by its sign bit). Branch-free on the float bits: query images often have pixels scattered on both sides of 0
  * (e.g. Sign-OPT's perturbed background), where a branchy clamp mispredicts on every other pixel.
  */
 function clampInto(x: Float32Array, len: number, out: Float32Array): Float32Array {
@@ -254,7 +255,8 @@ interface ServeRequest {
 }
 
 /**
- * The request path the label and probs oracles share: check the input, charge the ledger (refused
+ * The request path the label and probs oracles share: check the input (see `admission.ts`: exact
+ * size, one id per image, finite pixels — a non-finite pixel rejects the request), charge the ledger (refused
  * images are neither sent nor counted), clamp into scratch memory, and hand the accepted images to
  * `answer` in slices of at most `maxBatch`, with their indices in the request. A teacher failure
  * becomes an {@link OracleError}. Returns the per-image refusals.
@@ -267,7 +269,7 @@ async function serveAccepted(
   answer: (xs: Float32Array, m: number, idx: Int32Array) => Promise<void>,
 ): Promise<Uint8Array> {
   const d = r.dim;
-  if (x.length < n * d) throw new RangeError(`oracle: ${x.length} floats for ${n} images of ${d}`);
+  checkQueryImages(x, n, d, q.sampleIds, `${r.kind} oracle, phase ${q.phase}`);
   const refused = r.ledger.charge({ kinds: [r.kind], phase: q.phase, n, sampleIds: q.sampleIds });
   const buf = r.scratch.take(n * d);
   const acc = packAccepted(clampInto(x, n * d, buf), n, d, refused);
@@ -422,6 +424,34 @@ class LogitsGradOracleImpl implements LogitsGradOracle {
     return this.#model.apply(xi, { training: false }) as tf.Tensor2D;
   }
 
+  /** Shape [n, ...inputShape], one id per image, finite values (see `admission.ts`). */
+  #checkInput(x: tf.Tensor, phase: string, sampleIds?: Int32Array) {
+    const where = `logits+grad oracle, phase ${phase}`;
+    const want = this.inputShape;
+    if (x.rank !== want.length + 1 || want.some((d, i) => x.shape[i + 1] !== d)) {
+      throw new QueryInputError(
+        `${where}: input of shape [${x.shape}] does not fit the teacher's [n, ${want}]; ` +
+          `pass a batch of the teacher's input shape`,
+      );
+    }
+    const n = x.shape[0];
+    if (sampleIds && sampleIds.length !== n) {
+      throw new QueryInputError(
+        `${where}: ${sampleIds.length} sample ids for ${n} images; pass one per image`,
+      );
+    }
+    if (n === 0) return;
+    const rows = tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(tf.reshape(x, [n, -1]))), 1));
+    const bad = rows.dataSync();
+    rows.dispose();
+    const first = bad.indexOf(1);
+    if (first < 0) return;
+    const row = tf.tidy(() => tf.slice(tf.reshape(x, [n, -1]), [first, 0], [1, -1]));
+    const hit = findNonFinitePixel(row.dataSync() as Float32Array, 1, row.size)!;
+    row.dispose();
+    throw new QueryInputError(`${where}: ${nonFiniteMessage({ ...hit, sample: first })}`, first);
+  }
+
   #checkBudget(kinds: QueryKind[], n: number, sampleIds?: Int32Array) {
     const need = new Map<number, number>();
     if (sampleIds) { for (const id of sampleIds) need.set(id, (need.get(id) ?? 0) + kinds.length); }
@@ -435,6 +465,11 @@ class LogitsGradOracleImpl implements LogitsGradOracle {
   }
 
   logits(x: tf.Tensor, phase: string, sampleIds?: Int32Array): Promise<tf.Tensor2D> {
+    try {
+      this.#checkInput(x, phase, sampleIds);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const n = x.shape[0];
     if (!this.#checkBudget(["forward"], n, sampleIds)) {
       return Promise.reject(new BudgetExceededError(`budget exhausted in phase ${phase}`, phase));
@@ -449,6 +484,11 @@ class LogitsGradOracleImpl implements LogitsGradOracle {
     phase: string,
     sampleIds?: Int32Array,
   ): Promise<{ loss: number; logits: tf.Tensor2D; dx: tf.Tensor }> {
+    try {
+      this.#checkInput(x, phase, sampleIds);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const n = x.shape[0];
     if (!this.#checkBudget(["forward", "backward"], n, sampleIds)) {
       return Promise.reject(new BudgetExceededError(`budget exhausted in phase ${phase}`, phase));

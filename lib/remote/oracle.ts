@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { checkQueryImages } from "../oracle/admission.ts";
 import { Ledger, NO_SAMPLE } from "../oracle/ledger.ts";
 import {
   type LabelAnswer,
@@ -80,7 +81,7 @@ function clampCopy(x: Float32Array, len: number): Float32Array {
   const out = new Float32Array(len);
   for (let i = 0; i < len; i++) {
     const v = x[i];
-    out[i] = v > 0 ? (v < 1 ? v : 1) : 0; // NaN → 0
+    out[i] = v > 0 ? (v < 1 ? v : 1) : 0; // NaN never gets here (checkQueryImages rejects it)
   }
   return out;
 }
@@ -156,10 +157,7 @@ export class RemoteLabelOracle implements LabelOracle {
 
   async labels(x: Float32Array, n: number, q: QueryTag): Promise<LabelAnswer> {
     const d = this.#dim;
-    if (x.length < n * d) throw new RangeError(`oracle: ${x.length} floats for ${n} images of ${d}`);
-    if (q.sampleIds && q.sampleIds.length !== n) {
-      throw new RangeError(`oracle: ${q.sampleIds.length} sample ids for ${n} images`);
-    }
+    checkQueryImages(x, n, d, q.sampleIds, `remote label oracle, phase ${q.phase}`);
     const usage = this.#entry(q.phase);
     const xc = clampCopy(x, n * d);
     const labels = new Int32Array(n).fill(-1);

@@ -1,16 +1,23 @@
 /**
  * Training checkpoints: one binary file per run directory, replaced atomically after every epoch.
  *
- * File `checkpoint.bin`: the 8-byte magic `BKDCKPT1`, a little-endian u32 header length, the
+ * File `checkpoint.bin`: the 8-byte magic `BKDCKPT2`, a little-endian u32 header length, the
  * UTF-8 JSON header (config hash, epoch, history, optimizer step, array lengths, free `meta`), zero
- * padding to a multiple of 4 bytes, then every float32 array back to back: the model weights
- * (`model.getWeights()` order), then the optimizer slots. It is written to a temporary file, synced
- * and renamed over the old one, so a crash leaves either the old or the new checkpoint, never a
- * torn one.
+ * padding to a multiple of 4 bytes, every float32 array back to back — the model weights
+ * (`model.getWeights()` order), then the optimizer slots — and last the 32-byte SHA-256 of everything
+ * before it. It is written to a temporary file, synced and renamed over the old one, so a crash leaves
+ * either the old or the new checkpoint, never a torn one.
+ *
+ * Loading verifies the SHA-256 and every length first: a truncated, flipped or edited file is a
+ * `CheckpointError` naming the file and the fix (delete it to start the run fresh), never a bare
+ * `SyntaxError`/`RangeError` or a resume from damaged weights. Files of the first format
+ * (`BKDCKPT1`, no digest) are refused the same way: they cannot be verified.
  *
  * @module
  */
 import { createHash } from "node:crypto";
+import { CheckpointError } from "../models/io.ts";
+import { sha256Hex, stableJson } from "../util/digest.ts";
 import type { OptimizerState } from "./optim.ts";
 
 /** What a checkpoint holds. */
@@ -29,23 +36,18 @@ export interface Checkpoint<H = unknown> {
   meta?: Record<string, unknown>;
 }
 
-const MAGIC = "BKDCKPT1";
+export { stableJson };
+
+const MAGIC = "BKDCKPT2";
+/** Magic of the first format (no digest), refused on load. */
+const MAGIC_V1 = "BKDCKPT1";
+const DIGEST_BYTES = 32;
 /** File name inside the checkpoint directory. */
 export const CHECKPOINT_FILE = "checkpoint.bin";
 
 /** Stable SHA-256 (hex, 16 chars) of a JSON value, object keys sorted. */
 export function configHash(value: unknown): string {
   return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 16);
-}
-
-/** JSON with object keys sorted, so equal configs hash equally whatever their key order. */
-export function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => {
-    if (v && typeof v === "object" && !Array.isArray(v) && !ArrayBuffer.isView(v)) {
-      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
-    }
-    return v;
-  });
 }
 
 /**
@@ -85,8 +87,8 @@ export async function saveCheckpoint<H>(dir: string, ckpt: Checkpoint<H>): Promi
   }));
   const pre = 8 + 4 + header.length;
   const pad = (4 - (pre % 4)) % 4;
-  const total = pre + pad + arrays.reduce((a, w) => a + w.byteLength, 0);
-  const buf = new Uint8Array(total);
+  const body = pre + pad + arrays.reduce((a, w) => a + w.byteLength, 0);
+  const buf = new Uint8Array(body + DIGEST_BYTES);
   buf.set(new TextEncoder().encode(MAGIC), 0);
   new DataView(buf.buffer).setUint32(8, header.length, true);
   buf.set(header, 12);
@@ -95,6 +97,7 @@ export async function saveCheckpoint<H>(dir: string, ckpt: Checkpoint<H>): Promi
     buf.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), off);
     off += a.byteLength;
   }
+  buf.set(hexBytes(sha256Hex(buf.subarray(0, body))), body);
   const path = `${dir}/${CHECKPOINT_FILE}`;
   const tmp = `${path}.tmp-${Deno.pid}`;
   const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
@@ -118,15 +121,39 @@ export async function loadCheckpoint<H>(dir: string): Promise<Checkpoint<H> | un
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
   }
-  if (new TextDecoder().decode(buf.subarray(0, 8)) !== MAGIC) {
-    throw new Error(`${path} is not a boundary-kd checkpoint (bad magic); delete it to start fresh`);
+  const fix = `Delete ${path} to start this training run fresh (its finished epochs are lost), ` +
+    `or point checkpointDir elsewhere.`;
+  const bad = (problem: string) => new CheckpointError(path, problem, fix);
+  const magic = new TextDecoder().decode(buf.subarray(0, 8));
+  if (magic === MAGIC_V1) {
+    throw bad("is an old-format checkpoint without a SHA-256 digest (cannot be verified)");
+  }
+  if (magic !== MAGIC) throw bad("is not a boundary-kd checkpoint (bad magic)");
+  if (buf.length < 12 + DIGEST_BYTES) throw bad(`is truncated (${buf.length} bytes)`);
+  const body = buf.length - DIGEST_BYTES;
+  if (sha256Hex(buf.subarray(0, body)) !== bytesHex(buf.subarray(body))) {
+    throw bad("does not match its SHA-256 digest (truncated, corrupt or edited)");
   }
   const hl = new DataView(buf.buffer, buf.byteOffset).getUint32(8, true);
-  const h = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + hl)));
+  if (12 + hl > body) throw bad(`declares a ${hl}-byte header but holds ${body - 12} bytes after it`);
+  // deno-lint-ignore no-explicit-any
+  let h: any;
+  try {
+    h = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + hl)));
+  } catch (e) {
+    throw bad(`has a header that is not valid JSON (${(e as Error).message})`);
+  }
+  const lengthsOk = (a: unknown) => Array.isArray(a) && a.every((v) => Number.isSafeInteger(v) && v >= 0);
+  if (
+    typeof h !== "object" || h === null || !lengthsOk(h.weights) || !Array.isArray(h.optimizer?.slots) ||
+    !h.optimizer.slots.every(lengthsOk)
+  ) {
+    throw bad("has a header without the weight and optimizer array lengths");
+  }
   const pre = 12 + hl;
   let off = pre + (4 - (pre % 4)) % 4;
   const take = (n: number) => {
-    if (off + n * 4 > buf.length) throw new Error(`${path} is truncated; delete it to start fresh`);
+    if (off + n * 4 > body) throw bad("is shorter than its header says (truncated)");
     const a = new Float32Array(n);
     new Uint8Array(a.buffer).set(buf.subarray(off, off + n * 4));
     off += n * 4;
@@ -134,6 +161,7 @@ export async function loadCheckpoint<H>(dir: string): Promise<Checkpoint<H> | un
   };
   const weights = (h.weights as number[]).map(take);
   const slots = (h.optimizer.slots as number[][]).map((s) => s.map(take));
+  if (off !== body) throw bad(`holds ${body - off} bytes more than its header describes`);
   return {
     configHash: h.configHash,
     epoch: h.epoch,
@@ -142,4 +170,14 @@ export async function loadCheckpoint<H>(dir: string): Promise<Checkpoint<H> | un
     weights,
     optimizer: { kind: h.optimizer.kind, step: h.optimizer.step, slots },
   };
+}
+
+function hexBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function bytesHex(b: Uint8Array): string {
+  return Array.from(b, (v) => v.toString(16).padStart(2, "0")).join("");
 }

@@ -1,8 +1,13 @@
 /**
  * Teachers, trained once per (dataset, model, scale, seed) and cached on disk in
  * `data/teachers/<dataset>-<model>-<scale>-s<seed>/` (`saveModel` layout: spec.json, meta.json,
- * weights.bin, manifest.json). A cached teacher is reused only if its recorded recipe equals the
- * current one; otherwise it is retrained. Training checkpoints every epoch into
+ * weights.bin, manifest.json with SHA-256 digests of weights, spec and meta). A cached teacher is
+ * verified when loaded and reused only if its recorded recipe equals the current one; otherwise it is
+ * retrained. A folder that fails verification (corrupt weights, an edited `testAcc`, truncated JSON)
+ * is an error naming the file, never silently retrained: retraining it happens only when asked, with
+ * `retrain: true` or the environment variable `BKD_RETRAIN_TEACHERS=1` (both train from scratch and
+ * replace the folder). A folder saved before the digests existed loads with
+ * `meta.integrityWarning` set. Training checkpoints every epoch into
  * `data/teachers/.checkpoints/<key>/`, so an interrupted run resumes; the checkpoint is deleted once
  * the teacher is saved.
  *
@@ -12,10 +17,11 @@
  */
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { backendInfo } from "../backend.ts";
-import { type DatasetName, loadDataset, repoRoot } from "../data/mod.ts";
-import { loadModel, saveModel } from "../models/io.ts";
-import type { ModelName, ModelSpec } from "../models/registry.ts";
-import type { Scale } from "../scale.ts";
+import { DATASET_NAMES, type DatasetName, loadDataset, repoRoot } from "../data/mod.ts";
+import { loadModelIfPresent, saveModel } from "../models/io.ts";
+import { MODEL_NAMES, type ModelName, type ModelSpec } from "../models/registry.ts";
+import { type Scale, SCALES } from "../scale.ts";
+import { checkChoice, checkSeed } from "../util/checks.ts";
 import { stableJson } from "./checkpoint.ts";
 import type { LossSpec } from "./losses.ts";
 import type { OptimizerConfig } from "./optim.ts";
@@ -121,6 +127,32 @@ export interface TeacherRequest {
   workers?: number | "auto";
   /** Override the recipe (recorded in meta; a changed recipe retrains). */
   recipe?: TeacherRecipe;
+  /**
+   * Train from scratch and replace the cached folder even if it exists (e.g. after it failed
+   * verification). Default: the environment variable `BKD_RETRAIN_TEACHERS` ("1"/"true"), else false.
+   */
+  retrain?: boolean;
+}
+
+/** Environment variable that asks every {@link getTeacher} call to retrain ("1" or "true"). */
+export const RETRAIN_ENV = "BKD_RETRAIN_TEACHERS";
+
+/** Whether retraining was asked for: the option, else {@link RETRAIN_ENV}. */
+export function retrainRequested(option: boolean | undefined): boolean {
+  if (option !== undefined) return option;
+  let v: string | undefined;
+  try {
+    v = Deno.env.get(RETRAIN_ENV);
+  } catch {
+    v = undefined;
+  }
+  return v === "1" || v?.toLowerCase() === "true";
+}
+
+/** The advice attached to a cached teacher folder that failed verification. */
+export function retrainFix(dir: string): string {
+  return `The cached teacher cannot be trusted: delete the folder ${dir} to retrain, or pass \`retrain: true\` ` +
+    `(or set ${RETRAIN_ENV}=1) to train it again from scratch.`;
 }
 
 /** Metadata saved with every teacher. */
@@ -144,6 +176,8 @@ export interface TeacherMeta {
   recipe: TeacherRecipe;
   history: unknown[];
   createdAt: string;
+  /** Set (on load only) when the folder predates the SHA-256 digests, so meta could not be verified. */
+  integrityWarning?: string;
 }
 
 /** The recipe family of a model name. */
@@ -167,17 +201,30 @@ function defaultModel(dataset: DatasetName): ModelName {
 export async function getTeacher(
   req: TeacherRequest,
 ): Promise<{ model: tfl.LayersModel; spec: ModelSpec; meta: TeacherMeta }> {
+  checkChoice("getTeacher", "dataset", req.dataset, DATASET_NAMES);
+  if (req.model !== undefined) checkChoice("getTeacher", "model", req.model, MODEL_NAMES);
+  checkChoice("getTeacher", "scale", req.scale ?? "(missing)", SCALES);
+  const scale = req.scale;
+  checkSeed(req.seed, "getTeacher");
   const model = req.model ?? defaultModel(req.dataset);
-  const recipe = req.recipe ?? TEACHER_RECIPES[req.scale][teacherFamily(model)];
+  const recipe = req.recipe ?? TEACHER_RECIPES[scale][teacherFamily(model)];
   const root = req.dir ?? Deno.env.get("BKD_TEACHER_DIR") ?? `${repoRoot()}/data/teachers`;
-  const key = teacherKey(req.dataset, model, req.scale, req.seed);
+  const key = teacherKey(req.dataset, model, scale, req.seed);
   const dir = `${root}/${key}`;
+  const checkpointDir = `${root}/.checkpoints/${key}`;
 
-  const cached = await loadModel(dir).catch(() => undefined);
-  if (cached) {
-    const meta = cached.meta as TeacherMeta;
-    if (stableJson(meta.recipe) === stableJson(recipe)) return { ...cached, meta };
-    cached.model.dispose();
+  if (retrainRequested(req.retrain)) {
+    await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
+  } else {
+    const cached = await loadModelIfPresent(dir, retrainFix(dir));
+    if (cached) {
+      const meta = cached.meta as TeacherMeta;
+      if (!cached.integrity.verified) meta.integrityWarning = cached.integrity.warning;
+      if (stableJson(meta.recipe) === stableJson(recipe)) {
+        return { model: cached.model, spec: cached.spec, meta };
+      }
+      cached.model.dispose();
+    }
   }
 
   const trainSet = await loadDataset(
@@ -191,7 +238,6 @@ export async function getTeacher(
     inputShape: trainSet.shape.slice(1),
     numClasses: trainSet.numClasses,
   };
-  const checkpointDir = `${root}/.checkpoints/${key}`;
   const res = await train(spec, { x: trainSet.x, shape: trainSet.shape, y: trainSet.y }, {
     epochs: recipe.epochs,
     batchSize: recipe.batchSize,
@@ -206,7 +252,7 @@ export async function getTeacher(
   const meta: TeacherMeta = {
     dataset: req.dataset,
     model,
-    scale: req.scale,
+    scale,
     seed: req.seed,
     testAcc: res.finalTestAcc!,
     bestTestAcc: res.bestTestAcc,

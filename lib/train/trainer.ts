@@ -28,10 +28,11 @@ import { buildModel, type ModelSpec } from "../models/registry.ts";
 import { coreCount, ModelPool } from "../parallel/pool.ts";
 import { gatherBatch, Replica } from "../parallel/replica.ts";
 import { createProgress } from "../show/progress.ts";
+import { checkLabels, checkNumbers, checkSeed } from "../util/checks.ts";
 import { Rng } from "../util/rng.ts";
 import { configHash, dataFingerprint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { accuracy, argmaxRows, evaluate } from "./evaluate.ts";
-import { checkLossInputs, type LossSpec } from "./losses.ts";
+import { checkLossInputs, lossNeeds, type LossSpec } from "./losses.ts";
 import type { OptimizerConfig, OptimizerState, StepParams } from "./optim.ts";
 import { scheduledParams, type ScheduleSpec } from "./schedule.ts";
 
@@ -173,15 +174,19 @@ function checkData(spec: ModelSpec, data: TrainSet, cfg: TrainConfig): void {
     throw new Error(`train: x has ${data.x.length} values, shape [${data.shape}] needs more or fewer`);
   }
   if (data.y && data.y.length !== n) throw new Error(`train: y has ${data.y.length} labels for ${n} rows`);
+  if (data.y && lossNeeds(cfg.loss).y) checkLabels(data.y, spec.numClasses, "train labels");
   if (data.targets && data.targets.length !== n * spec.numClasses) {
     throw new Error(
       `train: targets has ${data.targets.length} values, expected n×K = ${n}×${spec.numClasses}`,
     );
   }
   checkLossInputs(cfg.loss, { y: !!data.y, targets: !!data.targets });
-  if (!(cfg.epochs >= 0 && cfg.batchSize >= 1)) {
-    throw new Error("train: epochs ≥ 0 and batchSize ≥ 1 required");
-  }
+  checkSeed(cfg.seed, "train");
+  checkNumbers("train", cfg, {
+    epochs: { integer: true, min: 0 },
+    batchSize: { integer: true, min: 1 },
+    stopAfterEpochs: { integer: true, min: 0 },
+  });
 }
 
 /** The part of a run that determines its result (what the checkpoint hash covers). */

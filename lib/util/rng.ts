@@ -1,14 +1,18 @@
+import { checkSeed } from "./checks.ts";
+
 /**
  * Seeded pseudo-random numbers, so every run is reproducible from its recorded seed.
  *
  * `Rng` is a small splitmix32-seeded xoshiro128** generator: fast, 2^128 − 1 period, and
  * identical across machines. Use one `Rng` per purpose (shuffling, init, noise) so adding a draw in
- * one place does not shift the others.
+ * one place does not shift the others. Seeds are non-negative safe integers (a NaN, fractional or
+ * negative seed is an `InputError`); seeds equal modulo 2^32 give the same stream.
  */
 export class Rng {
   #s: Uint32Array;
 
   constructor(seed: number) {
+    checkSeed(seed, "Rng");
     this.#s = new Uint32Array(4);
     let z = (seed >>> 0) ^ 0x9e3779b9;
     for (let i = 0; i < 4; i++) {

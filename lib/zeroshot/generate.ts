@@ -22,8 +22,19 @@ import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
 import { readTextIfExists, writeAtomic } from "../results/io.ts";
 import { createProgress } from "../show/progress.ts";
-import { initPseudoNoise, type NoiseInitOptions, type NoiseInitReport } from "./noise_init.ts";
-import { UNTARGETED_DEFAULTS, untargetedBoundary, type UntargetedOptions } from "./untargeted.ts";
+import { checkNumberList, checkNumbers, checkSeed } from "../util/checks.ts";
+import {
+  checkNoiseInitOptions,
+  initPseudoNoise,
+  type NoiseInitOptions,
+  type NoiseInitReport,
+} from "./noise_init.ts";
+import {
+  checkUntargetedOptions,
+  UNTARGETED_DEFAULTS,
+  untargetedBoundary,
+  type UntargetedOptions,
+} from "./untargeted.ts";
 
 /** Options of {@link generatePseudoSamples} (reference defaults in {@link GENERATE_DEFAULTS}). */
 export interface GenerateOptions {
@@ -291,11 +302,28 @@ async function stepAway(
   return { moved, stepSum, queries };
 }
 
+/** Check generation options (and the nested search and noise options) up front. */
+export function checkGenerateOptions(opts: GenerateOptions, where = "generatePseudoSamples"): void {
+  checkNumbers(where, opts, {
+    perClass: { integer: true, min: 1 },
+    rounds: { integer: true, min: 0 },
+    iterations: { integer: true, min: 0 },
+    stepSize: { above: 0 },
+    maxHalvings: { integer: true, min: 0 },
+    idOffset: { integer: true, min: 0 },
+  });
+  checkNumberList(where, "snapshotAt", opts.snapshotAt, { integer: true, min: 0 });
+  if (opts.seed !== undefined) checkSeed(opts.seed, where);
+  if (opts.untargeted) checkUntargetedOptions(opts.untargeted, `${where} (untargeted options)`);
+  if (opts.noise) checkNoiseInitOptions(opts.noise, `${where} (noise options)`);
+}
+
 /** Generate pseudo samples (see the module doc). */
 export async function generatePseudoSamples(
   oracle: LabelOracle,
   opts: GenerateOptions = {},
 ): Promise<PseudoSet> {
+  checkGenerateOptions(opts);
   const o = {
     ...GENERATE_DEFAULTS,
     ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k in GENERATE_DEFAULTS)),

@@ -21,6 +21,7 @@
  */
 import type { LabelOracle } from "../oracle/oracle.ts";
 import { runLockstep, type Search } from "../db3/lockstep.ts";
+import { checkNumbers, checkSeed, InputError } from "../util/checks.ts";
 import { Rng } from "../util/rng.ts";
 import { drawNoise, NOISE_FAMILIES, type NoiseFamily } from "./noise.ts";
 
@@ -117,11 +118,34 @@ function* walk(
   return hi < 1 ? Float32Array.from(s, (v, k) => v + hi * (a[k] - v)) : null;
 }
 
+/** Check noise-initialisation options up front (an `InputError` names the option and its range). */
+export function checkNoiseInitOptions(opts: Partial<NoiseInitOptions>, where = "initPseudoNoise"): void {
+  checkNumbers(where, opts, {
+    perClass: { integer: true, min: 1 },
+    batch: { integer: true, min: 1 },
+    referenceDraws: { integer: true, min: 0 },
+    maxDraws: { integer: true, min: 0 },
+    walkTol: { min: 1e-12, max: 1 },
+    walkQueries: { integer: true, min: 0 },
+    walkPasses: { integer: true, min: 0 },
+  });
+  if (opts.seed !== undefined) checkSeed(opts.seed, where);
+  if (opts.families !== undefined) {
+    const bad = opts.families.filter((f) => !NOISE_FAMILIES.includes(f));
+    if (bad.length > 0 || opts.families.length === 0) {
+      throw new InputError(
+        `${where}: families [${opts.families}] must be a non-empty list of ${NOISE_FAMILIES.join(", ")}`,
+      );
+    }
+  }
+}
+
 /**
  * `perClass` images per class, each labelled its class by the teacher (see the module doc). Samples
  * are ordered by class.
  */
 export async function initPseudoNoise(oracle: LabelOracle, opts: NoiseInitOptions): Promise<NoiseInit> {
+  checkNoiseInitOptions(opts);
   const o = { ...NOISE_INIT_DEFAULTS, ...opts };
   const K = oracle.numClasses, shape = oracle.inputShape;
   const dim = shape.reduce((a, b) => a * b, 1);

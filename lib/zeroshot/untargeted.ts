@@ -28,8 +28,10 @@
  * per-sample budget is honoured too (a refused ask ends that sample's search, stop = "budget").
  */
 import type { LabelOracle } from "../oracle/oracle.ts";
-import { type LockstepOptions, runLockstep, type Search } from "../db3/lockstep.ts";
+import { checkLockstepOptions, type LockstepOptions, runLockstep, type Search } from "../db3/lockstep.ts";
 import { fillStandardNormal } from "../db3/normal.ts";
+import { checkLabels } from "../db3/streams.ts";
+import { checkChoice, checkNumbers, checkSeed, InputError } from "../util/checks.ts";
 import { Rng } from "../util/rng.ts";
 
 /** Options of {@link untargetedBoundary} (reference defaults in {@link UNTARGETED_DEFAULTS}). */
@@ -117,6 +119,29 @@ export interface UntargetedResult {
   stops: UntargetedStop[];
   /** Options in force. */
   options: Omit<typeof UNTARGETED_DEFAULTS, never>;
+}
+
+/**
+ * Check untargeted-search options up front (an `InputError` names the option and its range); `tol`
+ * and β ≥ 1e-12 / 1e-10 keep every bisection above float64 resolution, so it ends.
+ */
+export function checkUntargetedOptions(opts: UntargetedOptions, where = "untargetedBoundary"): void {
+  checkNumbers(where, opts, {
+    initDirections: { integer: true, min: 0 },
+    maxInitTries: { integer: true, min: 0 },
+    initScale: { above: 0 },
+    tol: { min: 1e-12 },
+    kGrad: { integer: true, min: 1 },
+    alpha: { above: 0 },
+    beta: { min: 1e-10 },
+    queryLimit: { integer: true, min: 0, infinite: true },
+    maxIterations: { integer: true, min: 0, infinite: true },
+    anchorDirections: { integer: true, min: 0 },
+    maxShrink: { integer: true, min: 0 },
+  });
+  checkChoice(where, "shrink", opts.shrink, ["reference", "doubling"]);
+  if (opts.seed !== undefined) checkSeed(opts.seed, where);
+  checkLockstepOptions(opts.lockstep, where);
 }
 
 function resolve(opts: UntargetedOptions): typeof UNTARGETED_DEFAULTS {
@@ -473,9 +498,17 @@ export async function untargetedBoundary(
   y: Int32Array,
   opts: UntargetedOptions & { ids?: Int32Array; anchors?: Anchors } = {},
 ): Promise<UntargetedResult> {
+  checkUntargetedOptions(opts);
   const o = resolve(opts);
   const n = y.length;
   const dim = oracle.inputShape.reduce((a, b) => a * b, 1);
+  checkLabels(y, oracle.numClasses, "untargetedBoundary labels");
+  if (x.length !== n * dim || (opts.ids && opts.ids.length !== n)) {
+    throw new InputError(
+      `untargetedBoundary: ${x.length} pixel values and ${opts.ids?.length ?? n} ids for ${n} labels do ` +
+        `not fit the teacher's input [${oracle.inputShape}]; pass n images of that shape, one label and id each`,
+    );
+  }
   const ids = opts.ids ?? Int32Array.from({ length: n }, (_, i) => i);
   const rng = new Rng(o.seed);
   const spent = new Int32Array(n);
