@@ -178,6 +178,11 @@ Deno.test("label oracle clamp: every float class lands in [0,1]", async () => {
       return Promise.resolve(new Int32Array(n));
     },
   });
-  await o.labels(Float32Array.from([-0.5, 0.25, 1.5, -0, 1, 0, Infinity, -Infinity]), 1, { phase: "c" });
+  await o.labels(Float32Array.from([-0.5, 0.25, 1.5, -0, 1, 0, 3e38, -3e38]), 1, { phase: "c" });
   assert.deepEqual([...seen!], [0, 0.25, 1, 0, 1, 0, 1, 0]);
+  // Non-finite pixels are not clamped: the request is refused (see lib/oracle/admission.ts).
+  await assert.rejects(
+    () => o.labels(Float32Array.from([0, 0, 0, 0, 0, 0, Infinity, 0]), 1, { phase: "c" }),
+    /image 0 of the request has a non-finite pixel \(Infinity at offset 6\)/,
+  );
 });
