@@ -83,10 +83,10 @@ export function makeClassStreams(
   const n = pool.y.length;
   const dim = pool.shape.slice(1).reduce((a, b) => a * b, 1);
   checkLabels(pool.y, pool.numClasses, "makeClassStreams pool");
-  if (pool.x.length !== n * dim) {
+  if (pool.x.length < n * dim) {
     throw new InputError(
-      `makeClassStreams pool: ${pool.x.length} pixel values do not match shape [${pool.shape}] and ` +
-        `${n} labels; pass x.length = n·dim`,
+      `makeClassStreams pool: ${pool.x.length} pixel values cannot hold ${n} images of shape ` +
+        `[${pool.shape.slice(1)}]; pass at least n·dim values (one label per image)`,
     );
   }
   const rng = new Rng(seed);
