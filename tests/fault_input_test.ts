@@ -18,7 +18,7 @@ import {
   minimalBoundaryDistances,
   sampleDistances,
 } from "../lib/db3/mod.ts";
-import { CheckpointError, loadModel, saveModel } from "../lib/models/io.ts";
+import { CheckpointError, loadModel } from "../lib/models/io.ts";
 import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
 import { parseEngine } from "../lib/native/teacher_predictor.ts";
 import {
