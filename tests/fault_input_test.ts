@@ -33,6 +33,8 @@ import { cachedLabelOracle } from "../lib/remote/oracle.ts";
 import { loadCheckpoint, saveCheckpoint } from "../lib/train/checkpoint.ts";
 import { getTeacher, TEACHER_RECIPES, type TeacherRequest } from "../lib/train/teachers.ts";
 import { train } from "../lib/train/trainer.ts";
+import { generatePseudoSamples } from "../lib/zeroshot/generate.ts";
+import { initPseudoNoise } from "../lib/zeroshot/noise_init.ts";
 import { untargetedBoundary } from "../lib/zeroshot/untargeted.ts";
 import { Rng } from "../lib/util/rng.ts";
 
@@ -101,6 +103,22 @@ Deno.test("BD/MBD/SD/untargeted options out of range are rejected with the optio
   await rejectsWith(
     untargetedBoundary(w.oracle, w.samples.x, w.samples.y, { tol: 0, queryLimit: 500 }),
     /untargetedBoundary: option tol = 0/,
+  );
+  await rejectsWith(
+    generatePseudoSamples(w.oracle, { perClass: 0 }),
+    /generatePseudoSamples: option perClass = 0/,
+  );
+  await rejectsWith(
+    generatePseudoSamples(w.oracle, { perClass: 1, untargeted: { beta: 0 } }),
+    /untargeted options\): option beta = 0/,
+  );
+  await rejectsWith(
+    initPseudoNoise(w.oracle, { perClass: 1, walkTol: 0 }),
+    /initPseudoNoise: option walkTol = 0/,
+  );
+  await rejectsWith(
+    initPseudoNoise(w.oracle, { perClass: 1, families: [] }),
+    /families \[\] must be a non-empty/,
   );
   assert.strictEqual(w.oracle.ledger.spent, 0);
   await rejectsWith(() => resolveCakeOptions({ eta0: NaN }, "mnist"), /eta0 = NaN/);
