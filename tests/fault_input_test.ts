@@ -126,7 +126,7 @@ Deno.test("BD/MBD/SD/untargeted options out of range are rejected with the optio
   w.model.dispose();
 });
 
-Deno.test("samples of the wrong shape for the teacher are rejected, by the methods and the oracle", async () => {
+Deno.test("samples of the wrong shape for the teacher are rejected (methods and oracle)", async () => {
   const w = await world();
   const wide: Db3Samples = {
     x: new Float32Array(2 * 8).fill(0.5),
@@ -208,7 +208,7 @@ Deno.test("labels ≥ K, negative labels and a K that differs from the teacher's
   w.model.dispose();
 });
 
-Deno.test("NaN/±Inf pixels reject the request, naming the image, in every oracle; nothing is booked", async () => {
+Deno.test("NaN/±Inf pixels reject the request naming the image, in every oracle", async () => {
   const w = await world();
   const x = new Rng(2).fillUniform(new Float32Array(4 * D));
   for (const v of [NaN, Infinity, -Infinity]) {
@@ -401,7 +401,7 @@ Deno.test("an edited testAcc or spec is detected; re-indenting meta.json is not 
   }
 });
 
-Deno.test("truncated meta.json / manifest.json name the file; an old folder loads with a warning", async () => {
+Deno.test("a truncated meta.json names the file; an old folder loads with a warning", async () => {
   await initBackend("cpu");
   const root = await Deno.makeTempDir();
   try {

@@ -96,7 +96,8 @@ export function checkStreams(streams: ClassStreams, samples: Db3Samples, where: 
   if (streams.dim !== dim || streams.byClass.length !== samples.numClasses) {
     throw new InputError(
       `${where}: class streams of ${streams.byClass.length} classes × ${streams.dim} values do not fit ` +
-        `samples of ${samples.numClasses} classes × ${dim} values; build the streams from the samples' dataset`,
+        `samples of ${samples.numClasses} classes × ${dim} values; ` +
+        `build the streams from the samples' dataset`,
     );
   }
 }

@@ -2,8 +2,8 @@
  * Teachers behind explicit access levels.
  *
  * - {@link labelOracle}: argmax class ids only (`label` access). Inputs are clamped to [0,1] on a
- *   private copy (a non-finite pixel rejects the whole request, see `admission.ts`); the model lives in a `#private` field, so nothing reachable from the oracle yields
- *   scores or weights.
+ *   private copy (a non-finite pixel rejects the whole request, see `admission.ts`); the model lives
+ *   in a `#private` field, so nothing reachable from the oracle yields scores or weights.
  * - {@link probsOracle}: softmax vectors (`probs` access, the standard-KD baseline).
  * - {@link logitsGradOracle}: logits and d(loss)/d(input) through a frozen teacher (`logits+grad`,
  *   CAKE synthesis); forward and backward passes are booked separately.
@@ -184,8 +184,9 @@ const ONE_BITS = 0x3f800000;
 
 /**
  * Copy the first `len` floats of `x` into `out`, clamped to [0, 1] (the input was checked finite by
- * `checkQueryImages`; a NaN would become 0 or 1 by its sign bit). Branch-free on the float bits: query images often have pixels scattered on both sides of 0
- * (e.g. Sign-OPT's perturbed background), where a branchy clamp mispredicts on every other pixel.
+ * `checkQueryImages`; a NaN would become 0 or 1 by its sign bit). Branch-free on the float bits:
+ * query images often have pixels scattered on both sides of 0 (e.g. Sign-OPT's perturbed
+ * background), where a branchy clamp mispredicts on every other pixel.
  */
 function clampInto(x: Float32Array, len: number, out: Float32Array): Float32Array {
   out.set(x.subarray(0, len));
@@ -256,8 +257,8 @@ interface ServeRequest {
 
 /**
  * The request path the label and probs oracles share: check the input (see `admission.ts`: exact
- * size, one id per image, finite pixels — a non-finite pixel rejects the request), charge the ledger (refused
- * images are neither sent nor counted), clamp into scratch memory, and hand the accepted images to
+ * size, one id per image, finite pixels — a non-finite pixel rejects the request), charge the ledger
+ * (refused images are neither sent nor counted), clamp into scratch memory, and hand the accepted images to
  * `answer` in slices of at most `maxBatch`, with their indices in the request. A teacher failure
  * becomes an {@link OracleError}. Returns the per-image refusals.
  */

@@ -151,8 +151,8 @@ export function retrainRequested(option: boolean | undefined): boolean {
 
 /** The advice attached to a cached teacher folder that failed verification. */
 export function retrainFix(dir: string): string {
-  return `The cached teacher cannot be trusted: delete the folder ${dir} to retrain, or pass \`retrain: true\` ` +
-    `(or set ${RETRAIN_ENV}=1) to train it again from scratch.`;
+  return `The cached teacher cannot be trusted: delete the folder ${dir} to retrain, ` +
+    `or pass \`retrain: true\` (or set ${RETRAIN_ENV}=1) to train it again from scratch.`;
 }
 
 /** Metadata saved with every teacher. */

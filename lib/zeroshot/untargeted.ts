@@ -506,7 +506,8 @@ export async function untargetedBoundary(
   if (x.length !== n * dim || (opts.ids && opts.ids.length !== n)) {
     throw new InputError(
       `untargetedBoundary: ${x.length} pixel values and ${opts.ids?.length ?? n} ids for ${n} labels do ` +
-        `not fit the teacher's input [${oracle.inputShape}]; pass n images of that shape, one label and id each`,
+        `not fit the teacher's input [${oracle.inputShape}]; ` +
+        `pass n images of that shape, one label and id each`,
     );
   }
   const ids = opts.ids ?? Int32Array.from({ length: n }, (_, i) => i);
