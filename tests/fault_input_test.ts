@@ -20,7 +20,8 @@ import {
 } from "../lib/db3/mod.ts";
 import { CheckpointError, loadModel } from "../lib/models/io.ts";
 import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
-import { parseEngine } from "../lib/native/teacher_predictor.ts";
+import { parseEngine, teacherPredictor } from "../lib/native/teacher_predictor.ts";
+import { resolveTeacher } from "../lib/teachers/resolve.ts";
 import {
   findNonFinitePixel,
   labelOracle,
@@ -272,6 +273,18 @@ Deno.test("unknown scale, model, dataset and engine names are errors listing the
     /BKD_ENGINE "gpu" is not an engine; use one of auto, native, pool/,
   );
   assert.strictEqual(parseEngine(" Native ", "--engine"), "native");
+  // The environment variable goes through the same parser (before: silently "auto").
+  await initBackend("cpu");
+  const model = buildModel(SPEC, 1);
+  Deno.env.set("BKD_ENGINE", "gpu");
+  try {
+    await rejectsWith(teacherPredictor(model, SPEC, { workers: 1 }), /BKD_ENGINE "gpu" is not an engine/);
+  } finally {
+    Deno.env.delete("BKD_ENGINE");
+    model.dispose();
+  }
+  await rejectsWith(resolveTeacher("mnist::smoke:one"), /seed "one" is not a non-negative integer/);
+  await rejectsWith(resolveTeacher("mnist::tiny"), /scale "tiny" is not one of smoke, laptop, paper/);
   assert.strictEqual(parseEngine("", "BKD_ENGINE"), undefined);
 });
 

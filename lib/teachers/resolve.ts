@@ -13,6 +13,7 @@ import type { DatasetName } from "../data/mod.ts";
 import { loadModel } from "../models/io.ts";
 import type { ModelName, ModelSpec } from "../models/registry.ts";
 import { parseScale } from "../scale.ts";
+import { InputError } from "../util/checks.ts";
 import { getTeacher } from "../train/teachers.ts";
 import { loadTeacher, type LoadTeacherOptions } from "./load.ts";
 
@@ -69,6 +70,11 @@ export async function resolveTeacher(
     );
   }
   const [dataset, model, scale, seed] = parts;
+  if (seed && !/^\d+$/.test(seed)) {
+    throw new InputError(
+      `teacher "${arg}": seed "${seed}" is not a non-negative integer; write e.g. ${dataset}:${model}:${scale}:1`,
+    );
+  }
   const t = await getTeacher({
     dataset: dataset as DatasetName,
     model: (model || undefined) as ModelName | undefined,
