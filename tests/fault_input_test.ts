@@ -239,6 +239,13 @@ Deno.test("NaN/±Inf pixels reject the request naming the image, in every oracle
     assert.match(nonFiniteMessage(hit!), /image 2 .*offset 3/);
   }
   assert.strictEqual(findNonFinitePixel(x, 4, D), null);
+  // A DB3 sample with a NaN pixel is named before any query.
+  const sx = w.samples.x.slice();
+  sx[D + 1] = NaN;
+  await rejectsWith(
+    boundaryDistances(w.oracle, { ...w.samples, x: sx }, w.streams, { candidates: 5 }),
+    /boundaryDistances samples: sample 1 has a non-finite pixel \(NaN at offset 1\)/,
+  );
   // Finite values outside [0, 1] are still legal (clamped, as documented).
   const big = x.slice();
   big[0] = 7;

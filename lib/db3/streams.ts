@@ -5,6 +5,7 @@
  * A sample's candidates are fixed by (seed, sample id, t) alone — not by chunking or batch order —
  * so an interrupted labeling run that resumes on a later chunk draws exactly the same candidates.
  */
+import { findNonFinitePixel } from "../oracle/admission.ts";
 import { checkLabels, InputError } from "../util/checks.ts";
 
 export { checkLabels };
@@ -35,7 +36,7 @@ export interface ClassStreams {
 
 /**
  * Check DB3 samples before any query: labels in [0, K), `shape` = [n, ...one image] with n = y.length
- * and x.length = n·dim, ids one per sample, and — when the teacher is given — one image of the
+ * and x.length = n·dim, finite pixels, ids one per sample, and — when the teacher is given — one image of the
  * teacher's input shape and the teacher's K. Throws {@link InputError} saying what to fix.
  */
 export function checkDb3Samples(
@@ -69,6 +70,13 @@ export function checkDb3Samples(
     }
   }
   checkLabels(s.y, s.numClasses, what);
+  const hit = findNonFinitePixel(s.x, n, s.x.length / Math.max(1, n));
+  if (hit) {
+    throw new InputError(
+      `${what}: sample ${hit.sample} has a non-finite pixel (${hit.value} at offset ${hit.pixel}); ` +
+        `images must be finite (in [0, 1]): fix or drop that sample`,
+    );
+  }
 }
 
 /**
