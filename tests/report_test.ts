@@ -16,6 +16,8 @@ import { writeNotebook } from "../tools/nb.ts";
 import { IdRegistry, namespaceIds, slugify } from "../lib/report/html.ts";
 import { renderMarkdown } from "../lib/report/markdown.ts";
 import { compactSvgNumbers } from "../lib/report/outputs.ts";
+import { AssetStore } from "../lib/report/assets.ts";
+import { rasterizeRectGrids } from "../lib/report/raster.ts";
 import { meanSpread, recordQueries, verdict } from "../lib/report/summary.ts";
 import type { RunRecord } from "../lib/results/record.ts";
 
@@ -54,6 +56,35 @@ Deno.test("report: long decimals shrink inside SVG tags only", () => {
     compactSvgNumbers(`<rect x="41.66666666666668" y="2"/><text>0.123456789</text>`),
     `<rect x="41.666" y="2"/><text>0.123456789</text>`,
   );
+});
+
+Deno.test("report: a decision field's rect grid becomes one PNG of the same place and pixels", () => {
+  const rects: string[] = [];
+  for (let r = 0; r < 20; r++) {
+    for (let c = 0; c < 25; c++) {
+      rects.push(
+        `<rect fill="rgb(${c * 10},${r * 12},7)" height="1.75" width="1.6666666666666785" ` +
+          `y="${10 + r * 1.75}" x="${40 + c * 1.6666666666666667}" />`,
+      );
+    }
+  }
+  const group = `<g shape-rendering="crispEdges" aria-label="rect">${rects.join("")}</g>`;
+  const assets = new AssetStore();
+  const out = rasterizeRectGrids(`<svg>${group}<circle r="1"/></svg>`, assets, "");
+  const [path, png] = [...assets.files][0];
+  assert.equal(
+    out,
+    `<svg><image href="${path}" x="40" y="10" width="41.667" height="35" preserveAspectRatio="none" ` +
+      `style="image-rendering:pixelated"/><circle r="1"/></svg>`,
+  );
+  const view = new DataView(png.buffer, png.byteOffset);
+  assert.deepEqual([view.getUint32(16), view.getUint32(20)], [25, 20], "one pixel per rect");
+  // A rect with any other attribute (a stroke, a title) keeps the group as SVG.
+  const odd = group.replace(`<rect fill`, `<rect stroke="red" fill`);
+  assert.equal(rasterizeRectGrids(odd, new AssetStore(), ""), odd);
+  // A grid with a hole is not a full grid.
+  const holed = group.replace(rects[7], "");
+  assert.equal(rasterizeRectGrids(holed, new AssetStore(), ""), holed);
 });
 
 Deno.test("report: markdown keeps TeX for MathJax and gives headings anchors", () => {

@@ -12,6 +12,7 @@ export * from "./markdown.ts";
 export * from "./notebook.ts";
 export * from "./outputs.ts";
 export * from "./page.ts";
+export * from "./raster.ts";
 export * from "./records.ts";
 export * from "./site.ts";
 export * from "./summary.ts";

@@ -10,6 +10,7 @@ import type { AssetStore } from "./assets.ts";
 import { esc, type IdRegistry, namespaceIds, stripAnsi } from "./html.ts";
 import { hasMaths, renderMarkdown } from "./markdown.ts";
 import { type NbOutput, nbText } from "./notebook.ts";
+import { rasterizeRectGrids } from "./raster.ts";
 
 /** What rendering an output needs from its page. */
 export interface OutputContext {
@@ -62,7 +63,7 @@ export function chooseMime(data: Record<string, unknown>): string | undefined {
 
 function inlineMarkup(markup: string, ctx: OutputContext): string {
   let m = ctx.assets.externalizeDataUris(markup, ctx.root);
-  if (/<svg\b/i.test(m)) m = compactSvgNumbers(m);
+  if (/<svg\b/i.test(m)) m = compactSvgNumbers(rasterizeRectGrids(m, ctx.assets, ctx.root));
   return namespaceIds(m, ctx.idPrefix);
 }
 
