@@ -32,6 +32,8 @@ export interface IndexOptions {
   indexFile: string;
   /** The command that rebuilds this report, shown on the page. */
   command: string;
+  /** Catalogued notebooks with no executed copy at this scale (listed so a missing row is not a silent gap). */
+  notExecuted?: string[];
 }
 
 function recordLinks(row: SummaryRow, indexFile: string): string {
@@ -117,7 +119,13 @@ paper-scale run can fail to reproduce a paper number. Rows without a paper numbe
 verdict.</p>
 <h2 id="summary">Paper vs measured</h2>
 ${table}
-<h2 id="notebooks">Notebooks</h2>
+${
+    opts.notExecuted?.length
+      ? `<p class="muted">Not executed at ${esc(opts.scale)} scale, so not in this report: ${
+        opts.notExecuted.map(esc).join(", ")
+      }.</p>\n`
+      : ""
+  }<h2 id="notebooks">Notebooks</h2>
 <table class="notebooks">
 <thead><tr><th>notebook</th><th>title</th><th>executed</th><th>wall time</th><th>status</th><th>run records</th><th>rows</th></tr></thead>
 <tbody>

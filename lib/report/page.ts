@@ -72,6 +72,20 @@ function provenance(nb: ExecutedNotebook, records: LocatedRecord[], ctx: PageCon
   } else {
     items.push(["executed", `<span class="muted">not recorded (not run by tools/notebooks.ts)</span>`]);
   }
+  // Anything else the runner records (e.g. a commit or kit version, should it add them), shown as is.
+  const shown = [
+    "source",
+    "started",
+    "wall_seconds",
+    "status",
+    "failed_cell",
+    "parameters",
+    "late_messages_caught",
+  ];
+  for (const [k, v] of Object.entries(ex).sort(([a], [b]) => a.localeCompare(b))) {
+    if (shown.includes(k) || v === null || typeof v === "object") continue;
+    items.push([k.replace(/_/g, " "), `<code>${esc(String(v))}</code>`]);
+  }
   const params = Object.entries(ex.parameters ?? {}).map(([k, v]) => `${esc(k)} = ${esc(JSON.stringify(v))}`);
   if (params.length) items.push(["parameters", params.join(", ")]);
   const kits = unique(records.map((r) => r.record.versions?.kit).filter(Boolean)).sort();

@@ -122,6 +122,9 @@ export async function buildSite(opts: BuildOptions): Promise<BuiltSite> {
     scale: opts.scale,
     indexFile: join(outDir, "index.html"),
     command: opts.command ?? `deno task report --scale ${opts.scale}`,
+    notExecuted: opts.names?.length
+      ? []
+      : Object.keys(CATALOG).filter((n) => !all.some((nb) => nb.name === n)).sort(),
   });
   files.set(
     "index.html",
