@@ -108,7 +108,7 @@ table.summary { width: 100%; }
 table.summary td.verdict { min-width: 14em; }
 table.summary tr.group th { background: #e9eef4; font-size: 14px; padding-top: 8px; }
 table.summary td:first-child { min-width: 12em; }
-table.summary td:nth-child(2), table.summary td:last-child { white-space: nowrap; }
+table.summary td:nth-child(2), table.summary td:last-child, table.notebooks td:nth-child(3) { white-space: nowrap; }
 .output.html div[style*="white-space:pre"] { white-space: pre-wrap !important; font-size: 12px; }
 .v-match { color: #1a7f37; } .v-below, .v-above { color: #b35900; } .v-none { color: var(--muted); }
 .rule { font-size: 13px; color: var(--muted); }
