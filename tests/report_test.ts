@@ -18,6 +18,7 @@ import { renderMarkdown } from "../lib/report/markdown.ts";
 import { compactSvgNumbers } from "../lib/report/outputs.ts";
 import { AssetStore } from "../lib/report/assets.ts";
 import { rasterizeRectGrids } from "../lib/report/raster.ts";
+import { buildSite } from "../lib/report/site.ts";
 import { meanSpread, recordQueries, verdict } from "../lib/report/summary.ts";
 import type { RunRecord } from "../lib/results/record.ts";
 
@@ -371,6 +372,32 @@ Deno.test({
         assert.ok(page.includes(String.raw`$\tau = 1$`), "TeX left for MathJax");
       });
 
+      await t.step("one named notebook, and a clear error for one never executed", async () => {
+        const one = await buildSite({
+          notebooksDir: executed,
+          runsDir: SMOKE_RUNS,
+          outDir: join(tmp, "site-one"),
+          scale: "smoke",
+          names: ["10_db3_mnist"],
+        });
+        assert.deepEqual(one.pages, ["10_db3_mnist"]);
+        assert.deepEqual([...one.files.keys()].filter((k) => k.endsWith(".html")).sort(), [
+          "10_db3_mnist.html",
+          "index.html",
+        ]);
+        assert.ok(one.rows >= 5, `CE, KD, SD, BD and MBD rows (${one.rows})`);
+        await assert.rejects(
+          buildSite({
+            notebooksDir: executed,
+            runsDir: SMOKE_RUNS,
+            outDir: tmp,
+            scale: "smoke",
+            names: ["13_db3_ablations"],
+          }),
+          /no executed smoke copy of 13_db3_ablations .*tools\/notebooks\.ts run notebooks\/13_db3_ablations\.ipynb --scale smoke/,
+        );
+      });
+
       await t.step("a non-report folder is never overwritten", async () => {
         const other = join(tmp, "precious");
         await Deno.mkdir(other);
@@ -437,7 +464,11 @@ Deno.test({
             cdp!.events = [];
             const loaded = cdp!.once("Page.loadEventFired");
             await cdp!.send("Page.navigate", { url: base + page });
-            await loaded;
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            const stuck = new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`${page} never fired its load event`)), 120_000);
+            });
+            await Promise.race([loaded, stuck]).finally(() => clearTimeout(timer));
             // MathJax typesets after load; wait for its queue to drain when the page has it.
             await cdp!.eval(`window.MathJax ? new Promise((r) => MathJax.Hub.Queue(() => r(true))) : true`);
           };
