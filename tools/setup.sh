@@ -7,8 +7,9 @@ set -euo pipefail
 
 DENO_VERSION=2.9.6
 # g++ builds the native teacher engine (lib/native/forward.cpp) at first use; usually preinstalled.
+# chromium checks the static report in tests/report_test.ts; libjs-mathjax renders its maths offline.
 APT_PACKAGES=(jupyter-core jupyter-client python3-nbclient python3-nbformat jupyter-nbconvert
-  dataset-fashion-mnist g++)
+  dataset-fashion-mnist g++ chromium libjs-mathjax)
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 SUMMARY=()
