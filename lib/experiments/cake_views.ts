@@ -12,9 +12,11 @@ import type { Scale } from "../scale.ts";
 import {
   decisionField,
   type DecisionFieldInput,
+  decisionFieldLegend,
   type Figure,
   gridOfFigures,
   type Matrix,
+  pointsOutside,
 } from "../show/plots.ts";
 import type { CakeAblationResult, CakeMnistResult, TwoMoonsFigureResult } from "./cake.ts";
 import type { CakeMatrixResult } from "./cake_models.ts";
@@ -76,21 +78,35 @@ export function figureOneGrid(r: TwoMoonsFigureResult, seedIndex = 0, size = 240
   const real = s.teacherField.points;
   const figs: Figure[] = [];
   const titles: string[] = [];
+  const classes = new Set<number>();
+  const panel = { width: size, height: size, legend: false };
   for (const m of s.methods) {
     const name = SHORT_NAMES[m.method] ?? m.method;
     const field = coarsenField(m.field, maxCells);
-    figs.push(decisionField({ ...teacherField, points: m.points }, { width: size, height: size }));
-    titles.push(`${name}: samples on teacher`);
-    figs.push(decisionField(field, { width: size, height: size }));
+    const onTeacher = { ...teacherField, points: m.points };
+    for (const l of Array.from(m.points?.labels ?? [])) classes.add(l);
+    figs.push(decisionField(onTeacher, panel));
+    const note = outsideNote(onTeacher);
+    titles.push(note ? `${name}: samples${note}` : `${name}: samples on teacher`);
+    figs.push(decisionField(field, panel));
     titles.push(`${name}: student`);
-    figs.push(decisionField({ ...field, points: real }, { width: size, height: size, r: 1.5 }));
+    figs.push(decisionField({ ...field, points: real }, { ...panel, r: 1.5 }));
     titles.push(`${name}: real points ${(100 * m.accuracy).toFixed(1)}%`);
   }
+  for (const l of Array.from(real?.labels ?? [])) classes.add(l);
   return gridOfFigures(figs, {
     cols: 3,
     titles,
     title: `Two-moons, seed ${s.seed}: background P(class 0), line p = 0.5`,
+    legend: decisionFieldLegend([...classes], s.teacherField.classNames),
   });
+}
+
+/** Caption suffix naming how many samples lie outside the drawn square (empty when none do). */
+export function outsideNote(input: DecisionFieldInput): string {
+  const { outside, total } = pointsOutside(input);
+  if (outside === 0) return "";
+  return outside === total ? ` (all ${total} outside)` : ` (${outside}/${total} outside)`;
 }
 
 /** The teacher's field with the real points for one seed. */
