@@ -631,13 +631,19 @@ export function classGrid(
   return { x: sub.x, shape: [sub.y.length, ...set.imageShape], labels: Array.from(sub.y) };
 }
 
-/** Distance to the nearest boundary found, at the first and last iteration (histogram rows). */
+/**
+ * Distance to the nearest boundary found for the samples of iteration 0 (the raw noise) and of the
+ * last measured iteration (histogram rows). `distances[k]` is measured on the iteration-k samples,
+ * before step k + 1, so the labels use the same iteration numbers as the text and the accuracy curve.
+ */
 export function distanceRows(set: PseudoSet): { distance: number; when: string }[] {
   const rows: { distance: number; when: string }[] = [];
-  const first = set.distances[0], last = set.distances.at(-1)!;
   const n = set.distances.length;
-  for (const d of first) if (Number.isFinite(d)) rows.push({ distance: d, when: "iteration 1 (raw noise)" });
-  for (const d of last) if (Number.isFinite(d)) rows.push({ distance: d, when: `iteration ${n}` });
+  if (n === 0) return rows;
+  const first = set.distances[0], last = set.distances[n - 1];
+  for (const d of first) if (Number.isFinite(d)) rows.push({ distance: d, when: "iteration 0 (raw noise)" });
+  if (n === 1) return rows;
+  for (const d of last) if (Number.isFinite(d)) rows.push({ distance: d, when: `iteration ${n - 1}` });
   return rows;
 }
 

@@ -489,7 +489,10 @@ export interface HistogramBin {
  * Count values into `bins` equal-width bins over the range of all values, separately per group, so
  * that every group's counts refer to the same bins. Non-finite values are skipped.
  */
-export function histogramBins(values: readonly { value: number; group: string }[], bins = 30): HistogramBin[] {
+export function histogramBins(
+  values: readonly { value: number; group: string }[],
+  bins = 30,
+): HistogramBin[] {
   const finite = values.filter((v) => Number.isFinite(v.value));
   if (finite.length === 0) return [];
   let lo = Infinity, hi = -Infinity;
@@ -801,9 +804,8 @@ export function gridOfFigures(figs: Figure[], opts: GridOptions = {}): Figure {
     `viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="10">` +
     `<rect width="100%" height="100%" fill="white"/>${body}</svg>`;
   const anyHtml = figs.some((f) => f.html !== undefined);
-  const titleHtml = (opts.title
-    ? `<div style="font:bold 15px system-ui,sans-serif">${escapeHtml(opts.title)}</div>`
-    : "") +
+  const titleHtml =
+    (opts.title ? `<div style="font:bold 15px system-ui,sans-serif">${escapeHtml(opts.title)}</div>` : "") +
     (legend
       ? `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${legend.height}" ` +
         `font-family="system-ui, sans-serif" font-size="10">${legend.markup}</svg>`
