@@ -8,6 +8,7 @@
  */
 import { formatPaperValue, type PaperMatrix, tableARow } from "../results/paper.ts";
 import type { PaperVsMeasuredRow } from "../results/table.ts";
+import { compareGap } from "../results/verdict.ts";
 import type { Scale } from "../scale.ts";
 import {
   decisionField,
@@ -125,7 +126,7 @@ export function twoMoonsRows(r: TwoMoonsFigureResult): Record<string, unknown>[]
   return r.summary.map((x) => ({
     method: METHOD_NAMES[x.method] ?? x.method,
     "mean (%)": 100 * x.mean,
-    "std (%)": 100 * x.std,
+    "std (%)": x.values.length > 1 ? 100 * x.std : null,
     seeds: x.values.length,
     "per seed (%)": x.values.map((v) => (100 * v).toFixed(1)).join(", "),
   }));
@@ -174,12 +175,16 @@ export function twoMoonsClaims(r: TwoMoonsFigureResult, tolerance = 3): Claim[] 
   for (const other of ["naive", "generator"]) {
     const o = get(other);
     if (!c || !o) continue;
-    const diff = 100 * (c.mean - o.mean);
-    const spread = 100 * Math.max(c.std, o.std);
+    const g = compareGap(
+      { name: "CAKE", values: c.values.map((v) => 100 * v) },
+      { name: other, values: o.values.map((v) => 100 * v) },
+    );
     out.push({
       claim: `CAKE clearly above the ${METHOD_NAMES[other]} student`,
-      measured: `CAKE − ${other} = ${diff.toFixed(2)} points; larger std ${spread.toFixed(2)}`,
-      holds: diff > 0 && diff > spread,
+      measured: `CAKE − ${other} = ${g.gap.toFixed(2)} points; must exceed ${
+        g.threshold.toFixed(2)
+      } from ${g.noiseWords}`,
+      holds: g.measurable && g.gap > 0,
     });
   }
   return out;
@@ -191,7 +196,7 @@ export function twoMoonsBars(r: TwoMoonsFigureResult): Record<string, unknown>[]
     method: METHOD_NAMES[x.method] ?? x.method,
     source: "measured",
     value: 100 * x.mean,
-    std: 100 * x.std,
+    std: x.values.length > 1 ? 100 * x.std : undefined,
   }));
 }
 
@@ -243,7 +248,7 @@ export function ablationRows(r: CakeAblationResult): Record<string, unknown>[] {
   return r.summary.map((x) => ({
     variant: x.label,
     "mean (%)": 100 * x.mean,
-    "std (%)": 100 * x.std,
+    "std (%)": x.values.length > 1 ? 100 * x.std : null,
     seeds: x.values.length,
     "Δ vs full (points)": full ? 100 * (x.mean - full.mean) : null,
     "per seed (%)": x.values.map((v) => (100 * v).toFixed(1)).join(", "),
@@ -253,7 +258,12 @@ export function ablationRows(r: CakeAblationResult): Record<string, unknown>[] {
 /** Ablation bars: one bar per variant, grouped by dataset, whiskers = std over seeds. */
 export function ablationBars(results: CakeAblationResult[]): Record<string, unknown>[] {
   return results.flatMap((r) =>
-    r.summary.map((x) => ({ variant: x.label, dataset: r.dataset, value: 100 * x.mean, std: 100 * x.std }))
+    r.summary.map((x) => ({
+      variant: x.label,
+      dataset: r.dataset,
+      value: 100 * x.mean,
+      std: x.values.length > 1 ? 100 * x.std : undefined,
+    }))
   );
 }
 

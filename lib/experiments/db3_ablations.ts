@@ -40,6 +40,7 @@ import { makeClassStreams } from "../db3/streams.ts";
 import { tableARow } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import type { PaperVsMeasuredRow } from "../results/table.ts";
+import { compareMethods, pairedCurves } from "../results/verdict.ts";
 import { atScale, type Scale } from "../scale.ts";
 import { distanceQuantile, type SoftLabelOptions, softLabelsFromDistances } from "../db3/soft_labels.ts";
 import {
@@ -391,8 +392,17 @@ export function db3Claims(r: Db3TableResult): Db3Claim[] {
   return out;
 }
 
-/** A plain-language verdict on the claims, built from the numbers (for a markdown cell). */
-export function db3ClaimsText(claims: Db3Claim[], diag: Record<string, string | number>[]): string {
+/**
+ * A plain-language verdict on the claims, built from the numbers (for a markdown cell). The
+ * comparison of the soft-label students comes from `compareMethods` (lib/results/verdict.ts), tested
+ * against the test-set standard error of one evaluation (`testN` test images; derived from the
+ * claims' gaps when not given).
+ */
+export function db3ClaimsText(
+  claims: Db3Claim[],
+  diag: Record<string, string | number>[],
+  opts: { testN?: number } = {},
+): string {
   const failed = claims.filter((c) => !c.holds);
   const lines = claims.map((c) =>
     `- ${c.claim}: **${c.holds ? "holds" : "does not hold"}** (gap ${c.gap.toFixed(2)} points = ` +
@@ -411,15 +421,24 @@ export function db3ClaimsText(claims: Db3Claim[], diag: Record<string, string | 
         `estimate, i.e. not distinguishable from evaluation noise with one seed.`,
     );
   }
+  const soft = diag
+    .filter((d) => Number.isFinite(Number(d["final acc (%)"])))
+    .map((d) => ({ name: String(d.method), values: [Number(d["final acc (%)"])] }));
+  const se = testSetSE(soft.flatMap((x) => x.values), claims, opts.testN);
+  const cmp = soft.length >= 2 ? compareMethods(soft, { se }) : undefined;
+  if (cmp) why.push(`Soft-label students: ${cmp.sentence}`);
   const flat = diag.filter((d) => Number(d["mean entropy / log K"]) > 0.95);
   if (flat.length) {
+    const entropies = flat.map((d) =>
+      `${d.method}: entropy ${(Number(d["mean entropy / log K"])).toFixed(3)} of the maximum`
+    ).join(", ");
     why.push(
-      `At this τ the targets are nearly uniform (${
-        flat.map((d) =>
-          `${d.method}: entropy ${(Number(d["mean entropy / log K"])).toFixed(3)} of the maximum`
-        )
-          .join(", ")
-      }), so the KD term adds little beyond the CE term and the three soft-label methods train almost the same student.`,
+      `At this τ the targets are nearly uniform (${entropies}), so the KD term adds little beyond the CE term` +
+        (cmp === undefined
+          ? "."
+          : cmp.allSame
+          ? "; consistent with the soft-label students not differing measurably."
+          : "; yet the soft-label students differ measurably, so near-uniform targets do not explain the gaps."),
     );
   }
   const blown = diag.filter((d) => Number(d["flagged share of KD pull"]) > 0.2);
@@ -433,6 +452,19 @@ export function db3ClaimsText(claims: Db3Claim[], diag: Record<string, string | 
     );
   }
   return [...lines, "", "Why not, from this run's data:", ...why.map((w) => `- ${w}`)].join("\n");
+}
+
+/**
+ * Standard error, in points, of one test accuracy: √(p(1−p)/N) at the mean accuracy when `testN` is
+ * known, otherwise read off the claims (gap / gapInSE is the error of a difference, √2 × this).
+ */
+function testSetSE(accs: number[], claims: Db3Claim[], testN?: number): number | undefined {
+  if (testN !== undefined && testN > 0 && accs.length) {
+    const p = accs.reduce((a, b) => a + b, 0) / accs.length / 100;
+    return 100 * Math.sqrt((p * (1 - p)) / testN);
+  }
+  const c = claims.find((x) => Number.isFinite(x.gapInSE) && Math.abs(x.gapInSE) > 1e-9);
+  return c ? Math.abs(c.gap / c.gapInSE) / Math.SQRT2 : undefined;
 }
 
 /** Where the labels came from: chunks computed in this call and taken from the cache. */

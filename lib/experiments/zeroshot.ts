@@ -46,6 +46,7 @@ import {
   snapshotX,
 } from "../zeroshot/generate.ts";
 import { NOISE_INIT_DEFAULTS } from "../zeroshot/noise_init.ts";
+import { formatSeeds } from "../results/seeds.ts";
 import { UNTARGETED_DEFAULTS } from "../zeroshot/untargeted.ts";
 import {
   labelPseudoSamples,
@@ -530,7 +531,7 @@ const pct = (v: number) => 100 * v;
 /** Paper vs measured, side by side (accuracies in percent; measured = mean ± std over seeds). */
 export function paperVsMeasuredRows(r: ZeroShotSeedsResult): Record<string, string | number | null>[] {
   const run0 = r.runs[0];
-  const fmt = (m: { mean: number; std: number }) => `${pct(m.mean).toFixed(2)} ± ${pct(m.std).toFixed(2)}`;
+  const fmt = (m: { values: number[] }) => formatSeeds(m.values.map(pct));
   const teacher = meanStd(r.runs.map((x) => x.teacher.testAcc));
   const z = r.summary.find((s) => s.variant === "zsdb3kd")!;
   const n = r.summary.find((s) => s.variant === "noise")!;
@@ -539,7 +540,7 @@ export function paperVsMeasuredRows(r: ZeroShotSeedsResult): Record<string, stri
     {
       model: `teacher ${run0.teacher.spec.name}`,
       "paper (%)": run0.paperTeacherAcc,
-      "measured (%)": pct(teacher.mean).toFixed(2),
+      "measured (%)": `${pct(teacher.mean).toFixed(2)} (one teacher)`,
       "teacher queries (mean per seed)": null,
     },
     {

@@ -332,7 +332,10 @@ function barMarks(rows: Row[], opts: BarChartOptions, err?: string): Plot.PlotOp
   if (err) {
     const lo = (d: Row) => Number(d[y]) - (Number(d[err]) || 0);
     const hi = (d: Row) => Number(d[y]) + (Number(d[err]) || 0);
-    const withErr = rows.filter((d) => Number.isFinite(Number(d[err])));
+    // No whisker where there is no spread (one seed): a zero-length whisker would read as "± 0".
+    const withErr = rows.filter((d) =>
+      d[err] !== null && d[err] !== undefined && Number.isFinite(Number(d[err]))
+    );
     marks.push(Plot.ruleX(withErr, { ...pos, y1: lo, y2: hi, stroke: "#333" }));
     marks.push(Plot.tickY(withErr, { ...pos, y: lo, stroke: "#333" }));
     marks.push(Plot.tickY(withErr, { ...pos, y: hi, stroke: "#333" }));
