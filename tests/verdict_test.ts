@@ -156,3 +156,63 @@ Deno.test("verdict: DB3 'why not' text compares the soft-label students from the
   assert.match(text, /no measurable difference/);
   assert.match(text, /consistent with the soft-label students not differing measurably/);
 });
+
+Deno.test("verdict: CAKE ablation text names better/worse/no-effect variants and the paper's direction", async () => {
+  const { ablationVerdictRows, ablationVerdictText } = await import("../lib/experiments/cake_views.ts");
+  // Notebook 23's MNIST pattern: TV off and LAKE above full, contrastive off no different.
+  const summary = [
+    { variant: "full", label: "CAKE (full)", values: [0.80, 0.81, 0.79] },
+    { variant: "no-contr", label: "no contrastive", values: [0.799, 0.80, 0.80] },
+    { variant: "no-tv", label: "no TV prior", values: [0.855, 0.86, 0.857] },
+    { variant: "lake", label: "LAKE", values: [0.829, 0.83, 0.828] },
+    { variant: "no-contr-no-decay", label: "naive CE", values: [0.70, 0.71, 0.69] },
+  ].map((x) => ({ ...x, mean: x.values.reduce((a, b) => a + b) / 3, std: 0.01 }));
+  const r = { dataset: "mnist", summary } as unknown as Parameters<typeof ablationVerdictText>[0];
+  const text = ablationVerdictText(r);
+  assert.match(
+    text,
+    /^MNIST, 3 seed\(s\): 2 variant\(s\) better than the full method, 1 worse, 1 with no measurable/,
+  );
+  assert.match(text, /- no TV prior: better than full \(\+5\.73 points/);
+  assert.match(text, /- no contrastive: no measurable effect .*does not reproduce that/);
+  assert.match(text, /- naive CE: worse than full .*agrees with the paper/);
+  assert.doesNotMatch(text, /LAKE.*paper/);
+  const rows = ablationVerdictRows(r);
+  assert.deepEqual(rows.map((x) => x["paper's direction"]), [
+    "not reproduced",
+    "unknown",
+    "unknown",
+    "agrees",
+  ]);
+});
+
+Deno.test("verdict: ZSDB3KD iteration curve names its dip; DB3 budget curve flat while distances shrink", async () => {
+  const { iterationVerdict } = await import("../lib/experiments/zeroshot.ts");
+  const { budgetVerdict } = await import("../lib/experiments/db3_ablations.ts");
+  const students = [[0, 30, "noise"], [1, 35, "zsdb3kd"], [2, 31, "zsdb3kd"], [10, 51.5, "zsdb3kd"]].map((
+    [iteration, acc, variant],
+  ) => ({ iteration, testAcc: (acc as number) / 100, variant }));
+  const run = { students } as unknown as Parameters<typeof iterationVerdict>[0][0];
+  const text = iterationVerdict([run], 10000);
+  assert.match(
+    text,
+    /^Student accuracy \(one seed\) rises from iteration 0 to 10 \(\+21\.50 points\), not monotone: iteration 1 → 2: −4\.00 points/,
+  );
+  assert.match(text, /rises overall but not at every step/);
+  const flat = { students: students.map((s) => ({ ...s, testAcc: 0.3 })) } as typeof run;
+  assert.match(iterationVerdict([flat]), /flat.*does not reproduce that/);
+
+  const budget = [1000, 5000, 20000].map((b, i) => ({ part: "budget", budget: b, testAcc: 0.9 + 0.001 * i }));
+  const r = {
+    rows: budget,
+    testN: 10000,
+    distanceCurve: [{ queries: 1000, median: 4 }, { queries: 5000, median: 3.4 }, {
+      queries: 20000,
+      median: 3,
+    }],
+  } as unknown as Parameters<typeof budgetVerdict>[0];
+  const b = budgetVerdict(r);
+  assert.match(b, /^Student accuracy is flat from budget 1000 to 20000/);
+  assert.match(b, /The median boundary distance falls from budget 1000 to 20000 \(−25 %\)/);
+  assert.match(b, /changes while student accuracy does not/);
+});

@@ -8,7 +8,7 @@
  */
 import { formatPaperValue, type PaperMatrix, tableARow } from "../results/paper.ts";
 import type { PaperVsMeasuredRow } from "../results/table.ts";
-import { compareGap } from "../results/verdict.ts";
+import { ablationVerdicts, compareGap, type PaperDirection } from "../results/verdict.ts";
 import type { Scale } from "../scale.ts";
 import {
   decisionField,
@@ -201,6 +201,7 @@ export function twoMoonsBars(r: TwoMoonsFigureResult): Record<string, unknown>[]
 }
 
 const DATASET_NAMES: Record<string, string> = {
+  "two-moons": "Two-moons",
   mnist: "MNIST",
   fmnist: "Fashion-MNIST",
   cifar10: "CIFAR-10",
@@ -253,6 +254,64 @@ export function ablationRows(r: CakeAblationResult): Record<string, unknown>[] {
     "Δ vs full (points)": full ? 100 * (x.mean - full.mean) : null,
     "per seed (%)": x.values.map((v) => (100 * v).toFixed(1)).join(", "),
   }));
+}
+
+/**
+ * The direction the CAKE paper gives for a variant against the full method, where it gives one:
+ * the contrastive term is the paper's contribution and its Figure 1 shows naive CE synthesis (no
+ * contrastive term, no decay) below CAKE. The other variants of table D (TV prior, decay alone, LAKE,
+ * G, soft vs hard) come from the code without a stated direction, so none is claimed for them.
+ */
+export const CAKE_PAPER_DIRECTIONS: Record<string, PaperDirection> = {
+  "no-contr": "worse",
+  "no-contr-no-decay": "worse",
+};
+
+/**
+ * Verdict per ablation variant against the full method, computed from the per-seed accuracies
+ * (lib/results/verdict.ts): "no measurable effect", "better than full" or "worse than full", and
+ * whether that contradicts or does not reproduce the paper's direction where the paper states one.
+ */
+export function ablationVerdictRows(r: CakeAblationResult): Record<string, unknown>[] {
+  const full = r.summary.find((x) => x.variant === "full");
+  if (!full) return [];
+  const verdicts = ablationVerdicts(
+    { name: full.label, values: full.values.map((v) => 100 * v) },
+    r.summary.filter((x) => x.variant !== "full").map((x) => ({
+      name: x.label,
+      values: x.values.map((v) => 100 * v),
+      paper: CAKE_PAPER_DIRECTIONS[x.variant],
+    })),
+  );
+  return verdicts.map((v) => ({
+    variant: v.name,
+    "Δ vs full (points)": v.gap,
+    verdict: v.verdict,
+    "paper's direction": v.paper,
+  }));
+}
+
+/** The ablation verdicts as markdown: one line per variant, the measurable effects first. */
+export function ablationVerdictText(r: CakeAblationResult): string {
+  const full = r.summary.find((x) => x.variant === "full");
+  if (!full) return "No full-method run, so no ablation verdicts.";
+  const verdicts = ablationVerdicts(
+    { name: full.label, values: full.values.map((v) => 100 * v) },
+    r.summary.filter((x) => x.variant !== "full").map((x) => ({
+      name: x.label,
+      values: x.values.map((v) => 100 * v),
+      paper: CAKE_PAPER_DIRECTIONS[x.variant],
+    })),
+  );
+  const order = { "better than full": 0, "worse than full": 1, "no measurable effect": 2 };
+  const sorted = [...verdicts].sort((a, b) => order[a.verdict] - order[b.verdict]);
+  const count = (k: keyof typeof order) => verdicts.filter((v) => v.verdict === k).length;
+  const head = `${DATASET_NAMES[r.dataset] ?? r.dataset}, ${full.values.length} seed(s): ` +
+    `${count("better than full")} variant(s) better than the full method, ${
+      count("worse than full")
+    } worse, ` +
+    `${count("no measurable effect")} with no measurable effect.`;
+  return [head, "", ...sorted.map((v) => `- ${v.sentence}`)].join("\n");
 }
 
 /** Ablation bars: one bar per variant, grouped by dataset, whiskers = std over seeds. */

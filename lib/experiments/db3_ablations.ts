@@ -140,14 +140,22 @@ export function db3PaperRows(r: Db3TableResult): PaperVsMeasuredRow[] {
   return out;
 }
 
-/** Bars: measured accuracy per row, and the paper's number beside it where one exists. */
+/**
+ * Bars: measured accuracy per row, and the paper's number beside it where one exists. The series
+ * names carry the scale and the transfer-set size, so a laptop student trained on a few images is
+ * never read as comparable to the paper's student trained on the full training set.
+ */
 export function db3BarRows(r: Db3TableResult): { method: string; source: string; value: number }[] {
   const out: { method: string; source: string; value: number }[] = [];
+  const n = r.samples.y.length.toLocaleString("en-US");
+  const measured = r.scale === "paper"
+    ? "measured (paper scale, full training set)"
+    : `measured (${r.scale}: ${n} transfer images)`;
   for (const row of r.rows) {
     const method = DB3_METHOD_TITLES[row.method];
-    out.push({ method, source: `measured (${r.scale})`, value: pct(row.testAcc) });
+    out.push({ method, source: measured, value: pct(row.testAcc) });
     if (row.paperAcc !== null) {
-      out.push({ method, source: "paper (table B, unverified)", value: row.paperAcc });
+      out.push({ method, source: "paper (table B, unverified; full training set)", value: row.paperAcc });
     }
   }
   return out;
@@ -937,6 +945,27 @@ export function ablationRows(r: Db3AblationResult, part: Db3AblationRow["part"])
     "max z": x.maxLogit,
     epochs: x.epochs,
   }));
+}
+
+/**
+ * A computed comment on the budget part: does student accuracy move with the query budget, and
+ * do the boundary distances? Accuracy counts as flat within twice the standard error of a
+ * difference of two test accuracies on `testN` images (at least 1 point); distances within 5 %.
+ */
+export function budgetVerdict(r: Db3AblationResult): string {
+  const acc = r.rows.filter((x) => x.part === "budget" && x.budget !== null)
+    .map((x) => ({ x: Math.round(x.budget!), y: pct(x.testAcc) }));
+  const dist = r.distanceCurve.filter((p) => Number.isFinite(p.median)).map((p) => ({
+    x: Math.round(p.queries),
+    y: p.median,
+  }));
+  if (acc.length < 2 || dist.length < 2) return "Too few budget points for a verdict (need at least two).";
+  const p = acc.reduce((a, b) => a + b.y, 0) / acc.length / 100;
+  const noise = 100 * 2 * Math.sqrt((2 * p * (1 - p)) / Math.max(1, r.testN));
+  return pairedCurves(
+    { points: acc, opts: { what: "student accuracy", xName: "budget", minEffect: Math.max(1, noise) } },
+    { points: dist, opts: { what: "the median boundary distance", xName: "budget", relative: true } },
+  ).sentence;
 }
 
 /** Soft-label examples: per sample, its image and p = softmax(z/τ) per method. */

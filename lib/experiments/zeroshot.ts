@@ -47,6 +47,7 @@ import {
 } from "../zeroshot/generate.ts";
 import { NOISE_INIT_DEFAULTS } from "../zeroshot/noise_init.ts";
 import { formatSeeds } from "../results/seeds.ts";
+import { curveVerdict } from "../results/verdict.ts";
 import { UNTARGETED_DEFAULTS } from "../zeroshot/untargeted.ts";
 import {
   labelPseudoSamples,
@@ -659,6 +660,38 @@ export function accuracyRows(runs: ZeroShotResult[]): Record<string, number | st
       "queries per pseudo sample": s.queries / Math.max(1, run.set.y.length),
     }))
   );
+}
+
+/**
+ * A computed comment on the accuracy-vs-iteration curve of the ZSDB3KD students (mean over the
+ * runs per iteration): flat, rising or falling, and every step against that direction named (e.g.
+ * a dip at iteration 2). A step counts when it exceeds 1 point and, with `testN` test images, twice
+ * the standard error of a difference of two test accuracies. Compared with the paper's figure,
+ * which shows accuracy rising with the iterations.
+ */
+export function iterationVerdict(runs: ZeroShotResult[], testN?: number): string {
+  const by = new Map<number, number[]>();
+  for (const run of runs) {
+    for (const s of run.students) {
+      if (s.variant !== "zsdb3kd" && !(s.variant === "noise" && s.iteration === 0)) continue;
+      by.set(s.iteration, [...(by.get(s.iteration) ?? []), pct(s.testAcc)]);
+    }
+  }
+  const points = [...by.entries()].map(([x, v]) => ({ x, y: v.reduce((a, b) => a + b, 0) / v.length }));
+  if (points.length < 2) return "Fewer than two iterations with a student: no curve to judge.";
+  const p = points.reduce((a, b) => a + b.y, 0) / points.length / 100;
+  const noise = testN ? 100 * 2 * Math.sqrt((2 * p * (1 - p)) / testN) : 0;
+  const v = curveVerdict(points, {
+    what: `student accuracy (${runs.length === 1 ? "one seed" : `mean of ${runs.length} seeds`})`,
+    xName: "iteration",
+    minEffect: Math.max(1, noise),
+  });
+  const paper = v.trend === "rising"
+    ? v.reversals.length === 0
+      ? " Like the paper's figure, accuracy rises with the iterations."
+      : " The paper's figure rises with the iterations; this run rises overall but not at every step."
+    : " The paper's figure shows accuracy rising with the iterations; this run does not reproduce that.";
+  return v.sentence + paper;
 }
 
 /** Options of {@link runPerClassSweep}. */
