@@ -876,9 +876,10 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
     rows.push(row);
     const rec = handle.finish({
       testAcc: t.testAcc,
-      bestTestAcc: t.bestTestAcc ?? NaN,
+      // Absent values are left out of the record (never NaN in the JSON or the CSV).
+      ...(t.bestTestAcc != null ? { bestTestAcc: t.bestTestAcc } : {}),
       trainedOn: t.n,
-      maxLogit: sl?.maxLogit ?? NaN,
+      ...(sl?.maxLogit != null ? { maxLogit: sl.maxLogit } : {}),
       flagged: row.flagged,
       floor: sl?.floor ?? 0,
       trainSeconds: t.seconds,
