@@ -319,7 +319,7 @@ export async function trainDb3Student(
   const r = await train(
     spec,
     { x, shape: [y.length, ...spec.inputShape], y, ...(z ? { targets: z } : {}) },
-    cfg,
+    { ...cfg, testOf: nTest },
     epochTest,
   );
   return {
