@@ -103,6 +103,18 @@ Deno.test("verdict: curves are flat, rising or falling, and steps against the tr
   });
   assert.equal(flat.trend, "flat");
   assert.deepEqual(flat.reversals, []);
+  // Notebook 33's dip at iteration 2 on 1,000 test images is within the noise, and still named.
+  const small = curveVerdict(
+    [{ x: 0, y: 30 }, { x: 2, y: 27.6 }, { x: 4, y: 35.4 }, { x: 10, y: 51.5 }],
+    { what: "accuracy", xName: "iteration", minEffect: 4.4 },
+  );
+  assert.deepEqual(small.reversals, []);
+  assert.equal(small.minorReversals.length, 1);
+  assert.match(
+    small.sentence,
+    /monotone within ±4\.4 points per step; step\(s\) against the trend within ±4\.4 points: iteration 0 → 2: −2\.40 points\.$/,
+  );
+  assert.match(curveVerdict([{ x: 0, y: 3 }, { x: 1, y: 2.999 }], { relative: true }).sentence, /\(±0 %/);
   const shrink = curveVerdict([{ x: 1000, y: 4 }, { x: 5000, y: 3.4 }, { x: 20000, y: 3 }], {
     what: "median distance",
     relative: true,

@@ -231,6 +231,8 @@ export interface CurveVerdict {
   change: number;
   /** Steps where the value goes against the overall direction by more than `minEffect`. */
   reversals: { from: number; to: number; change: number }[];
+  /** Steps against the overall direction by at most `minEffect` (within the noise), still named. */
+  minorReversals: { from: number; to: number; change: number }[];
   /** The sentence. */
   sentence: string;
 }
@@ -258,27 +260,34 @@ export function curveVerdict(points: readonly CurvePoint[], opts: CurveOptions =
   const change = delta(first.y, last.y);
   const trend = Math.abs(change) <= minEffect ? "flat" : change > 0 ? "rising" : "falling";
   const reversals: CurveVerdict["reversals"] = [];
+  const minorReversals: CurveVerdict["minorReversals"] = [];
   for (let i = 1; i < pts.length; i++) {
     const c = delta(pts[i - 1].y, pts[i].y);
-    const against = trend === "rising"
-      ? c < -minEffect
-      : trend === "falling"
-      ? c > minEffect
-      : Math.abs(c) > minEffect;
-    if (against) reversals.push({ from: pts[i - 1].x, to: pts[i].x, change: c });
+    const step = { from: pts[i - 1].x, to: pts[i].x, change: c };
+    const against = trend === "rising" ? c < 0 : trend === "falling" ? c > 0 : c !== 0;
+    if (against && Math.abs(c) > minEffect) reversals.push(step);
+    else if (against && trend !== "flat") minorReversals.push(step);
   }
-  const sign = (v: number) => (v >= 0 ? "+" : "−") + fmt(Math.abs(v), rel ? 0 : 2);
+  const sign = (v: number) => {
+    const t = fmt(Math.abs(v), rel ? 0 : 2);
+    return Number(t) === 0 ? `±${t}` : (v > 0 ? "+" : "−") + t;
+  };
+  const within = `±${fmt(minEffect, rel ? 0 : 1)}${unit}`;
   const span = `from ${xName} ${first.x} to ${last.x}`;
   const head = trend === "flat"
-    ? `${what} is flat ${span} (${sign(change)}${unit}, within ±${fmt(minEffect, rel ? 0 : 1)}${unit})`
+    ? `${what} is flat ${span} (${sign(change)}${unit}, within ${within})`
     : `${what} ${trend === "rising" ? "rises" : "falls"} ${span} (${sign(change)}${unit})`;
-  const steps = reversals.map((r) => `${xName} ${r.from} → ${r.to}: ${sign(r.change)}${unit}`).join("; ");
+  const list = (rs: CurveVerdict["reversals"]) =>
+    rs.map((r) => `${xName} ${r.from} → ${r.to}: ${sign(r.change)}${unit}`).join("; ");
   const tail = reversals.length === 0
-    ? trend === "flat" ? "" : `, monotone within ±${fmt(minEffect, rel ? 0 : 1)}${unit} per step`
+    ? trend === "flat" ? "" : `, monotone within ${within} per step`
     : trend === "flat"
-    ? `; it moves by more than that between steps (${steps})`
-    : `, not monotone: ${steps}`;
-  return { trend, change, reversals, sentence: `${capitalize(head)}${tail}.` };
+    ? `; it moves by more than that between steps (${list(reversals)})`
+    : `, not monotone: ${list(reversals)}`;
+  const minor = minorReversals.length
+    ? `; step(s) against the trend within ${within}: ${list(minorReversals)}`
+    : "";
+  return { trend, change, reversals, minorReversals, sentence: `${capitalize(head)}${tail}${minor}.` };
 }
 
 /**
