@@ -20,7 +20,7 @@ import {
   tickLayout,
 } from "../lib/show/plots.ts";
 import { colorRange, MEASURED_COLOR, PAPER_COLOR, SERIES_COLORS } from "../lib/show/colors.ts";
-import { figureOneGrid, outsideNote } from "../lib/experiments/cake_views.ts";
+import { figureOneGrid, outsideNote, teacherFigure, twoMoonsBars } from "../lib/experiments/cake_views.ts";
 import type { TwoMoonsFigureResult } from "../lib/experiments/cake.ts";
 import { distanceRows } from "../lib/experiments/zeroshot.ts";
 import type { PseudoSet } from "../lib/zeroshot/generate.ts";
@@ -267,6 +267,8 @@ Deno.test("plots: a grid of decision fields draws its legend once and counts sam
   }
   assert.ok(labels.includes("generator: samples (all 2 outside)"));
   assert.ok(labels.includes("naive CE: samples on teacher"));
+  const teacher = parseSvg(teacherFigure(result, 0, 200, 4).svg);
+  assert.equal(swatches(teacher).length, 4, "a lone teacher field keeps its legend");
   // A single field still carries its own legend unless told otherwise.
   assert.equal(swatches(parseSvg(decisionField(field(inside)).svg)).length, 4);
   assert.equal(swatches(parseSvg(decisionField(field(inside), { legend: false }).svg)).length, 0);
@@ -296,4 +298,22 @@ Deno.test("plots: line chart, heatmap and a plain grid render one legend each", 
   const groot = parseSvg(grid.svg);
   assert.equal(all(groot, "linearGradient").length, 1);
   assert.equal(all(groot, ":scope > svg").length + all(groot, "svg").length >= 2, true);
+});
+
+Deno.test("plots: one seed draws no whisker (no fake ± 0), several seeds draw one per bar", () => {
+  const summary = [
+    { method: "cake", mean: 0.9, std: 0, values: [0.9] },
+    { method: "naive", mean: 0.8, std: 0, values: [0.8] },
+  ];
+  const one = twoMoonsBars({ summary } as unknown as Parameters<typeof twoMoonsBars>[0]);
+  assert.ok(one.every((r) => r.std === undefined));
+  const root1 = parseSvg(groupedBarsWithErrors(one, { x: "method" }).svg);
+  assert.equal(all(root1, 'g[aria-label="rule"] line').length, 1, "only the zero line");
+  const three = twoMoonsBars(
+    {
+      summary: summary.map((x) => ({ ...x, std: 0.01, values: [x.mean - 0.01, x.mean, x.mean + 0.01] })),
+    } as unknown as Parameters<typeof twoMoonsBars>[0],
+  );
+  const root3 = parseSvg(groupedBarsWithErrors(three, { x: "method" }).svg);
+  assert.equal(all(root3, 'g[aria-label="rule"] line').length, 1 + 2, "zero line and two whiskers");
 });
