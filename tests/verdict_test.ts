@@ -179,7 +179,11 @@ Deno.test("verdict: CAKE ablation text names better/worse/no-effect variants and
     { variant: "lake", label: "LAKE", values: [0.829, 0.83, 0.828] },
     { variant: "no-contr-no-decay", label: "naive CE", values: [0.70, 0.71, 0.69] },
   ].map((x) => ({ ...x, mean: x.values.reduce((a, b) => a + b) / 3, std: 0.01 }));
-  const r = { dataset: "mnist", summary } as unknown as Parameters<typeof ablationVerdictText>[0];
+  const rowsOf = (sm: typeof summary) =>
+    sm.flatMap((x) => x.values.map((accuracy, i) => ({ variant: x.variant, seed: i + 1, accuracy })));
+  const r = { dataset: "mnist", summary, rows: rowsOf(summary) } as unknown as Parameters<
+    typeof ablationVerdictText
+  >[0];
   const text = ablationVerdictText(r);
   assert.match(
     text,
@@ -196,6 +200,43 @@ Deno.test("verdict: CAKE ablation text names better/worse/no-effect variants and
     "unknown",
     "agrees",
   ]);
+});
+
+Deno.test("verdict: ablation gaps are paired by seed (notebook 23's laptop MNIST numbers)", async () => {
+  const { ablationVerdictText } = await import("../lib/experiments/cake_views.ts");
+  // Seed-to-seed swings (std ≈ 4-5 points) are shared by all variants of a seed; the per-seed gaps are steady.
+  const per = {
+    full: [85.8, 77.8, 78.4],
+    "no-tv": [92.5, 83.3, 82.6],
+    lake: [89.6, 81.3, 79.8],
+    "no-contr": [88.6, 75.3, 78.1],
+  };
+  const summary = Object.entries(per).map(([variant, v]) => ({
+    variant,
+    label: variant,
+    values: v.map((x) => x / 100),
+  }));
+  const rows = summary.flatMap((x) =>
+    x.values.map((accuracy, i) => ({ variant: x.variant, seed: i + 1, accuracy }))
+  );
+  const text = ablationVerdictText(
+    { dataset: "mnist", summary, rows } as unknown as Parameters<
+      typeof ablationVerdictText
+    >[0],
+  );
+  assert.match(text, /- no-tv: better than full \(\+5\.47 points vs full/);
+  assert.match(text, /- lake: better than full \(\+2\.90 points vs full/);
+  assert.match(text, /- no-contr: no measurable effect \(±0\.00 points vs full/);
+  assert.match(text, /per-seed gap over 3 shared seeds/);
+  // Unpaired, the same numbers would hide the TV effect in the seed spread.
+  const unpaired = compareGap({ name: "no-tv", values: per["no-tv"] }, { name: "full", values: per.full });
+  assert.equal(unpaired.measurable, false);
+  const paired = compareGap(
+    { name: "no-tv", values: per["no-tv"], seeds: [1, 2, 3] },
+    { name: "full", values: per.full, seeds: [1, 2, 3] },
+  );
+  assert.equal(paired.noise, "paired seeds");
+  assert.equal(paired.measurable, true);
 });
 
 Deno.test("verdict: ZSDB3KD iteration curve names its dip; DB3 budget curve flat while distances shrink", async () => {

@@ -175,9 +175,11 @@ export function twoMoonsClaims(r: TwoMoonsFigureResult, tolerance = 3): Claim[] 
   for (const other of ["naive", "generator"]) {
     const o = get(other);
     if (!c || !o) continue;
+    // Every method's values are in the order of r.seeds, so the gap is paired by seed.
+    const seeds = r.seeds?.length === c.values.length ? r.seeds.map((x) => x.seed) : undefined;
     const g = compareGap(
-      { name: "CAKE", values: c.values.map((v) => 100 * v) },
-      { name: other, values: o.values.map((v) => 100 * v) },
+      { name: "CAKE", values: c.values.map((v) => 100 * v), seeds },
+      { name: other, values: o.values.map((v) => 100 * v), seeds },
     );
     out.push({
       claim: `CAKE clearly above the ${METHOD_NAMES[other]} student`,
@@ -267,23 +269,32 @@ export const CAKE_PAPER_DIRECTIONS: Record<string, PaperDirection> = {
   "no-contr-no-decay": "worse",
 };
 
+/** Per-variant samples of an ablation (percent, with their seeds so gaps are paired by seed). */
+function ablationSamples(r: CakeAblationResult) {
+  const sample = (variant: string, name: string) => {
+    const rows = r.rows.filter((x) => x.variant === variant);
+    return { name, values: rows.map((x) => 100 * x.accuracy), seeds: rows.map((x) => x.seed) };
+  };
+  const full = r.summary.find((x) => x.variant === "full");
+  if (!full) return undefined;
+  return {
+    full: sample("full", full.label),
+    variants: r.summary.filter((x) => x.variant !== "full").map((x) => ({
+      ...sample(x.variant, x.label),
+      paper: CAKE_PAPER_DIRECTIONS[x.variant],
+    })),
+  };
+}
+
 /**
  * Verdict per ablation variant against the full method, computed from the per-seed accuracies
  * (lib/results/verdict.ts): "no measurable effect", "better than full" or "worse than full", and
  * whether that contradicts or does not reproduce the paper's direction where the paper states one.
  */
 export function ablationVerdictRows(r: CakeAblationResult): Record<string, unknown>[] {
-  const full = r.summary.find((x) => x.variant === "full");
-  if (!full) return [];
-  const verdicts = ablationVerdicts(
-    { name: full.label, values: full.values.map((v) => 100 * v) },
-    r.summary.filter((x) => x.variant !== "full").map((x) => ({
-      name: x.label,
-      values: x.values.map((v) => 100 * v),
-      paper: CAKE_PAPER_DIRECTIONS[x.variant],
-    })),
-  );
-  return verdicts.map((v) => ({
+  const s = ablationSamples(r);
+  if (!s) return [];
+  return ablationVerdicts(s.full, s.variants).map((v) => ({
     variant: v.name,
     "Δ vs full (points)": v.gap,
     verdict: v.verdict,
@@ -293,20 +304,13 @@ export function ablationVerdictRows(r: CakeAblationResult): Record<string, unkno
 
 /** The ablation verdicts as markdown: one line per variant, the measurable effects first. */
 export function ablationVerdictText(r: CakeAblationResult): string {
-  const full = r.summary.find((x) => x.variant === "full");
-  if (!full) return "No full-method run, so no ablation verdicts.";
-  const verdicts = ablationVerdicts(
-    { name: full.label, values: full.values.map((v) => 100 * v) },
-    r.summary.filter((x) => x.variant !== "full").map((x) => ({
-      name: x.label,
-      values: x.values.map((v) => 100 * v),
-      paper: CAKE_PAPER_DIRECTIONS[x.variant],
-    })),
-  );
+  const s = ablationSamples(r);
+  if (!s) return "No full-method run, so no ablation verdicts.";
+  const verdicts = ablationVerdicts(s.full, s.variants);
   const order = { "better than full": 0, "worse than full": 1, "no measurable effect": 2 };
   const sorted = [...verdicts].sort((a, b) => order[a.verdict] - order[b.verdict]);
   const count = (k: keyof typeof order) => verdicts.filter((v) => v.verdict === k).length;
-  const head = `${DATASET_NAMES[r.dataset] ?? r.dataset}, ${full.values.length} seed(s): ` +
+  const head = `${DATASET_NAMES[r.dataset] ?? r.dataset}, ${s.full.values.length} seed(s): ` +
     `${count("better than full")} variant(s) better than the full method, ${
       count("worse than full")
     } worse, ` +

@@ -19,6 +19,12 @@ export interface Sample {
   name: string;
   /** Value per seed, in percent. */
   values: readonly number[];
+  /**
+   * The seed of each value. When both sides of a comparison give seeds and share at least two, the
+   * gap is tested on the per-seed differences (a paired comparison: a seed that is hard for both
+   * sides does not count as noise).
+   */
+  seeds?: readonly number[];
 }
 
 /** How a gap is tested against noise. */
@@ -41,7 +47,7 @@ export interface Gap {
   /** The gap must exceed this (points) to count. */
   threshold: number;
   /** Where the threshold came from. */
-  noise: "seeds" | "given" | "minimum only";
+  noise: "paired seeds" | "seeds" | "given" | "minimum only";
   /** |gap| > threshold. */
   measurable: boolean;
   /** Summaries of both sides. */
@@ -62,7 +68,12 @@ export function compareGap(a: Sample, b: Sample, opts: NoiseOptions = {}): Gap {
   const gap = sa.mean - sb.mean;
   let noise: Gap["noise"] = "minimum only";
   let unit = 0;
-  if (sa.n >= 2 && sb.n >= 2) {
+  const diffs = pairedDiffs(a, b);
+  if (diffs.length >= 2) {
+    noise = "paired seeds";
+    const d = summarizeSeeds(diffs);
+    unit = (d.std ?? 0) / Math.sqrt(d.n);
+  } else if (sa.n >= 2 && sb.n >= 2) {
     noise = "seeds";
     unit = Math.sqrt((sa.std ?? 0) ** 2 / sa.n + (sb.std ?? 0) ** 2 / sb.n);
   } else if (opts.se !== undefined && Number.isFinite(opts.se)) {
@@ -70,7 +81,11 @@ export function compareGap(a: Sample, b: Sample, opts: NoiseOptions = {}): Gap {
     unit = Math.SQRT2 * opts.se;
   }
   const threshold = Math.max(minEffect, k * unit);
-  const noiseWords = noise === "seeds"
+  const noiseWords = noise === "paired seeds"
+    ? `the noise (${k} × the standard error of the per-seed gap over ${diffs.length} shared seeds = ${
+      fmt(k * unit)
+    } points; minimum ${fmt(minEffect, 1)})`
+    : noise === "seeds"
     ? `the noise (${k} × the seed standard error of the gap = ${fmt(k * unit)} points; minimum ${
       fmt(minEffect, 1)
     })`
@@ -80,6 +95,19 @@ export function compareGap(a: Sample, b: Sample, opts: NoiseOptions = {}): Gap {
     })`
     : `the ${fmt(minEffect, 1)}-point minimum (one seed: the seed-to-seed noise was not measured)`;
   return { gap, threshold, noise, measurable: Math.abs(gap) > threshold, a: sa, b: sb, noiseWords };
+}
+
+/** a − b for every seed both samples have (empty when either gives no seeds). */
+function pairedDiffs(a: Sample, b: Sample): number[] {
+  if (!a.seeds || !b.seeds) return [];
+  const bySeed = new Map<number, number>();
+  b.seeds.forEach((s, i) => bySeed.set(s, b.values[i]));
+  const out: number[] = [];
+  a.seeds.forEach((s, i) => {
+    const v = bySeed.get(s);
+    if (v !== undefined && Number.isFinite(v) && Number.isFinite(a.values[i])) out.push(a.values[i] - v);
+  });
+  return out;
 }
 
 /** Result of {@link compareMethods}. */
@@ -192,7 +220,9 @@ export function ablationVerdicts(
       : paper === "not reproduced"
       ? ` The paper reports it ${v.paper} than full; this run does not reproduce that.`
       : ` This contradicts the paper, which reports it ${v.paper} than full.`;
-    const signed = `${g.gap >= 0 ? "+" : "−"}${fmt(Math.abs(g.gap))}`;
+    const signed = Number(fmt(Math.abs(g.gap))) === 0
+      ? `±${fmt(0)}`
+      : `${g.gap > 0 ? "+" : "−"}${fmt(Math.abs(g.gap))}`;
     const sentence = `${v.name}: ${verdict} (${signed} points vs full, ` +
       `${formatSeeds(g.a, { unit: " %" })} vs ${formatSeeds(g.b, { unit: " %" })}; threshold ${
         fmt(g.threshold)
