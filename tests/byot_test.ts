@@ -21,6 +21,8 @@ import {
   TeacherShapeError,
 } from "../lib/teachers/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { byotNote } from "../lib/remote/byot.ts";
+import { db3Settings } from "../lib/experiments/db3.ts";
 
 await tf.setBackend("cpu");
 
@@ -376,3 +378,11 @@ Deno.test("byot: a GraphModel folder loads when tfjs-converter is available, els
 
 // Keep the tfl import used (layers are registered by loading it).
 void tfl.layers;
+
+Deno.test("byot: the settings note describes what runs (BD only), derived from the settings", () => {
+  const laptop = byotNote(db3Settings("laptop", "mnist"));
+  assert.match(laptop, /^BD labels only \(SD and MBD are not run here\): 400 images \(40\/class\)/);
+  assert.doesNotMatch(laptop, /MBD query limit|MBD K=/);
+  const custom = byotNote({ ...db3Settings("laptop", "mnist"), samplesPerClass: 5, bd: { candidates: 51 } });
+  assert.match(custom, /50 images \(5\/class\), BD 51 candidates instead of 201/);
+});

@@ -187,7 +187,7 @@ Deno.test("table: paperVsMeasured side by side", () => {
   ]);
   const vals = df.values as unknown[][];
   assert.equal(vals[0][3], "98.4 ± 0.18");
-  assert.equal(vals[0][4], "97.10 ± 0.40 (n=3)");
+  assert.equal(vals[0][4], "97.10 ± 0.40 std (3 seeds)");
   assert.equal(vals[0][5], -1.3);
   assert.equal(vals[1][3], "99.52 (unverified)");
   assert.equal(vals[1][4], "");

@@ -9,7 +9,7 @@ import { computeLoss, type LossSpec } from "../lib/train/losses.ts";
 import { createOptimizerState, optimizerStep } from "../lib/train/optim.ts";
 import { oneCycleAt, scheduledParams } from "../lib/train/schedule.ts";
 import { getTeacher, TEACHER_RECIPES } from "../lib/train/teachers.ts";
-import { train, type TrainConfig, type TrainSet } from "../lib/train/trainer.ts";
+import { testScope, train, type TrainConfig, type TrainSet } from "../lib/train/trainer.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 const close = (a: number, b: number, tol = 1e-5) =>
@@ -267,4 +267,10 @@ Deno.test("getTeacher trains once, caches with meta, retrains when the recipe ch
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("train: progress text names the test images an accuracy was measured on", () => {
+  assert.equal(testScope(1000, 10000), "on 1,000 of 10,000 test images");
+  assert.equal(testScope(10000, 10000), "on 10,000 test images");
+  assert.equal(testScope(500), "on 500 test images");
 });

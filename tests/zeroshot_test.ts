@@ -3,7 +3,7 @@ import { labelOracle } from "../lib/oracle/oracle.ts";
 import { Ledger } from "../lib/oracle/ledger.ts";
 import { clearDatasetReadLog, datasetReadLog } from "../lib/data/mod.ts";
 import { buildModel } from "../lib/models/registry.ts";
-import { runZeroShot } from "../lib/experiments/zeroshot.ts";
+import { generationTime, runZeroShot } from "../lib/experiments/zeroshot.ts";
 import { initBackend } from "../lib/backend.ts";
 
 await initBackend();
@@ -282,6 +282,30 @@ Deno.test("generation moves samples away from a linear boundary, keeps their cla
   assert.ok(b.resumedIterations > 0);
   b.snapshots.forEach((s, k) => assert.deepEqual(s.x, a.snapshots[k].x));
   assert.equal(b.ledger.totals.spent, a.ledger.totals.spent);
+  // The checkpoint stores the compute time: the resumed run reports the interrupted call's work too,
+  // and a rerun from the finished checkpoint reports the original cost, not the ~0 s it took now.
+  assert.equal(a.totalSeconds, a.seconds, "without a checkpoint, all of it was computed now");
+  assert.ok(b.totalSeconds !== null && b.totalSeconds > b.seconds);
+  const c = await generatePseudoSamples(labelOracle(lin), { ...opts, checkpointDir: dir });
+  assert.equal(c.resumedIterations, opts.rounds * opts.iterations);
+  assert.ok(c.totalSeconds !== null && c.totalSeconds > c.seconds, "the original cost, not this call's");
+  assert.ok(c.totalSeconds! >= b.totalSeconds! - b.seconds, "at least what was stored before b ran");
+  assert.equal(
+    generationTime({
+      generationSeconds: 0.01,
+      generationTotalSeconds: 41.23,
+      generationResumedIterations: 8,
+    }),
+    "41.2 s (from cache; 0.0 s now)",
+  );
+  assert.equal(
+    generationTime({ generationSeconds: 3.04, generationTotalSeconds: 3.04, generationResumedIterations: 0 }),
+    "3.0 s",
+  );
+  assert.match(
+    generationTime({ generationSeconds: 0, generationTotalSeconds: null, generationResumedIterations: 8 }),
+    /^from cache \(original cost not stored/,
+  );
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -88,7 +88,8 @@ async function runOne(nb: string, opts: RunOptions): Promise<{ ok: boolean; seco
   const t0 = performance.now();
   const status = await new Deno.Command(PYTHON, {
     args,
-    env: { JUPYTER_PATH: jupyterPath.join(":"), BKD_SCALE: opts.scale },
+    // BKD_NOTEBOOK names the notebook in every run record of this execution (lib/results/record.ts).
+    env: { JUPYTER_PATH: jupyterPath.join(":"), BKD_SCALE: opts.scale, BKD_NOTEBOOK: basename(nb) },
     stdin: "null",
     stdout: "inherit",
     stderr: "inherit",

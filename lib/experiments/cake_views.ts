@@ -8,13 +8,16 @@
  */
 import { formatPaperValue, type PaperMatrix, tableARow } from "../results/paper.ts";
 import type { PaperVsMeasuredRow } from "../results/table.ts";
+import { ablationVerdicts, compareGap, type PaperDirection } from "../results/verdict.ts";
 import type { Scale } from "../scale.ts";
 import {
   decisionField,
   type DecisionFieldInput,
+  decisionFieldLegend,
   type Figure,
   gridOfFigures,
   type Matrix,
+  pointsOutside,
 } from "../show/plots.ts";
 import type { CakeAblationResult, CakeMnistResult, TwoMoonsFigureResult } from "./cake.ts";
 import type { CakeMatrixResult } from "./cake_models.ts";
@@ -76,21 +79,35 @@ export function figureOneGrid(r: TwoMoonsFigureResult, seedIndex = 0, size = 240
   const real = s.teacherField.points;
   const figs: Figure[] = [];
   const titles: string[] = [];
+  const classes = new Set<number>();
+  const panel = { width: size, height: size, legend: false };
   for (const m of s.methods) {
     const name = SHORT_NAMES[m.method] ?? m.method;
     const field = coarsenField(m.field, maxCells);
-    figs.push(decisionField({ ...teacherField, points: m.points }, { width: size, height: size }));
-    titles.push(`${name}: samples on teacher`);
-    figs.push(decisionField(field, { width: size, height: size }));
+    const onTeacher = { ...teacherField, points: m.points };
+    for (const l of Array.from(m.points?.labels ?? [])) classes.add(l);
+    figs.push(decisionField(onTeacher, panel));
+    const note = outsideNote(onTeacher);
+    titles.push(note ? `${name}: samples${note}` : `${name}: samples on teacher`);
+    figs.push(decisionField(field, panel));
     titles.push(`${name}: student`);
-    figs.push(decisionField({ ...field, points: real }, { width: size, height: size, r: 1.5 }));
+    figs.push(decisionField({ ...field, points: real }, { ...panel, r: 1.5 }));
     titles.push(`${name}: real points ${(100 * m.accuracy).toFixed(1)}%`);
   }
+  for (const l of Array.from(real?.labels ?? [])) classes.add(l);
   return gridOfFigures(figs, {
     cols: 3,
     titles,
     title: `Two-moons, seed ${s.seed}: background P(class 0), line p = 0.5`,
+    legend: decisionFieldLegend([...classes], s.teacherField.classNames),
   });
+}
+
+/** Caption suffix naming how many samples lie outside the drawn square (empty when none do). */
+export function outsideNote(input: DecisionFieldInput): string {
+  const { outside, total } = pointsOutside(input);
+  if (outside === 0) return "";
+  return outside === total ? ` (all ${total} outside)` : ` (${outside}/${total} outside)`;
 }
 
 /** The teacher's field with the real points for one seed. */
@@ -109,7 +126,7 @@ export function twoMoonsRows(r: TwoMoonsFigureResult): Record<string, unknown>[]
   return r.summary.map((x) => ({
     method: METHOD_NAMES[x.method] ?? x.method,
     "mean (%)": 100 * x.mean,
-    "std (%)": 100 * x.std,
+    "std (%)": x.values.length > 1 ? 100 * x.std : null,
     seeds: x.values.length,
     "per seed (%)": x.values.map((v) => (100 * v).toFixed(1)).join(", "),
   }));
@@ -158,12 +175,18 @@ export function twoMoonsClaims(r: TwoMoonsFigureResult, tolerance = 3): Claim[] 
   for (const other of ["naive", "generator"]) {
     const o = get(other);
     if (!c || !o) continue;
-    const diff = 100 * (c.mean - o.mean);
-    const spread = 100 * Math.max(c.std, o.std);
+    // Every method's values are in the order of r.seeds, so the gap is paired by seed.
+    const seeds = r.seeds?.length === c.values.length ? r.seeds.map((x) => x.seed) : undefined;
+    const g = compareGap(
+      { name: "CAKE", values: c.values.map((v) => 100 * v), seeds },
+      { name: other, values: o.values.map((v) => 100 * v), seeds },
+    );
     out.push({
       claim: `CAKE clearly above the ${METHOD_NAMES[other]} student`,
-      measured: `CAKE − ${other} = ${diff.toFixed(2)} points; larger std ${spread.toFixed(2)}`,
-      holds: diff > 0 && diff > spread,
+      measured: `CAKE − ${other} = ${g.gap.toFixed(2)} points; must exceed ${
+        g.threshold.toFixed(2)
+      } from ${g.noiseWords}`,
+      holds: g.measurable && g.gap > 0,
     });
   }
   return out;
@@ -175,11 +198,12 @@ export function twoMoonsBars(r: TwoMoonsFigureResult): Record<string, unknown>[]
     method: METHOD_NAMES[x.method] ?? x.method,
     source: "measured",
     value: 100 * x.mean,
-    std: 100 * x.std,
+    std: x.values.length > 1 ? 100 * x.std : undefined,
   }));
 }
 
 const DATASET_NAMES: Record<string, string> = {
+  "two-moons": "Two-moons",
   mnist: "MNIST",
   fmnist: "Fashion-MNIST",
   cifar10: "CIFAR-10",
@@ -227,17 +251,82 @@ export function ablationRows(r: CakeAblationResult): Record<string, unknown>[] {
   return r.summary.map((x) => ({
     variant: x.label,
     "mean (%)": 100 * x.mean,
-    "std (%)": 100 * x.std,
+    "std (%)": x.values.length > 1 ? 100 * x.std : null,
     seeds: x.values.length,
     "Δ vs full (points)": full ? 100 * (x.mean - full.mean) : null,
     "per seed (%)": x.values.map((v) => (100 * v).toFixed(1)).join(", "),
   }));
 }
 
+/**
+ * The direction the CAKE paper gives for a variant against the full method, where it gives one:
+ * the contrastive term is the paper's contribution and its Figure 1 shows naive CE synthesis (no
+ * contrastive term, no decay) below CAKE. The other variants of table D (TV prior, decay alone, LAKE,
+ * G, soft vs hard) come from the code without a stated direction, so none is claimed for them.
+ */
+export const CAKE_PAPER_DIRECTIONS: Record<string, PaperDirection> = {
+  "no-contr": "worse",
+  "no-contr-no-decay": "worse",
+};
+
+/** Per-variant samples of an ablation (percent, with their seeds so gaps are paired by seed). */
+function ablationSamples(r: CakeAblationResult) {
+  const sample = (variant: string, name: string) => {
+    const rows = r.rows.filter((x) => x.variant === variant);
+    return { name, values: rows.map((x) => 100 * x.accuracy), seeds: rows.map((x) => x.seed) };
+  };
+  const full = r.summary.find((x) => x.variant === "full");
+  if (!full) return undefined;
+  return {
+    full: sample("full", full.label),
+    variants: r.summary.filter((x) => x.variant !== "full").map((x) => ({
+      ...sample(x.variant, x.label),
+      paper: CAKE_PAPER_DIRECTIONS[x.variant],
+    })),
+  };
+}
+
+/**
+ * Verdict per ablation variant against the full method, computed from the per-seed accuracies
+ * (lib/results/verdict.ts): "no measurable effect", "better than full" or "worse than full", and
+ * whether that contradicts or does not reproduce the paper's direction where the paper states one.
+ */
+export function ablationVerdictRows(r: CakeAblationResult): Record<string, unknown>[] {
+  const s = ablationSamples(r);
+  if (!s) return [];
+  return ablationVerdicts(s.full, s.variants).map((v) => ({
+    variant: v.name,
+    "Δ vs full (points)": v.gap,
+    verdict: v.verdict,
+    "paper's direction": v.paper,
+  }));
+}
+
+/** The ablation verdicts as markdown: one line per variant, the measurable effects first. */
+export function ablationVerdictText(r: CakeAblationResult): string {
+  const s = ablationSamples(r);
+  if (!s) return "No full-method run, so no ablation verdicts.";
+  const verdicts = ablationVerdicts(s.full, s.variants);
+  const order = { "better than full": 0, "worse than full": 1, "no measurable effect": 2 };
+  const sorted = [...verdicts].sort((a, b) => order[a.verdict] - order[b.verdict]);
+  const count = (k: keyof typeof order) => verdicts.filter((v) => v.verdict === k).length;
+  const head = `${DATASET_NAMES[r.dataset] ?? r.dataset}, ${s.full.values.length} seed(s): ` +
+    `${count("better than full")} variant(s) better than the full method, ${
+      count("worse than full")
+    } worse, ` +
+    `${count("no measurable effect")} with no measurable effect.`;
+  return [head, "", ...sorted.map((v) => `- ${v.sentence}`)].join("\n");
+}
+
 /** Ablation bars: one bar per variant, grouped by dataset, whiskers = std over seeds. */
 export function ablationBars(results: CakeAblationResult[]): Record<string, unknown>[] {
   return results.flatMap((r) =>
-    r.summary.map((x) => ({ variant: x.label, dataset: r.dataset, value: 100 * x.mean, std: 100 * x.std }))
+    r.summary.map((x) => ({
+      variant: x.label,
+      dataset: r.dataset,
+      value: 100 * x.mean,
+      std: x.values.length > 1 ? 100 * x.std : undefined,
+    }))
   );
 }
 

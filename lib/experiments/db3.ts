@@ -319,7 +319,7 @@ export async function trainDb3Student(
   const r = await train(
     spec,
     { x, shape: [y.length, ...spec.inputShape], y, ...(z ? { targets: z } : {}) },
-    cfg,
+    { ...cfg, testOf: nTest },
     epochTest,
   );
   return {
@@ -478,7 +478,8 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
       });
       const rec = handle.finish({
         testAcc: st.testAcc,
-        bestTestAcc: st.bestTestAcc ?? NaN,
+        // No best epoch when no test images were scored per epoch: left out, never NaN.
+        ...(st.bestTestAcc != null ? { bestTestAcc: st.bestTestAcc } : {}),
         teacherTestAcc: teacher.meta.testAcc,
         queriesPerSample: queries,
         flagged,

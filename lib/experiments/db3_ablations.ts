@@ -40,6 +40,7 @@ import { makeClassStreams } from "../db3/streams.ts";
 import { tableARow } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import type { PaperVsMeasuredRow } from "../results/table.ts";
+import { compareMethods, pairedCurves } from "../results/verdict.ts";
 import { atScale, type Scale } from "../scale.ts";
 import { distanceQuantile, type SoftLabelOptions, softLabelsFromDistances } from "../db3/soft_labels.ts";
 import {
@@ -139,14 +140,22 @@ export function db3PaperRows(r: Db3TableResult): PaperVsMeasuredRow[] {
   return out;
 }
 
-/** Bars: measured accuracy per row, and the paper's number beside it where one exists. */
+/**
+ * Bars: measured accuracy per row, and the paper's number beside it where one exists. The series
+ * names carry the scale and the transfer-set size, so a laptop student trained on a few images is
+ * never read as comparable to the paper's student trained on the full training set.
+ */
 export function db3BarRows(r: Db3TableResult): { method: string; source: string; value: number }[] {
   const out: { method: string; source: string; value: number }[] = [];
+  const n = r.samples.y.length.toLocaleString("en-US");
+  const measured = r.scale === "paper"
+    ? "measured (paper scale, full training set)"
+    : `measured (${r.scale}: ${n} transfer images)`;
   for (const row of r.rows) {
     const method = DB3_METHOD_TITLES[row.method];
-    out.push({ method, source: `measured (${r.scale})`, value: pct(row.testAcc) });
+    out.push({ method, source: measured, value: pct(row.testAcc) });
     if (row.paperAcc !== null) {
-      out.push({ method, source: "paper (table B, unverified)", value: row.paperAcc });
+      out.push({ method, source: "paper (table B, unverified; full training set)", value: row.paperAcc });
     }
   }
   return out;
@@ -391,8 +400,17 @@ export function db3Claims(r: Db3TableResult): Db3Claim[] {
   return out;
 }
 
-/** A plain-language verdict on the claims, built from the numbers (for a markdown cell). */
-export function db3ClaimsText(claims: Db3Claim[], diag: Record<string, string | number>[]): string {
+/**
+ * A plain-language verdict on the claims, built from the numbers (for a markdown cell). The
+ * comparison of the soft-label students comes from `compareMethods` (lib/results/verdict.ts), tested
+ * against the test-set standard error of one evaluation (`testN` test images; derived from the
+ * claims' gaps when not given).
+ */
+export function db3ClaimsText(
+  claims: Db3Claim[],
+  diag: Record<string, string | number>[],
+  opts: { testN?: number } = {},
+): string {
   const failed = claims.filter((c) => !c.holds);
   const lines = claims.map((c) =>
     `- ${c.claim}: **${c.holds ? "holds" : "does not hold"}** (gap ${c.gap.toFixed(2)} points = ` +
@@ -411,15 +429,24 @@ export function db3ClaimsText(claims: Db3Claim[], diag: Record<string, string | 
         `estimate, i.e. not distinguishable from evaluation noise with one seed.`,
     );
   }
+  const soft = diag
+    .filter((d) => Number.isFinite(Number(d["final acc (%)"])))
+    .map((d) => ({ name: String(d.method), values: [Number(d["final acc (%)"])] }));
+  const se = testSetSE(soft.flatMap((x) => x.values), claims, opts.testN);
+  const cmp = soft.length >= 2 ? compareMethods(soft, { se }) : undefined;
+  if (cmp) why.push(`Soft-label students: ${cmp.sentence}`);
   const flat = diag.filter((d) => Number(d["mean entropy / log K"]) > 0.95);
   if (flat.length) {
+    const entropies = flat.map((d) =>
+      `${d.method}: entropy ${(Number(d["mean entropy / log K"])).toFixed(3)} of the maximum`
+    ).join(", ");
     why.push(
-      `At this τ the targets are nearly uniform (${
-        flat.map((d) =>
-          `${d.method}: entropy ${(Number(d["mean entropy / log K"])).toFixed(3)} of the maximum`
-        )
-          .join(", ")
-      }), so the KD term adds little beyond the CE term and the three soft-label methods train almost the same student.`,
+      `At this τ the targets are nearly uniform (${entropies}), so the KD term adds little beyond the CE term` +
+        (cmp === undefined
+          ? "."
+          : cmp.allSame
+          ? "; consistent with the soft-label students not differing measurably."
+          : "; yet the soft-label students differ measurably, so near-uniform targets do not explain the gaps."),
     );
   }
   const blown = diag.filter((d) => Number(d["flagged share of KD pull"]) > 0.2);
@@ -433,6 +460,19 @@ export function db3ClaimsText(claims: Db3Claim[], diag: Record<string, string | 
     );
   }
   return [...lines, "", "Why not, from this run's data:", ...why.map((w) => `- ${w}`)].join("\n");
+}
+
+/**
+ * Standard error, in points, of one test accuracy: √(p(1−p)/N) at the mean accuracy when `testN` is
+ * known, otherwise read off the claims (gap / gapInSE is the error of a difference, √2 × this).
+ */
+function testSetSE(accs: number[], claims: Db3Claim[], testN?: number): number | undefined {
+  if (testN !== undefined && testN > 0 && accs.length) {
+    const p = accs.reduce((a, b) => a + b, 0) / accs.length / 100;
+    return 100 * Math.sqrt((p * (1 - p)) / testN);
+  }
+  const c = claims.find((x) => Number.isFinite(x.gapInSE) && Math.abs(x.gapInSE) > 1e-9);
+  return c ? Math.abs(c.gap / c.gapInSE) / Math.SQRT2 : undefined;
 }
 
 /** Where the labels came from: chunks computed in this call and taken from the cache. */
@@ -836,9 +876,10 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
     rows.push(row);
     const rec = handle.finish({
       testAcc: t.testAcc,
-      bestTestAcc: t.bestTestAcc ?? NaN,
+      // Absent values are left out of the record (never NaN in the JSON or the CSV).
+      ...(t.bestTestAcc != null ? { bestTestAcc: t.bestTestAcc } : {}),
       trainedOn: t.n,
-      maxLogit: sl?.maxLogit ?? NaN,
+      ...(sl?.maxLogit != null ? { maxLogit: sl.maxLogit } : {}),
       flagged: row.flagged,
       floor: sl?.floor ?? 0,
       trainSeconds: t.seconds,
@@ -905,6 +946,27 @@ export function ablationRows(r: Db3AblationResult, part: Db3AblationRow["part"])
     "max z": x.maxLogit,
     epochs: x.epochs,
   }));
+}
+
+/**
+ * A computed comment on the budget part: does student accuracy move with the query budget, and
+ * do the boundary distances? Accuracy counts as flat within twice the standard error of a
+ * difference of two test accuracies on `testN` images (at least 1 point); distances within 5 %.
+ */
+export function budgetVerdict(r: Db3AblationResult): string {
+  const acc = r.rows.filter((x) => x.part === "budget" && x.budget !== null)
+    .map((x) => ({ x: Math.round(x.budget!), y: pct(x.testAcc) }));
+  const dist = r.distanceCurve.filter((p) => Number.isFinite(p.median)).map((p) => ({
+    x: Math.round(p.queries),
+    y: p.median,
+  }));
+  if (acc.length < 2 || dist.length < 2) return "Too few budget points for a verdict (need at least two).";
+  const p = acc.reduce((a, b) => a + b.y, 0) / acc.length / 100;
+  const noise = 100 * 2 * Math.sqrt((2 * p * (1 - p)) / Math.max(1, r.testN));
+  return pairedCurves(
+    { points: acc, opts: { what: "student accuracy", xName: "budget", minEffect: Math.max(1, noise) } },
+    { points: dist, opts: { what: "the median boundary distance", xName: "budget", relative: true } },
+  ).sentence;
 }
 
 /** Soft-label examples: per sample, its image and p = softmax(z/τ) per method. */

@@ -46,6 +46,8 @@ import {
   snapshotX,
 } from "../zeroshot/generate.ts";
 import { NOISE_INIT_DEFAULTS } from "../zeroshot/noise_init.ts";
+import { formatSeeds } from "../results/seeds.ts";
+import { curveVerdict } from "../results/verdict.ts";
 import { UNTARGETED_DEFAULTS } from "../zeroshot/untargeted.ts";
 import {
   labelPseudoSamples,
@@ -217,7 +219,12 @@ export interface ZeroShotResult {
   /** Paper's student accuracy (percent), table A. */
   paperAcc: number | null;
   paperTeacherAcc: number | null;
+  /** Generation seconds computed in this call (0 when all of it came from the cache). */
   generationSeconds: number;
+  /** What the generation originally cost, resumed work included (`null`: cache predates the field). */
+  generationTotalSeconds: number | null;
+  /** Iterations taken from the generation cache instead of computed. */
+  generationResumedIterations: number;
   records: RunRecord[];
 }
 
@@ -440,6 +447,8 @@ export async function runZeroShot(
         pseudoSamples: set.y.length,
         trainedOn: st.trainedOn,
         generationSeconds: set.seconds,
+        ...(set.totalSeconds !== null ? { generationTotalSeconds: set.totalSeconds } : {}),
+        generationResumedIterations: set.resumedIterations,
         trainSeconds: st.seconds,
         ...(paper ? { paperStudentAcc: paper.studentAcc[0].mean } : {}),
       }, { ledger: { generation: set.ledger, labeling: labelSnap }, notes: [settings.note] });
@@ -462,6 +471,8 @@ export async function runZeroShot(
       paperAcc: paper?.studentAcc[0].mean ?? null,
       paperTeacherAcc: paper?.teacherAcc[0].mean ?? null,
       generationSeconds: set.seconds,
+      generationTotalSeconds: set.totalSeconds,
+      generationResumedIterations: set.resumedIterations,
       records,
     };
   } finally {
@@ -530,7 +541,7 @@ const pct = (v: number) => 100 * v;
 /** Paper vs measured, side by side (accuracies in percent; measured = mean ± std over seeds). */
 export function paperVsMeasuredRows(r: ZeroShotSeedsResult): Record<string, string | number | null>[] {
   const run0 = r.runs[0];
-  const fmt = (m: { mean: number; std: number }) => `${pct(m.mean).toFixed(2)} ± ${pct(m.std).toFixed(2)}`;
+  const fmt = (m: { values: number[] }) => formatSeeds(m.values.map(pct));
   const teacher = meanStd(r.runs.map((x) => x.teacher.testAcc));
   const z = r.summary.find((s) => s.variant === "zsdb3kd")!;
   const n = r.summary.find((s) => s.variant === "noise")!;
@@ -539,7 +550,7 @@ export function paperVsMeasuredRows(r: ZeroShotSeedsResult): Record<string, stri
     {
       model: `teacher ${run0.teacher.spec.name}`,
       "paper (%)": run0.paperTeacherAcc,
-      "measured (%)": pct(teacher.mean).toFixed(2),
+      "measured (%)": `${pct(teacher.mean).toFixed(2)} (one teacher)`,
       "teacher queries (mean per seed)": null,
     },
     {
@@ -557,8 +568,25 @@ export function paperVsMeasuredRows(r: ZeroShotSeedsResult): Record<string, stri
   ];
 }
 
+/**
+ * The generation time as stated in tables: the original cost, and whether this run computed it or
+ * took it from the cache ("41.2 s (from cache; 0.0 s now)"), so a cached rerun never shows "0.00 s".
+ */
+export function generationTime(run: {
+  generationSeconds: number;
+  generationTotalSeconds: number | null;
+  generationResumedIterations: number;
+}): string {
+  const total = run.generationTotalSeconds;
+  if (run.generationResumedIterations === 0) return `${run.generationSeconds.toFixed(1)} s`;
+  if (total === null) {
+    return `from cache (original cost not stored; ${run.generationSeconds.toFixed(1)} s now)`;
+  }
+  return `${total.toFixed(1)} s (from cache; ${run.generationSeconds.toFixed(1)} s now)`;
+}
+
 /** One row per seed: both students and the total queries of the run. */
-export function perSeedRows(r: ZeroShotSeedsResult): Record<string, number>[] {
+export function perSeedRows(r: ZeroShotSeedsResult): Record<string, number | string>[] {
   return r.runs.map((run) => {
     const z = run.students.filter((s) => s.variant === "zsdb3kd").at(-1)!;
     const n = run.students.find((s) => s.variant === "noise")!;
@@ -571,7 +599,7 @@ export function perSeedRows(r: ZeroShotSeedsResult): Record<string, number>[] {
       "total teacher queries": run.totalQueries,
       "max queries of one sample": run.maxSampleSpend,
       "per-sample budget": run.perSampleBudget,
-      "generation (s)": run.generationSeconds,
+      "generation time": generationTime(run),
     };
   });
 }
@@ -631,13 +659,19 @@ export function classGrid(
   return { x: sub.x, shape: [sub.y.length, ...set.imageShape], labels: Array.from(sub.y) };
 }
 
-/** Distance to the nearest boundary found, at the first and last iteration (histogram rows). */
+/**
+ * Distance to the nearest boundary found for the samples of iteration 0 (the raw noise) and of the
+ * last measured iteration (histogram rows). `distances[k]` is measured on the iteration-k samples,
+ * before step k + 1, so the labels use the same iteration numbers as the text and the accuracy curve.
+ */
 export function distanceRows(set: PseudoSet): { distance: number; when: string }[] {
   const rows: { distance: number; when: string }[] = [];
-  const first = set.distances[0], last = set.distances.at(-1)!;
   const n = set.distances.length;
-  for (const d of first) if (Number.isFinite(d)) rows.push({ distance: d, when: "iteration 1 (raw noise)" });
-  for (const d of last) if (Number.isFinite(d)) rows.push({ distance: d, when: `iteration ${n}` });
+  if (n === 0) return rows;
+  const first = set.distances[0], last = set.distances[n - 1];
+  for (const d of first) if (Number.isFinite(d)) rows.push({ distance: d, when: "iteration 0 (raw noise)" });
+  if (n === 1) return rows;
+  for (const d of last) if (Number.isFinite(d)) rows.push({ distance: d, when: `iteration ${n - 1}` });
   return rows;
 }
 
@@ -652,6 +686,38 @@ export function accuracyRows(runs: ZeroShotResult[]): Record<string, number | st
       "queries per pseudo sample": s.queries / Math.max(1, run.set.y.length),
     }))
   );
+}
+
+/**
+ * A computed comment on the accuracy-vs-iteration curve of the ZSDB3KD students (mean over the
+ * runs per iteration): flat, rising or falling, and every step against that direction named (e.g.
+ * a dip at iteration 2). A step counts when it exceeds 1 point and, with `testN` test images, twice
+ * the standard error of a difference of two test accuracies. Compared with the paper's figure,
+ * which shows accuracy rising with the iterations.
+ */
+export function iterationVerdict(runs: ZeroShotResult[], testN?: number): string {
+  const by = new Map<number, number[]>();
+  for (const run of runs) {
+    for (const s of run.students) {
+      if (s.variant !== "zsdb3kd" && !(s.variant === "noise" && s.iteration === 0)) continue;
+      by.set(s.iteration, [...(by.get(s.iteration) ?? []), pct(s.testAcc)]);
+    }
+  }
+  const points = [...by.entries()].map(([x, v]) => ({ x, y: v.reduce((a, b) => a + b, 0) / v.length }));
+  if (points.length < 2) return "Fewer than two iterations with a student: no curve to judge.";
+  const p = points.reduce((a, b) => a + b.y, 0) / points.length / 100;
+  const noise = testN ? 100 * 2 * Math.sqrt((2 * p * (1 - p)) / testN) : 0;
+  const v = curveVerdict(points, {
+    what: `student accuracy (${runs.length === 1 ? "one seed" : `mean of ${runs.length} seeds`})`,
+    xName: "iteration",
+    minEffect: Math.max(1, noise),
+  });
+  const paper = v.trend === "rising"
+    ? v.reversals.length === 0
+      ? " Like the paper's figure, accuracy rises with the iterations."
+      : " The paper's figure rises with the iterations; this run rises overall but not at every step."
+    : " The paper's figure shows accuracy rising with the iterations; this run does not reproduce that.";
+  return v.sentence + paper;
 }
 
 /** Options of {@link runPerClassSweep}. */

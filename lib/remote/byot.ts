@@ -119,13 +119,38 @@ async function labelTest(model: tfl.LayersModel, x: Float32Array, n: number): Pr
   return (await labelOracle(model).labels(x, n, { phase: "check" })).labels;
 }
 
+/**
+ * The settings note of this experiment, derived from what it runs: BD labels only (no SD, no MBD),
+ * the transfer-set size, BD's candidate count and the student's recipe against the reference.
+ */
+export function byotNote(settings: Db3Settings, numClasses = 10): string {
+  const per = settings.samplesPerClass;
+  const images = per > 0
+    ? `${(per * numClasses).toLocaleString("en-US")} images (${per}/class)`
+    : "the whole training set";
+  const cand = settings.bd.candidates ?? 201;
+  const st = settings.student;
+  const perEpoch = st.epochTestLimit ?? 0;
+  const test = settings.testLimit > 0 ? `the first ${settings.testLimit.toLocaleString("en-US")}` : "all";
+  return `BD labels only (SD and MBD are not run here): ${images}, BD ${cand} candidates` +
+    `${
+      cand === 201 ? " (as the reference)" : " instead of 201"
+    }; student ${st.model}, ${st.epochs} epochs, batch ` +
+    `${st.batchSize}${
+      st.batchSize === 512 ? "" : " instead of 512"
+    }; accuracy after the last epoch on ${test} ` +
+    `test images${perEpoch > 0 ? `, best epoch on the first ${perEpoch.toLocaleString("en-US")}` : ""}`;
+}
+
 /** Run the comparison (see the module doc). */
 export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult> {
   const { scale, seed } = opts;
   const protocol = opts.protocol ?? "kserve-v2";
   const binary = protocol === "kserve-v2" && opts.binary !== false;
   const wire = `${protocol}${protocol === "kserve-v2" ? (binary ? " binary" : " JSON") : ""}`;
-  const settings = { ...db3Settings(scale, "mnist"), ...opts.settings };
+  const merged = { ...db3Settings(scale, "mnist"), ...opts.settings };
+  // The note describes what this run does (BD only), not the DB3 table's SD/BD/MBD settings.
+  const settings: Db3Settings = { ...merged, note: opts.settings?.note ?? byotNote(merged) };
   await initBackend();
   const kit = await getTeacher({ dataset: "mnist", scale, seed });
   const key = `mnist-${kit.spec.name}-${scale}-s${seed}`;

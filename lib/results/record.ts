@@ -40,6 +40,21 @@ export interface RunRecord {
   gitCommit: string | null;
   /** Uncommitted changes to tracked files at start (`null` if unknown). */
   gitDirty: boolean | null;
+  /**
+   * The notebook execution (or process) that produced the record: one id shared by every record of
+   * that execution, the notebook's file name when run by `tools/notebooks.ts` (`BKD_NOTEBOOK`), and
+   * when the execution started. Absent in records written before this field existed.
+   */
+  execution?: RunExecution;
+  /**
+   * `"superseded"` when a later run replaced this one (see `lib/results/supersede.ts`); absent for
+   * current records.
+   */
+  status?: "superseded";
+  /** Why the record was superseded and by what (only with `status: "superseded"`). */
+  supersededBy?: string;
+  /** Problems with the record's provenance, e.g. a work tree with uncommitted changes. */
+  warnings?: string[];
   /** ISO time the run started. */
   startedAt: string;
   /** Seconds from start to finish. */
@@ -50,6 +65,16 @@ export interface RunRecord {
   ledger?: unknown;
   /** Free notes, e.g. deviations from the paper's settings. */
   notes?: string[];
+}
+
+/** Which notebook execution produced a record. */
+export interface RunExecution {
+  /** Shared by all records of one execution: `<start time>-<pid>-<random>` or `BKD_EXECUTION_ID`. */
+  id: string;
+  /** Notebook file name (`BKD_NOTEBOOK`, set by tools/notebooks.ts), `null` outside the runner. */
+  notebook: string | null;
+  /** ISO time the execution's first run started. */
+  startedAt: string;
 }
 
 /** What {@link startRun} needs. */
@@ -101,12 +126,63 @@ function git(args: string[]): string | undefined {
   }
 }
 
-/** The checkout's commit and whether tracked files have uncommitted changes. */
+/** The checkout's commit and whether tracked files have uncommitted changes (asks git every call). */
 export function gitState(): { commit: string | null; dirty: boolean | null } {
   const commit = git(["rev-parse", "HEAD"]);
   if (!commit) return { commit: null, dirty: null };
   const status = git(["status", "--porcelain", "--untracked-files=no"]);
   return { commit, dirty: status === undefined ? null : status.length > 0 };
+}
+
+/** Provenance shared by every record of one process (= one notebook execution in a kernel). */
+export interface RunContext {
+  /** Commit at the execution's first run. */
+  gitCommit: string | null;
+  /** Tracked files had uncommitted changes at the execution's first run. */
+  gitDirty: boolean | null;
+  /** The execution. */
+  execution: RunExecution;
+  /** Warnings every record of the execution carries. */
+  warnings: string[];
+}
+
+let context: RunContext | undefined;
+
+/**
+ * The commit, dirty flag and execution id of this process, resolved once at first use and then
+ * reused, so every record of one notebook execution names the same commit even when commits land
+ * while it runs. A dirty work tree is recorded (`gitDirty: true`) with a warning.
+ */
+export function runContext(): RunContext {
+  if (context) return context;
+  const g = gitState();
+  const now = new Date();
+  const env = (k: string) => {
+    try {
+      return Deno.env.get(k) || undefined;
+    } catch {
+      return undefined; // no --allow-env
+    }
+  };
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const warnings: string[] = [];
+  if (g.dirty) {
+    warnings.push(
+      `work tree had uncommitted changes to tracked files at ${g.commit}: the code that produced ` +
+        `this record is not exactly that commit; commit first and rerun for a reproducible record`,
+    );
+  }
+  context = {
+    gitCommit: g.commit,
+    gitDirty: g.dirty,
+    execution: {
+      id: env("BKD_EXECUTION_ID") ?? `${stamp}-${Deno.pid}-${crypto.randomUUID().slice(0, 6)}`,
+      notebook: env("BKD_NOTEBOOK") ?? null,
+      startedAt: now.toISOString(),
+    },
+    warnings,
+  };
+  return context;
 }
 
 function currentBackend(): BackendInfo | null {
@@ -134,12 +210,23 @@ export function startRun(start: RunStart): RunHandle {
   const stamp = started.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   const id = [stamp, slug(start.method), slug(start.dataset), start.scale, `s${start.seed}`].join("-") +
     `-${crypto.randomUUID().slice(0, 6)}`;
-  const g = gitState();
+  const ctx = runContext();
   const backend = currentBackend();
   return {
     id,
     startedAt: started.toISOString(),
     finish(metrics, extra = {}) {
+      // A metric that is not a finite number is left out (never NaN in the JSON or the CSV).
+      const finite: Record<string, number> = {};
+      const dropped: string[] = [];
+      for (const [k, v] of Object.entries(metrics)) {
+        if (typeof v === "number" && Number.isFinite(v)) finite[k] = v;
+        else dropped.push(`${k} = ${v}`);
+      }
+      const notes = [
+        ...(extra.notes ?? []),
+        ...(dropped.length ? [`metrics left out (not finite numbers): ${dropped.join(", ")}`] : []),
+      ];
       return {
         id,
         experiment: start.experiment,
@@ -150,13 +237,15 @@ export function startRun(start: RunStart): RunHandle {
         config: { ...start.config, ...(extra.config ?? {}) },
         backend: backend ?? currentBackend(),
         versions: kitVersions(),
-        gitCommit: g.commit,
-        gitDirty: g.dirty,
+        gitCommit: ctx.gitCommit,
+        gitDirty: ctx.gitDirty,
+        execution: { ...ctx.execution },
         startedAt: started.toISOString(),
         wallTimeSec: (performance.now() - t0) / 1000,
-        metrics: { ...metrics },
+        metrics: finite,
         ...(extra.ledger !== undefined ? { ledger: extra.ledger } : {}),
-        ...(extra.notes?.length ? { notes: [...extra.notes] } : {}),
+        ...(notes.length ? { notes } : {}),
+        ...(ctx.warnings.length ? { warnings: [...ctx.warnings] } : {}),
       };
     },
   };
@@ -176,6 +265,8 @@ export function runToRow(r: RunRecord): FlatRow {
     backend: r.backend?.name ?? null,
     gitCommit: r.gitCommit,
     gitDirty: r.gitDirty,
+    executionId: r.execution?.id ?? null,
+    notebook: r.execution?.notebook ?? null,
     ...flattenObject(r.config, "config"),
     ...flattenObject(r.metrics, "metrics"),
   };
@@ -220,14 +311,21 @@ export async function saveRun(
   return { json, csv };
 }
 
-/** All saved records of an experiment, oldest first. */
-export async function loadRuns(experiment: string, opts: { dir?: string } = {}): Promise<RunRecord[]> {
+/**
+ * All current saved records of an experiment, oldest first. Records marked superseded are left out
+ * unless `includeSuperseded` (superseded records moved to `<dir>/superseded/` are never read here).
+ */
+export async function loadRuns(
+  experiment: string,
+  opts: { dir?: string; includeSuperseded?: boolean } = {},
+): Promise<RunRecord[]> {
   const { folder } = runPaths(experiment, opts.dir);
   const out: RunRecord[] = [];
   try {
     for await (const e of Deno.readDir(folder)) {
       if (e.isFile && e.name.endsWith(".json")) {
-        out.push(JSON.parse(await Deno.readTextFile(`${folder}/${e.name}`)) as RunRecord);
+        const r = JSON.parse(await Deno.readTextFile(`${folder}/${e.name}`)) as RunRecord;
+        if (r.status !== "superseded" || opts.includeSuperseded) out.push(r);
       }
     }
   } catch (e) {

@@ -7,6 +7,7 @@
 import { DataFrame } from "danfojs";
 import { DISPLAY, escapeHtml, type MediaBundle } from "../show/display.ts";
 import { formatPaperValue, type PaperValue } from "./paper.ts";
+import { formatSeeds } from "./seeds.ts";
 
 /** A row of a table: column → value. */
 export type TableRow = Record<string, unknown>;
@@ -199,12 +200,13 @@ function asMeasured(m: Measured | number | undefined): Measured | undefined {
   return typeof m === "number" ? { mean: m } : m;
 }
 
-/** Format a measured value: `97.31 ± 0.40 (n=3)`. */
+/**
+ * Format a measured value through {@link formatSeeds}: `97.31 ± 0.40 std (3 seeds)`, or
+ * `93.45 (1 seed)` with no ± when there was one seed.
+ */
 export function formatMeasured(m: Measured | undefined, digits = 2): string {
   if (!m || !Number.isFinite(m.mean)) return "";
-  const std = m.std !== undefined && Number.isFinite(m.std) ? ` ± ${m.std.toFixed(digits)}` : "";
-  const n = m.n !== undefined && m.n > 1 ? ` (n=${m.n})` : "";
-  return `${m.mean.toFixed(digits)}${std}${n}`;
+  return formatSeeds(m, { digits });
 }
 
 /**

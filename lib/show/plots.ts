@@ -11,6 +11,7 @@
 import * as Plot from "@observablehq/plot";
 import { parseHTML } from "linkedom";
 import { escapeHtml } from "./display.ts";
+import { colorRange, REFERENCE_COLOR, SERIES_COLORS } from "./colors.ts";
 import { type Figure, makeFigure, saveFigure, svgSize } from "./figure.ts";
 
 export { type Figure, saveFigure };
@@ -30,25 +31,35 @@ export interface ChartOptions {
   xLabel?: string;
   /** Axis labels. */
   yLabel?: string;
+  /**
+   * Draw a dashed "chance" line at this y value (e.g. `100 / K` percent for K classes), so a reader
+   * sees how far above guessing a number is.
+   */
+  chance?: number;
+}
+
+/** The dashed chance line and its label, when `chance` is set. */
+function chanceMarks(opts: ChartOptions): Plot.Markish[] {
+  if (opts.chance === undefined || !Number.isFinite(opts.chance)) return [];
+  const c = opts.chance;
+  return [
+    Plot.ruleY([c], { stroke: REFERENCE_COLOR, strokeDasharray: "6,4", ariaLabel: "chance" }),
+    Plot.text([c], {
+      y: (d: number) => d,
+      frameAnchor: "left",
+      text: () => `chance ${fmtNum(c, 1)}`,
+      dy: -6,
+      dx: 4,
+      fill: "#555",
+      ariaLabel: "chance label",
+    }),
+  ];
 }
 
 /** A legend drawn in SVG by {@link composeSvg}. */
 export type LegendSpec =
   | { kind: "swatch"; items: { label: string; color: string }[] }
   | { kind: "ramp"; label?: string; domain: [number, number]; colors: string[]; digits?: number };
-
-const SERIES_COLORS = [
-  "#4269d0",
-  "#efb118",
-  "#ff725c",
-  "#6cc5b0",
-  "#3ca951",
-  "#ff8ab7",
-  "#a463f2",
-  "#97bbf5",
-  "#9c6b4e",
-  "#9498a0",
-];
 
 /** The bits of a (linkedom) DOM element used here; Deno's type library has no DOM. */
 interface DomElement {
@@ -227,15 +238,17 @@ export function lineChart(
       );
     }
   }
+  marks.push(...chanceMarks(opts));
   marks.push(
     Plot.line(rows, { x, y, stroke: series ?? SERIES_COLORS[0], marker: dots ? "circle" : undefined }),
   );
+  const domain = series ? firstSeen(rows, series) : [];
   return renderPlot({
     ...base(opts),
     grid: true,
     x: { label: opts.xLabel ?? x, type: opts.logX ? "log" : undefined },
     y: { label: opts.yLabel ?? y, domain: opts.yDomain },
-    color: series ? { legend: true, range: SERIES_COLORS, domain: firstSeen(rows, series) } : undefined,
+    color: series ? { legend: true, range: colorRange(domain), domain } : undefined,
     marks,
   }, { title: opts.title });
 }
@@ -258,6 +271,51 @@ function firstSeen(rows: Row[], field: string): unknown[] {
   return [...new Set(rows.map((r) => r[field]))];
 }
 
+/** Approximate width in pixels of `text` at `fontSize` (system-ui averages ≈ 0.6 em per character). */
+export function textWidth(text: string, fontSize = 10): number {
+  return [...text].length * fontSize * 0.6;
+}
+
+/** How the category labels under a bar chart are drawn so that neighbours never overlap. */
+export interface TickLayout {
+  /** Rotation of the tick labels in degrees (0 = horizontal, negative = rising to the right). */
+  rotate: number;
+  /** Bottom margin that fits the (rotated) labels and the axis label. */
+  marginBottom: number;
+  /** Labels as drawn (long ones shortened with an ellipsis). */
+  labels: string[];
+  /** Horizontal pixels per category. */
+  band: number;
+}
+
+const TICK_FONT = 10;
+const TICK_LINE = 12; // pixels between the baselines of two rotated labels that just touch
+const MAX_TICK_CHARS = 30;
+
+/** Shorten a tick label to at most {@link MAX_TICK_CHARS} characters. */
+function shortLabel(s: string): string {
+  const chars = [...s];
+  return chars.length <= MAX_TICK_CHARS ? s : chars.slice(0, MAX_TICK_CHARS - 1).join("") + "…";
+}
+
+/**
+ * Choose the rotation of category tick labels for `n` categories across `plotWidth` pixels: horizontal
+ * when the widest label fits its band, otherwise the smallest of 30°, 60°, 90° at which rotated
+ * neighbours are at least one text line apart (band × sin θ ≥ line height).
+ */
+export function tickLayout(labels: readonly string[], plotWidth: number): TickLayout {
+  const shown = labels.map(shortLabel);
+  const band = plotWidth / Math.max(1, shown.length);
+  const widest = Math.max(0, ...shown.map((l) => textWidth(l, TICK_FONT)));
+  if (widest <= band * 0.9) return { rotate: 0, marginBottom: 40, labels: shown, band };
+  const angle = [30, 60, 90].find((a) => band * Math.sin((a * Math.PI) / 180) >= TICK_LINE) ?? 90;
+  const drop = widest * Math.sin((angle * Math.PI) / 180) + TICK_FONT;
+  return { rotate: -angle, marginBottom: Math.ceil(drop + 30), labels: shown, band };
+}
+
+const MARGIN_LEFT = 40;
+const MARGIN_RIGHT = 20;
+
 function barMarks(rows: Row[], opts: BarChartOptions, err?: string): Plot.PlotOptions {
   const x = opts.x ?? "method";
   const y = opts.y ?? "value";
@@ -269,11 +327,15 @@ function barMarks(rows: Row[], opts: BarChartOptions, err?: string): Plot.PlotOp
   const marks: Plot.Markish[] = [
     Plot.barY(rows, { ...pos, y, fill }),
     Plot.ruleY([0]),
+    ...chanceMarks(opts),
   ];
   if (err) {
     const lo = (d: Row) => Number(d[y]) - (Number(d[err]) || 0);
     const hi = (d: Row) => Number(d[y]) + (Number(d[err]) || 0);
-    const withErr = rows.filter((d) => Number.isFinite(Number(d[err])));
+    // No whisker where there is no spread (one seed): a zero-length whisker would read as "± 0".
+    const withErr = rows.filter((d) =>
+      d[err] !== null && d[err] !== undefined && Number.isFinite(Number(d[err]))
+    );
     marks.push(Plot.ruleX(withErr, { ...pos, y1: lo, y2: hi, stroke: "#333" }));
     marks.push(Plot.tickY(withErr, { ...pos, y: lo, stroke: "#333" }));
     marks.push(Plot.tickY(withErr, { ...pos, y: hi, stroke: "#333" }));
@@ -293,15 +355,24 @@ function barMarks(rows: Row[], opts: BarChartOptions, err?: string): Plot.PlotOp
   // Keep the input order of categories and groups (Plot sorts them otherwise).
   const cats = firstSeen(rows, x);
   const groups = grouped ? firstSeen(rows, g) : [];
+  const width = opts.width ?? 640;
+  const layout = tickLayout(cats.map(String), width - MARGIN_LEFT - MARGIN_RIGHT);
+  const short = new Map(cats.map((c, i) => [String(c), layout.labels[i]]));
+  const axis = {
+    label: opts.xLabel ?? x,
+    tickRotate: layout.rotate,
+    tickFormat: (c: unknown) => short.get(String(c)) ?? String(c),
+  };
   return {
     ...base(opts),
-    marginBottom: 40,
-    fx: grouped ? { label: opts.xLabel ?? x, padding: 0.15, domain: cats } : undefined,
-    x: grouped
-      ? { axis: null, padding: 0.05, domain: groups }
-      : { label: opts.xLabel ?? x, padding: 0.2, domain: cats },
+    marginLeft: MARGIN_LEFT,
+    marginRight: MARGIN_RIGHT,
+    marginBottom: layout.marginBottom,
+    height: (opts.height ?? 360) + Math.max(0, layout.marginBottom - 40),
+    fx: grouped ? { ...axis, padding: 0.15, domain: cats, axis: "bottom" } : undefined,
+    x: grouped ? { axis: null, padding: 0.05, domain: groups } : { ...axis, padding: 0.2, domain: cats },
     y: { label: opts.yLabel ?? y, grid: true, domain: opts.yDomain },
-    color: grouped ? { legend: true, range: SERIES_COLORS, domain: groups } : undefined,
+    color: grouped ? { legend: true, range: colorRange(groups), domain: groups } : undefined,
     marks,
   };
 }
@@ -394,37 +465,88 @@ export function heatmap(m: Matrix, opts: HeatmapOptions = {}): Figure {
 
 /** Options for {@link histogram}. */
 export interface HistogramOptions extends ChartOptions {
-  /** Approximate number of bins (default 30). */
+  /** Number of equal-width bins over the range of all values (default 30). */
   bins?: number;
   /** Field of the value when `data` is rows (default `"value"`). */
   x?: string;
-  /** Field splitting the data into overlaid coloured histograms. */
+  /**
+   * Field splitting the data into overlaid histograms: every group is counted in the same bins and
+   * drawn from the same zero baseline, semi-transparent with an outline (never stacked).
+   */
   group?: string;
 }
 
-/** A histogram of numbers (or of a field of rows, optionally per group). */
+/** One bin of one group of {@link histogramBins}. */
+export interface HistogramBin {
+  /** Group name (`""` without groups). */
+  group: string;
+  /** Left edge. */
+  x1: number;
+  /** Right edge. */
+  x2: number;
+  /** Values in [x1, x2) (the last bin includes its right edge). */
+  count: number;
+}
+
+/**
+ * Count values into `bins` equal-width bins over the range of all values, separately per group, so
+ * that every group's counts refer to the same bins. Non-finite values are skipped.
+ */
+export function histogramBins(
+  values: readonly { value: number; group: string }[],
+  bins = 30,
+): HistogramBin[] {
+  const finite = values.filter((v) => Number.isFinite(v.value));
+  if (finite.length === 0) return [];
+  let lo = Infinity, hi = -Infinity;
+  for (const v of finite) [lo, hi] = [Math.min(lo, v.value), Math.max(hi, v.value)];
+  const n = Math.max(1, Math.floor(bins));
+  const step = hi > lo ? (hi - lo) / n : 1;
+  const groups = [...new Set(finite.map((v) => v.group))];
+  const counts = new Map(groups.map((g) => [g, new Array<number>(n).fill(0)]));
+  for (const v of finite) counts.get(v.group)![Math.min(n - 1, Math.floor((v.value - lo) / step))]++;
+  return groups.flatMap((group) =>
+    counts.get(group)!.map((count, i) => ({ group, x1: lo + i * step, x2: lo + (i + 1) * step, count }))
+  );
+}
+
+/**
+ * A histogram of numbers (or of a field of rows, optionally per group). Groups are overlaid: each is
+ * counted in the same bins and drawn from zero, so a bar's top is that group's count.
+ */
 export function histogram(data: ArrayLike<number> | Row[], opts: HistogramOptions = {}): Figure {
   const isRows = Array.isArray(data) && data.length > 0 && typeof data[0] === "object";
   const x = opts.x ?? "value";
   const rows: Row[] = isRows ? data as Row[] : Array.from(data as ArrayLike<number>, (v) => ({ [x]: v }));
   const g = isRows ? opts.group : undefined;
+  const binned = histogramBins(
+    rows.map((r) => ({ value: Number(r[x]), group: g ? String(r[g]) : "" })),
+    opts.bins ?? 30,
+  );
+  const groups = g ? [...new Set(binned.map((b) => b.group))] : [];
+  const drawn = binned.filter((b) => b.count > 0);
   return renderPlot({
     ...base(opts),
     x: { label: opts.xLabel ?? x },
     y: { label: opts.yLabel ?? "count", grid: true },
-    color: g ? { legend: true, range: SERIES_COLORS } : undefined,
+    color: g ? { legend: true, range: colorRange(groups), domain: groups } : undefined,
     marks: [
-      Plot.rectY(
-        rows,
-        Plot.binX({ y: "count" }, {
-          x,
-          thresholds: opts.bins ?? 30,
-          fill: g ?? SERIES_COLORS[0],
-          fillOpacity: g ? 0.5 : 1,
-          mixBlendMode: g ? "multiply" : undefined,
-        } as Plot.BinXInputs<Plot.RectYOptions>),
-      ),
+      // Plot.rect with explicit y1 = 0 never stacks: every group starts at the same baseline.
+      Plot.rect(drawn, {
+        x1: "x1",
+        x2: "x2",
+        y1: () => 0,
+        y2: "count",
+        fill: g ? "group" : SERIES_COLORS[0],
+        fillOpacity: g ? 0.35 : 1,
+        stroke: g ? "group" : undefined,
+        strokeWidth: 1.2,
+        insetLeft: 0.5,
+        insetRight: 0.5,
+        ariaLabel: "histogram bar",
+      }),
       Plot.ruleY([0]),
+      ...chanceMarks(opts),
     ],
   }, { title: opts.title });
 }
@@ -465,6 +587,37 @@ export interface DecisionFieldOptions extends ChartOptions {
   fieldLabel?: string;
   /** Dot radius (default 3). */
   r?: number;
+  /** Draw the legend (default true; a grid of fields draws one shared legend instead). */
+  legend?: boolean;
+}
+
+/** How many of the input's points lie outside the drawn square of its grid. */
+export function pointsOutside(input: DecisionFieldInput): { outside: number; total: number } {
+  const p = input.points;
+  if (!p) return { outside: 0, total: 0 };
+  const { x0, x1, y0, y1 } = input.grid;
+  let outside = 0;
+  for (let k = 0; k < p.labels.length; k++) {
+    const [x, y] = [p.x[k], p.y[k]];
+    if (!(x >= x0 && x <= x1 && y >= y0 && y <= y1)) outside++;
+  }
+  return { outside, total: p.labels.length };
+}
+
+/** The swatch legend of {@link decisionField}: one swatch per class, then the field's two ends. */
+export function decisionFieldLegend(
+  classes: readonly number[],
+  classNames: readonly string[] = [],
+  fieldLabel = "P(class 0)",
+): LegendSpec {
+  const [c0, c1] = [SERIES_COLORS[0], SERIES_COLORS[1]];
+  const items = [...classes].sort((a, b) => a - b).map((c) => ({
+    label: classNames[c] ?? `class ${c}`,
+    color: SERIES_COLORS[c % SERIES_COLORS.length],
+  }));
+  items.push({ label: `${fieldLabel} high`, color: fieldColor(1, c0, c1) });
+  items.push({ label: `${fieldLabel} low`, color: fieldColor(0, c0, c1) });
+  return { kind: "swatch", items };
 }
 
 function hexRgb(h: string): [number, number, number] {
@@ -590,17 +743,10 @@ export function decisionField(input: DecisionFieldInput, opts: DecisionFieldOpti
     marks,
     document: plotDocument(),
   }) as unknown as DomElement;
-  const names = input.classNames ?? [];
-  const items = [...classes].sort((a, b) => a - b).map((c) => ({
-    label: names[c] ?? `class ${c}`,
-    color: SERIES_COLORS[c % SERIES_COLORS.length],
-  }));
-  const field = opts.fieldLabel ?? "P(class 0)";
-  items.push({ label: `${field} high`, color: fieldColor(1, c0, c1) });
-  items.push({ label: `${field} low`, color: fieldColor(0, c0, c1) });
-  return makeFigure(composeSvg(el.outerHTML, { title: opts.title, legend: { kind: "swatch", items } }), {
-    title: opts.title,
-  });
+  const legend = opts.legend === false
+    ? undefined
+    : decisionFieldLegend([...classes], input.classNames, opts.fieldLabel);
+  return makeFigure(composeSvg(el.outerHTML, { title: opts.title, legend }), { title: opts.title });
 }
 
 /** Options for {@link gridOfFigures}. */
@@ -613,6 +759,8 @@ export interface GridOptions {
   titles?: string[];
   /** A title over the whole grid. */
   title?: string;
+  /** One legend for the whole grid, drawn once under the title (give the panels none). */
+  legend?: LegendSpec;
 }
 
 /**
@@ -632,12 +780,15 @@ export function gridOfFigures(figs: Figure[], opts: GridOptions = {}): Figure {
     { length: rows },
     (_, r) => capH + Math.max(0, ...figs.slice(r * cols, (r + 1) * cols).map((f) => f.height)),
   );
-  const top = opts.title ? 26 : 0;
   const width = colW.reduce((a, b) => a + b, 0) + gap * (cols - 1);
+  const legend = opts.legend ? legendSvg(opts.legend, width) : undefined;
+  const titleH = opts.title ? 26 : 0;
+  const top = titleH + (legend ? legend.height + 6 : 0);
   const height = top + rowH.reduce((a, b) => a + b, 0) + gap * (rows - 1);
   let body = opts.title
     ? `<text x="0" y="17" font-size="15" font-weight="bold">${escapeHtml(opts.title)}</text>`
     : "";
+  if (legend) body += `<g transform="translate(0,${titleH})">${legend.markup}</g>`;
   let cells = "";
   figs.forEach((f, i) => {
     const r = Math.floor(i / cols);
@@ -656,9 +807,12 @@ export function gridOfFigures(figs: Figure[], opts: GridOptions = {}): Figure {
     `viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="10">` +
     `<rect width="100%" height="100%" fill="white"/>${body}</svg>`;
   const anyHtml = figs.some((f) => f.html !== undefined);
-  const titleHtml = opts.title
-    ? `<div style="font:bold 15px system-ui,sans-serif">${escapeHtml(opts.title)}</div>`
-    : "";
+  const titleHtml =
+    (opts.title ? `<div style="font:bold 15px system-ui,sans-serif">${escapeHtml(opts.title)}</div>` : "") +
+    (legend
+      ? `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${legend.height}" ` +
+        `font-family="system-ui, sans-serif" font-size="10">${legend.markup}</svg>`
+      : "");
   return makeFigure(svg, {
     html: anyHtml
       ? `<div>${titleHtml}<table style="border-collapse:collapse">${cells}</table></div>`

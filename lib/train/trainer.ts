@@ -71,6 +71,20 @@ export interface TrainConfig {
    * time-boxed sessions; a rerun with a larger or no limit resumes. Not part of the config hash.
    */
   stopAfterEpochs?: number;
+  /**
+   * Size of the full test split when `test` is a subset of it (e.g. 1,000 of 10,000 images scored
+   * per epoch): the progress text then says "on 1,000 of 10,000 test images", so it is never read as
+   * the full-split number a table reports.
+   */
+  testOf?: number;
+}
+
+/** "on 1,000 of 10,000 test images" / "on 10,000 test images": what a progress accuracy measured. */
+export function testScope(scored: number, of?: number): string {
+  const n = (v: number) => v.toLocaleString("en-US");
+  return of !== undefined && of > scored
+    ? `on ${n(scored)} of ${n(of)} test images`
+    : `on ${n(scored)} test images`;
 }
 
 /** One epoch of history. */
@@ -296,7 +310,13 @@ export async function train(
         progress?.update(
           done,
           `epoch ${epoch + 1}/${cfg.epochs} batch ${b + 1}/${stepsPerEpoch} loss ${loss.toPrecision(4)} ` +
-            `${Math.round(rate)} img/s${last !== undefined ? ` acc ${(100 * last).toFixed(2)}%` : ""}`,
+            `${Math.round(rate)} img/s${
+              last !== undefined && test
+                ? ` test acc ${(100 * last).toFixed(2)}% ${
+                  testScope(test.shape[0], cfg.testOf)
+                } after epoch ${epoch}`
+                : ""
+            }`,
         );
       }
       const seconds = (performance.now() - t0) / 1000;
@@ -340,7 +360,10 @@ export async function train(
   const imagesPerSec = trainedSeconds > 0 ? trainedImages / trainedSeconds : NaN;
   progress?.done(
     `${history.length}/${cfg.epochs} epochs, ${Math.round(imagesPerSec)} img/s` +
-      (finalTestAcc !== undefined ? `, final test acc ${(100 * finalTestAcc).toFixed(2)}%` : ""),
+      (finalTestAcc !== undefined && test
+        ? `, test acc ${(100 * finalTestAcc).toFixed(2)}% ${testScope(test.shape[0], cfg.testOf)}, ` +
+          `epoch ${history.length}`
+        : ""),
   );
   return {
     model,

@@ -126,6 +126,12 @@ export interface PseudoSet {
   ledger: LedgerSnapshot;
   /** Seconds computed in this call (resumed work excluded). */
   seconds: number;
+  /**
+   * Seconds the whole generation cost, resumed work included: the checkpoint stores the compute time
+   * spent so far, so a rerun from the cache still reports the original cost. `null` when resumed from a
+   * checkpoint written before the cost was stored.
+   */
+  totalSeconds: number | null;
   /** Iterations resumed from a checkpoint. */
   resumedIterations: number;
 }
@@ -164,6 +170,8 @@ interface Checkpoint {
   current: RoundState | null;
   stats: IterationStats[];
   ledger: LedgerSnapshot;
+  /** Compute seconds spent on this generation so far, over all calls (absent in older checkpoints). */
+  seconds?: number;
 }
 
 // --- checkpoint (de)serialisation: arrays to one binary file, the rest to JSON ---
@@ -214,6 +222,7 @@ async function saveCheckpoint(dir: string, cp: Checkpoint) {
       current,
       stats: cp.stats,
       ledger: cp.ledger,
+      ...(cp.seconds !== undefined ? { seconds: cp.seconds } : {}),
     }) + "\n",
   );
   if (old) await Deno.remove(`${dir}/${JSON.parse(old).bin}`).catch(() => {});
@@ -254,6 +263,7 @@ async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpo
     current: j.current ? unpack(j.current) : null,
     stats: j.stats,
     ledger: j.ledger,
+    seconds: typeof j.seconds === "number" ? j.seconds : undefined,
   };
 }
 
@@ -335,7 +345,14 @@ export async function generatePseudoSamples(
   const K = oracle.numClasses, shape = oracle.inputShape;
   const fingerprint = JSON.stringify({ o, ut, noise, shape, K });
   const dir = opts.checkpointDir?.replace(/\/+$/, "");
-  let cp: Checkpoint = { fingerprint, done: [], current: null, stats: [], ledger: oracle.ledger.snapshot() };
+  let cp: Checkpoint = {
+    fingerprint,
+    done: [],
+    current: null,
+    stats: [],
+    ledger: oracle.ledger.snapshot(),
+    seconds: 0,
+  };
   let resumedIterations = 0;
   if (dir) {
     const old = await loadCheckpoint(dir, fingerprint);
@@ -362,6 +379,9 @@ export async function generatePseudoSamples(
   const spent0 = oracle.ledger.spent;
   const info = () => `${oracle.ledger.spent.toLocaleString("en-US")} queries`;
   const t0 = performance.now();
+  const priorSeconds = cp.seconds; // undefined: resumed from a checkpoint that did not store its cost
+  const spentSoFar = () =>
+    priorSeconds === undefined ? undefined : priorSeconds + (performance.now() - t0) / 1000;
   for (let r = cp.done.length; r < o.rounds; r++) {
     let s = cp.current;
     if (!s) {
@@ -407,12 +427,12 @@ export async function generatePseudoSamples(
       stat.queries += oracle.ledger.spent - before;
       s.iteration = it;
       if (snapAt.includes(it)) s.snaps.push({ iteration: it, x: s.x.slice() });
-      if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot() });
+      if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot(), seconds: spentSoFar() });
       bar?.update(r * (o.iterations + 1) + 1 + it, info());
     }
     cp.done.push(s);
     cp.current = null;
-    if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot() });
+    if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot(), seconds: spentSoFar() });
   }
   const seconds = (performance.now() - t0) / 1000;
   bar?.update(totalSteps, info());
@@ -461,6 +481,7 @@ export async function generatePseudoSamples(
     options: { ...o, untargeted: ut, noise },
     ledger: oracle.ledger.snapshot(),
     seconds,
+    totalSeconds: priorSeconds === undefined ? null : priorSeconds + seconds,
     resumedIterations,
   };
 }

@@ -1,0 +1,87 @@
+/**
+ * Retire run records that a later run replaced, without deleting them: each record's JSON moves
+ * from `<dir>/<experiment>/` to `<dir>/superseded/<experiment>/` with `status: "superseded"` and the
+ * reason, its CSV row moves from `<dir>/<experiment>.csv` to `<dir>/superseded/<experiment>.csv`, and
+ * one line saying what and why is added to `<dir>/superseded/README.md`. Readers of `<dir>` (tables,
+ * reports, {@link loadRuns}) then see only current records.
+ *
+ * @module
+ */
+import { parseCsv, toCsv, unionColumns } from "./csv.ts";
+import { readTextIfExists, writeAtomic } from "./io.ts";
+import { DEFAULT_RUNS_DIR, runPaths, type RunRecord } from "./record.ts";
+
+/** Options of {@link supersedeRuns}. */
+export interface SupersedeOptions {
+  /** Runs folder (default `results/runs`). */
+  dir?: string;
+  /** Why the records no longer count, e.g. "200 samples per class; notebook 30 now uses 50". */
+  reason: string;
+  /** What replaced them, e.g. a notebook execution id or a commit (optional). */
+  by?: string;
+  /** Date written in the README line (default today, UTC). */
+  date?: string;
+}
+
+/** What {@link supersedeRuns} moved. */
+export interface SupersedeResult {
+  /** Ids moved. */
+  moved: string[];
+  /** Where their JSON files went. */
+  folder: string;
+  /** The README line added. */
+  readmeLine: string;
+}
+
+const README_HEAD = "# Superseded run records\n\n" +
+  "Records moved here were replaced by later runs (settings changed, or the notebook no longer produces\n" +
+  "them). They are kept as evidence; tables and reports read only `results/runs/<experiment>/`.\n\n";
+
+/** Move the records `ids` of `experiment` to the superseded folder (see the module doc). */
+export async function supersedeRuns(
+  experiment: string,
+  ids: readonly string[],
+  opts: SupersedeOptions,
+): Promise<SupersedeResult> {
+  if (!opts.reason.trim()) throw new Error("supersedeRuns: give a reason (it is written into each record)");
+  if (ids.length === 0) throw new Error("supersedeRuns: no record ids given");
+  const dir = opts.dir ?? DEFAULT_RUNS_DIR;
+  const from = runPaths(experiment, dir);
+  const to = runPaths(experiment, `${dir}/superseded`);
+  const note = opts.by ? `${opts.reason} (replaced by ${opts.by})` : opts.reason;
+  // Read every record first, so a missing id changes nothing.
+  const records: RunRecord[] = [];
+  for (const id of ids) {
+    const text = await readTextIfExists(`${from.folder}/${id}.json`);
+    if (text === undefined) {
+      throw new Error(
+        `supersedeRuns: no record ${id}.json in ${from.folder}; list the folder to find the ids`,
+      );
+    }
+    records.push(JSON.parse(text) as RunRecord);
+  }
+  for (const r of records) {
+    const marked: RunRecord = { ...r, status: "superseded", supersededBy: note };
+    await writeAtomic(`${to.folder}/${r.id}.json`, JSON.stringify(marked, null, 2) + "\n");
+    await Deno.remove(`${from.folder}/${r.id}.json`);
+  }
+  const gone = new Set(ids);
+  const csv = await readTextIfExists(from.csv);
+  if (csv !== undefined && csv.trim() !== "") {
+    const parsed = parseCsv(csv, { typed: false });
+    const keep = parsed.rows.filter((r) => !gone.has(String(r.id)));
+    const moved = parsed.rows.filter((r) => gone.has(String(r.id)));
+    await writeAtomic(from.csv, toCsv(parsed.columns, keep));
+    if (moved.length) {
+      const old = await readTextIfExists(to.csv);
+      const prev = old && old.trim() !== "" ? parseCsv(old, { typed: false }) : { columns: [], rows: [] };
+      await writeAtomic(to.csv, toCsv(unionColumns(prev.columns, parsed.columns), [...prev.rows, ...moved]));
+    }
+  }
+  const date = opts.date ?? new Date().toISOString().slice(0, 10);
+  const readmeLine = `- ${date} · \`${experiment}\` · ${ids.length} record(s) · ${note}`;
+  const readme = `${dir}/superseded/README.md`;
+  const prevReadme = (await readTextIfExists(readme)) ?? README_HEAD;
+  await writeAtomic(readme, prevReadme + (prevReadme.endsWith("\n") ? "" : "\n") + readmeLine + "\n");
+  return { moved: [...ids], folder: to.folder, readmeLine };
+}
