@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Family } from "../family.ts";
 import { familyOf } from "../families.ts";
 import type { RunStore } from "../store.ts";
 import { runUnit, type UnitStatus } from "../unit.ts";
@@ -21,9 +22,9 @@ export interface UnitReport {
 /** Run the whole plan here; `onUnit` hears about each unit as it ends. */
 export async function runInProcess(
   store: RunStore,
-  opts: { onUnit?: (r: UnitReport) => void } = {},
+  opts: { onUnit?: (r: UnitReport) => void; family?: Family } = {},
 ): Promise<UnitReport[]> {
-  const family = familyOf(store.plan.family);
+  const family = opts.family ?? familyOf(store.plan.family);
   const out: UnitReport[] = [];
   for (const level of store.plan.levels) {
     for (let i = 0; i < level.keys.length; i++) {
