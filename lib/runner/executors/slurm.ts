@@ -5,8 +5,9 @@
  * command without `--index`: the unit reads `SLURM_ARRAY_TASK_ID`.
  *
  * Resubmitting a run submits only units that have no done marker and are not queued or running now.
- * Jobs of this run left pending with reason `DependencyNeverSatisfied` (a level whose unit failed or
- * was cancelled) are cancelled first and submitted again behind the new jobs.
+ * Tasks of this run left pending with reason `DependencyNeverSatisfied` (a level whose unit failed or
+ * was cancelled), and pending tasks of a level whose dependencies get new jobs, are cancelled and
+ * submitted again behind the new jobs.
  *
  * Job names are `bkd-<run id>-<level>`, the run id a short hash of the plan, so `squeue --name`
  * finds a run's jobs. Every submission is appended to `<store>/slurm.jsonl`.
@@ -132,33 +133,38 @@ export function sbatchArgs(
 export async function submitSlurm(store: RunStore, opts: SlurmOptions = {}): Promise<SlurmSubmission[]> {
   const plan = store.plan;
   let queued = await queuedTasks(plan);
-  const stuck = queued.filter((t) =>
-    t.state === "PENDING" && t.reason.startsWith("DependencyNeverSatisfied")
-  );
-  if (stuck.length > 0) {
-    await sh("scancel", stuck.map((t) => t.jobId));
-    const gone = new Set(stuck.map((t) => t.jobId));
+  const cancel = async (tasks: QueuedTask[]) => {
+    if (tasks.length === 0) return;
+    await sh("scancel", tasks.map((t) => t.jobId));
+    const gone = new Set(tasks.map((t) => t.jobId));
     queued = queued.filter((t) => !gone.has(t.jobId));
-  }
-  const jobsOf = new Map<string, Set<string>>();
-  for (const t of queued) {
-    if (!jobsOf.has(t.level)) jobsOf.set(t.level, new Set());
-    jobsOf.get(t.level)!.add(t.arrayJobId);
-  }
+  };
+  await cancel(
+    queued.filter((t) => t.state === "PENDING" && t.reason.startsWith("DependencyNeverSatisfied")),
+  );
+  const submittedJobs = new Map<string, string[]>();
   const subs: SlurmSubmission[] = [];
   for (const level of plan.levels) {
+    // A pending task waiting on a level that gets new jobs now would wait on the old jobs only:
+    // cancel it and submit it again behind the new ones.
+    if (level.deps.some((d) => submittedJobs.has(d))) {
+      await cancel(queued.filter((t) => t.level === level.name && t.state === "PENDING"));
+    }
     const inQueue = new Set(queued.filter((t) => t.level === level.name).map((t) => t.index));
     const indices: number[] = [];
     for (let i = 0; i < level.keys.length; i++) {
       if (!inQueue.has(i) && !(await store.isDone(level.keys[i]))) indices.push(i);
     }
     if (indices.length === 0) continue;
-    const deps = level.deps.flatMap((d) => [...(jobsOf.get(d) ?? [])]);
-    const argv = sbatchArgs(store, level, indices, deps, opts);
+    const deps = new Set<string>();
+    for (const d of level.deps) {
+      for (const t of queued) if (t.level === d) deps.add(t.arrayJobId);
+      for (const j of submittedJobs.get(d) ?? []) deps.add(j);
+    }
+    const argv = sbatchArgs(store, level, indices, [...deps], opts);
     const jobId = (await sh("sbatch", argv)).trim().split(";")[0];
     if (!/^\d+$/.test(jobId)) throw new Error(`sbatch printed "${jobId}" instead of a job id`);
-    if (!jobsOf.has(level.name)) jobsOf.set(level.name, new Set());
-    jobsOf.get(level.name)!.add(jobId);
+    submittedJobs.set(level.name, [...(submittedJobs.get(level.name) ?? []), jobId]);
     const sub = { level: level.name, jobId, indices, argv };
     subs.push(sub);
     await Deno.writeTextFile(
