@@ -361,3 +361,56 @@ Deno.test("bkd CLI: bad input exits 2 with what went wrong and what to do", asyn
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("bkd CLI: run in-process, status, collect writes a run record; run again is a no-op", async () => {
+  const root = await Deno.makeTempDir({ prefix: "bkd-cli-run-" });
+  try {
+    const cli = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${REPO}/tools/bkd.ts`, ...args],
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const d = new TextDecoder();
+      return { code: out.code, out: d.decode(out.stdout), err: d.decode(out.stderr) };
+    };
+    const store = `${root}/store`;
+    const spec = ["--scale", "smoke", "--n", "12", "--shard-size", "5", "--candidates", "10"];
+    const run = await cli("run", "--store", store, "--executor", "in-process", ...spec);
+    assertEquals(run.code, 0, run.err);
+    assert(/4 units: 4 ok, 0 failed/.test(run.out), run.out);
+    const again = await cli("run", "--store", store, "--executor", "in-process");
+    assertEquals(again.code, 0, again.err);
+    assert(/label\[0\] already-done/.test(again.err) && !/ ran /.test(again.err), again.err);
+    const other = await cli(
+      "run",
+      "--store",
+      store,
+      "--executor",
+      "in-process",
+      "--scale",
+      "smoke",
+      "--n",
+      "13",
+    );
+    assertEquals(other.code, 2);
+    assert(/holds a different run/.test(other.err), other.err);
+    const noIndex = await cli("unit", "--store", store, "--level", "label");
+    assertEquals(noIndex.code, 2);
+    assert(/no unit index: pass --index <i>/.test(noIndex.err), noIndex.err);
+    const status = await cli("status", "--store", store);
+    assertEquals(status.code, 0, status.err);
+    assert(/\| label \| 3 \| 3 \| 0 \| 0 \| 0 \| 0 \|/.test(status.out), status.out);
+    const collect = await cli("collect", "--store", store, "--runs-dir", `${root}/runs`);
+    assertEquals(collect.code, 0, collect.err);
+    const path = collect.out.match(/record: (\S+)/)?.[1];
+    assert(path, collect.out);
+    const rec = JSON.parse(await Deno.readTextFile(path));
+    assertEquals([rec.method, rec.scale, rec.metrics.samples], ["db3-bd", "smoke", 12]);
+    assertEquals(rec.metrics.queries, rec.ledger.totals.spent);
+    assert(rec.metrics.queries > 12 * 9, JSON.stringify(rec.metrics));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

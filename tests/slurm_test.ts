@@ -14,6 +14,7 @@ import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { queuedTasks, submitSlurm } from "../lib/runner/executors/slurm.ts";
 import { journalImages } from "../lib/runner/journal.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
+import { runStatus } from "../lib/runner/status.ts";
 import { RunStore } from "../lib/runner/store.ts";
 
 const assert: (v: unknown, msg?: string) => asserts v = nodeAssert.ok;
@@ -114,6 +115,13 @@ Deno.test({
       // The reduce waits on an array with a cancelled task: it can never start by itself.
       const stuck = (await queuedTasks(plan)).filter((t) => t.level === "reduce");
       assertEquals(stuck.map((t) => t.state), ["PENDING"]);
+
+      const st = await runStatus(store, await queuedTasks(plan));
+      assertEquals(st.levels.map((l) => [l.level, l.done, l.queued, l.failedIndices]), [
+        ["label", 2, 0, [victim]],
+        ["reduce", 0, 1, []],
+      ]);
+      assert(st.queriesInFlight >= killedPaid);
 
       // Resubmit: only the cancelled unit and the reduce go again.
       const again = await submitSlurm(store, { throttle: 1 });

@@ -242,7 +242,12 @@ async function cmdCollect(f: Flags): Promise<number> {
 async function cmdUnit(f: Flags): Promise<number> {
   const store = await RunStore.open(needStore(f));
   const level = str(f, "level") ?? fail("--level is required (a level name from run.json)");
-  const index = unitIndexFrom(str(f, "index"), (k) => Deno.env.get(k));
+  let index: number;
+  try {
+    index = unitIndexFrom(str(f, "index"), (k) => Deno.env.get(k));
+  } catch (e) {
+    fail((e as Error).message);
+  }
   const r = await runUnit(store, familyOf(store.plan.family), level, index);
   console.error(`${level}[${index}] ${r.status} (${r.seconds.toFixed(1)} s, key ${r.key.slice(0, 12)})`);
   return r.status === "held-elsewhere" ? 1 : 0;
