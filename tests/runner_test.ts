@@ -22,8 +22,14 @@ import { runUnit } from "../lib/runner/unit.ts";
 import type { Family } from "../lib/runner/family.ts";
 import type { RunPlan } from "../lib/runner/plan.ts";
 
-const assert: (v: unknown, msg?: string) => asserts v = nodeAssert.ok;
-const assertEquals = (a: unknown, b: unknown, msg?: string) => nodeAssert.deepStrictEqual(a, b, msg);
+function assert(v: unknown, msg?: string): asserts v {
+  if (msg === undefined) nodeAssert.ok(v);
+  else nodeAssert.ok(v, msg);
+}
+function assertEquals(a: unknown, b: unknown, msg?: string): void {
+  if (msg === undefined) nodeAssert.deepStrictEqual(a, b);
+  else nodeAssert.deepStrictEqual(a, b, msg);
+}
 // deno-lint-ignore no-explicit-any
 function assertThrows(fn: () => unknown, cls: new (...a: any[]) => Error, includes?: string) {
   nodeAssert.throws(

@@ -17,8 +17,14 @@ import { splitInvariantView } from "../lib/runner/ledgers.ts";
 import { runStatus } from "../lib/runner/status.ts";
 import { RunStore } from "../lib/runner/store.ts";
 
-const assert: (v: unknown, msg?: string) => asserts v = nodeAssert.ok;
-const assertEquals = (a: unknown, b: unknown, msg?: string) => nodeAssert.deepStrictEqual(a, b, msg);
+function assert(v: unknown, msg?: string): asserts v {
+  if (msg === undefined) nodeAssert.ok(v);
+  else nodeAssert.ok(v, msg);
+}
+function assertEquals(a: unknown, b: unknown, msg?: string): void {
+  if (msg === undefined) nodeAssert.deepStrictEqual(a, b);
+  else nodeAssert.deepStrictEqual(a, b, msg);
+}
 
 const REPO = resolve(import.meta.dirname!, "..");
 const inCi = (Deno.env.get("CI") ?? "").toLowerCase() === "true";
