@@ -420,3 +420,25 @@ Deno.test("bkd CLI: run in-process, status, collect writes a run record; run aga
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("db3-label: a per-sample budget holds across shards and the reduce checks it", async () => {
+  const spec = db3LabelSpec({
+    dataset: "mnist",
+    scale: "smoke",
+    override: { n: 6, shardSize: 3, bd: { candidates: 10 }, budgetPerSample: 60 },
+  });
+  const { fingerprint } = await resolveTeacher(spec);
+  const root = await Deno.makeTempDir({ prefix: "bkd-budget-" });
+  try {
+    const store = await RunStore.create(root, db3LabelPlan(spec, fingerprint));
+    await runInProcess(store);
+    const r = await readDb3LabelResult(store);
+    const spent = Object.values(r.paid.bySample).map((e) => e.spent);
+    assertEquals(spent.length, 6);
+    assert(spent.every((s) => s <= 60), `spent ${spent}`);
+    assert(spent.some((s) => s > 50), `the budget never bound: ${spent}`);
+    assert(r.paid.totals.refused > 0, "no query was refused at a budget of 60");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -35,7 +35,7 @@ import { queuedTasks, submitSlurm } from "../lib/runner/executors/slurm.ts";
 import { k8sManifests } from "../lib/runner/executors/k8s.ts";
 import { runStatus } from "../lib/runner/status.ts";
 import { levelOf } from "../lib/runner/plan.ts";
-import { createProgress } from "../lib/show/progress.ts";
+import { formatProgressLine } from "../lib/show/progress.ts";
 import { saveRun, startRun } from "../lib/results/record.ts";
 import type { DatasetName } from "../lib/data/types.ts";
 import { parseEngine } from "../lib/native/teacher_predictor.ts";
@@ -198,9 +198,12 @@ async function cmdStatus(f: Flags): Promise<number> {
     `queries: ${s.queriesDone.toLocaleString("en-US")} by finished units, ` +
       `${s.queriesInFlight.toLocaleString("en-US")} by unfinished or killed attempts`,
   );
-  const bar = createProgress({ label: "units done", total: s.units, unit: "unit" });
-  bar.update(s.done);
-  bar.done();
+  // Rate and ETA count from the store's creation (a resumed run's rate includes its pauses).
+  const created = (await Deno.stat(`${store.root}/run.json`)).mtime?.getTime() ?? Date.now();
+  const elapsedSec = Math.max(0, (Date.now() - created) / 1000);
+  console.log(
+    formatProgressLine({ label: "units done", done: s.done, total: s.units, unit: "unit", elapsedSec }),
+  );
   return 0;
 }
 
