@@ -193,6 +193,30 @@ Deno.test("run store: a claim is exclusive while its process lives and taken ove
   }
 });
 
+Deno.test("run store: a claim from another host is honoured while touched and taken over once stale", async () => {
+  const root = await Deno.makeTempDir({ prefix: "bkd-claim-host-" });
+  try {
+    const store = await RunStore.create(root, toyPlan());
+    // What a unit on another cluster node leaves in the shared store.
+    const path = `${root}/claims/toy-a-1.json`;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ pid: 1, host: "node-elsewhere", since: "2026-01-01T00:00:00Z" }),
+    );
+    assertEquals((await store.claimHolder("toy-a-1"))?.host, "node-elsewhere");
+    assertEquals(await store.claim("toy-a-1"), undefined, "a fresh claim from another host was taken");
+    const old = new Date(Date.now() - (store.staleAfterSec + 60) * 1000);
+    await Deno.utime(path, old, old);
+    assertEquals(await store.claimHolder("toy-a-1"), undefined);
+    const c = await store.claim("toy-a-1");
+    assert(c, "a stale claim from another host was not taken over");
+    assertEquals(JSON.parse(await Deno.readTextFile(path)).pid, Deno.pid);
+    await c.release();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("ledger merge: exact totals; overlapping shards and over-budget samples fail loudly", () => {
   const a = new Ledger(), b = new Ledger();
   a.charge({ kinds: ["label"], phase: "bd.search", n: 3, sampleIds: Int32Array.from([0, 0, 1]) });

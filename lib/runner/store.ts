@@ -5,7 +5,8 @@
  *   units/<key>/          a finished unit's outputs; `done.json` is written last, so a folder
  *                         without it does not exist as far as the runner is concerned
  *   work/<key>/           a unit's scratch space across attempts (journals of teacher queries)
- *   claims/<key>.json     who runs the unit now: {pid, host, since}; created exclusively
+ *   claims/<key>.json     who runs the unit now: {pid, host, since}; created exclusively, touched
+ *                         by its holder every 30 s (see `RunStore.claim` for when it is stale)
  *   logs/                 executor logs (one file per unit process)
  *
  * A unit is committed atomically: its files go into a temp folder beside `units/`, each is fsynced,
@@ -20,6 +21,12 @@ import { type RunPlan, validatePlan } from "./plan.ts";
 
 /** Name of the marker every finished unit has. */
 export const DONE_FILE = "done.json";
+
+/** How often a claim's holder touches the claim file. */
+export const CLAIM_HEARTBEAT_SEC = 30;
+
+/** Default age after which an untouched claim from another host is stale (10 missed heartbeats). */
+export const CLAIM_STALE_SEC = 300;
 
 /** Who holds a unit. */
 export interface ClaimInfo {
@@ -79,6 +86,9 @@ async function syncDir(path: string): Promise<void> {
 
 /** One run's folder; see the module doc for the layout. */
 export class RunStore {
+  /** Seconds after which a claim from another host that was not touched is stale. */
+  staleAfterSec: number = CLAIM_STALE_SEC;
+
   private constructor(readonly root: string, readonly plan: RunPlan) {}
 
   /**
@@ -161,20 +171,19 @@ export class RunStore {
     return Deno.readFile(`${this.unitDir(key)}/${name}`);
   }
 
-  /** Who holds the unit now (a claim by a dead pid on this host counts as nobody). */
+  /** Who holds the unit now; a stale claim (see {@link RunStore.claim}) counts as nobody. */
   async claimHolder(key: string): Promise<ClaimInfo | undefined> {
-    try {
-      const info = JSON.parse(await Deno.readTextFile(this.#claimPath(key))) as ClaimInfo;
-      if (info.host === hostname() && !pidAlive(info.pid)) return undefined;
-      return info;
-    } catch {
-      return undefined;
-    }
+    const held = await this.#readClaim(this.#claimPath(key));
+    return held && !this.#stale(held) ? held.info : undefined;
   }
 
   /**
-   * Claim a unit exclusively. Returns the claim, or `undefined` when a live process holds it. A claim
-   * left by a dead pid on this host is taken over (claims from other hosts are never judged here).
+   * Claim a unit exclusively. Returns the claim, or `undefined` when a live process holds it. The
+   * holder touches the claim file every {@link CLAIM_HEARTBEAT_SEC} seconds until it releases it. A
+   * claim is stale, and taken over, when its pid is dead on this host, or, from another host (a
+   * cluster node, whose pids this machine cannot see), when it was not touched for `staleAfterSec`.
+   * Two processes judging the same stale claim at once may both run the unit; the first commit
+   * wins and the other's outputs are discarded.
    */
   async claim(key: string): Promise<Claim | undefined> {
     const path = this.#claimPath(key);
@@ -188,21 +197,41 @@ export class RunStore {
         } finally {
           f.close();
         }
-        return { info, release: () => Deno.remove(path).catch(() => {}) };
+        const beat = setInterval(() => {
+          const now = new Date();
+          Deno.utime(path, now, now).catch(() => {});
+        }, CLAIM_HEARTBEAT_SEC * 1000);
+        Deno.unrefTimer(beat);
+        return {
+          info,
+          release: () => {
+            clearInterval(beat);
+            return Deno.remove(path).catch(() => {});
+          },
+        };
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-        let held: ClaimInfo | undefined;
-        try {
-          held = JSON.parse(await Deno.readTextFile(path)) as ClaimInfo;
-        } catch {
-          held = undefined; // being written right now, or just removed: look again
-        }
-        if (held && !(held.host === info.host && !pidAlive(held.pid))) return undefined;
+        const held = await this.#readClaim(path);
+        if (held && !this.#stale(held)) return undefined;
         if (held) await Deno.remove(path).catch(() => {});
-        else await new Promise((r) => setTimeout(r, 20));
+        else await new Promise((r) => setTimeout(r, 20)); // being written or just removed: look again
       }
     }
     return undefined;
+  }
+
+  async #readClaim(path: string): Promise<{ info: ClaimInfo; touchedMs: number } | undefined> {
+    try {
+      const [text, st] = await Promise.all([Deno.readTextFile(path), Deno.stat(path)]);
+      return { info: JSON.parse(text) as ClaimInfo, touchedMs: st.mtime?.getTime() ?? Date.now() };
+    } catch {
+      return undefined;
+    }
+  }
+
+  #stale(held: { info: ClaimInfo; touchedMs: number }): boolean {
+    if (held.info.host === hostname()) return !pidAlive(held.info.pid);
+    return Date.now() - held.touchedMs > this.staleAfterSec * 1000;
   }
 
   /**
