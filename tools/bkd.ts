@@ -2,7 +2,7 @@
  * `deno task bkd <command>`: experiments as runs of units in a run store.
  *
  *   plan    [spec flags]                       units per level, teacher queries, core-hours
- *   run     --store DIR --executor E [spec flags] [--workers N] [--throttle N] [--sbatch-opt O]…
+ *   run     --store DIR --executor E [spec flags] [--workers N] [--throttle N] [--sbatch-opt=O]… [--wait]
  *           [--image I --pvc P --mount PATH [--apply]]          (E: in-process | local | slurm | k8s)
  *   status  --store DIR                        done / running / queued / failed units, queries
  *   collect --store DIR [--runs-dir DIR]       reduce, save the run record, print the table
@@ -16,14 +16,7 @@
  * Exit codes: 0 done, 1 a unit or the run failed, 2 bad input (retrying cannot help).
  */
 import { parseArgs } from "node:util";
-import { resolve } from "node:path";
-import { parseScale, SCALES } from "../lib/scale.ts";
-import {
-  type Db3LabelOverride,
-  db3LabelPlan,
-  db3LabelSpec,
-  estimateBd,
-} from "../lib/runner/db3_label_spec.ts";
+import { db3LabelPlan, estimateBd } from "../lib/runner/db3_label_spec.ts";
 import { readDb3LabelResult, resolveTeacher } from "../lib/runner/db3_label_units.ts";
 import { familyOf } from "../lib/runner/families.ts";
 import { RunStore } from "../lib/runner/store.ts";
@@ -37,64 +30,19 @@ import { runStatus } from "../lib/runner/status.ts";
 import { levelOf } from "../lib/runner/plan.ts";
 import { formatProgressLine } from "../lib/show/progress.ts";
 import { saveRun, startRun } from "../lib/results/record.ts";
-import type { DatasetName } from "../lib/data/types.ts";
-import { parseEngine } from "../lib/native/teacher_predictor.ts";
+import {
+  fail,
+  type Flags,
+  InputError,
+  int,
+  mdTable,
+  needStore,
+  SPEC_FLAGS,
+  specFrom,
+  str,
+} from "./bkd_args.ts";
 
 const EXECUTORS = ["in-process", "local", "slurm", "k8s"] as const;
-const DATASETS: DatasetName[] = ["mnist", "fmnist", "cifar10"];
-const SPEC_FLAGS = ["dataset", "scale", "seed", "n", "shard-size", "candidates", "engine"];
-
-class InputError extends Error {}
-
-function fail(msg: string): never {
-  throw new InputError(msg);
-}
-
-function int(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got "${v}"`);
-  return n;
-}
-
-type Flags = Record<string, string | string[] | boolean | undefined>;
-
-function str(f: Flags, k: string): string | undefined {
-  const v = f[k];
-  return typeof v === "string" ? v : undefined;
-}
-
-function specFrom(f: Flags) {
-  const dataset = (str(f, "dataset") ?? "mnist") as DatasetName;
-  if (!DATASETS.includes(dataset)) fail(`unknown --dataset "${dataset}"; use one of ${DATASETS.join(", ")}`);
-  const s = str(f, "scale") ?? "smoke";
-  if (!SCALES.includes(s as never)) fail(`unknown --scale "${s}"; use one of ${SCALES.join(", ")}`);
-  const e = str(f, "engine");
-  const engine = e === undefined ? undefined : parseEngine(e) ?? fail(`unknown --engine "${e}"`);
-  const override: Db3LabelOverride = {};
-  const n = int(str(f, "n"), "n"), shard = int(str(f, "shard-size"), "shard-size");
-  const cands = int(str(f, "candidates"), "candidates");
-  if (n !== undefined) override.n = n;
-  if (shard !== undefined) override.shardSize = shard;
-  if (cands !== undefined) override.bd = { candidates: cands };
-  return db3LabelSpec({ dataset, scale: parseScale(s), seed: int(str(f, "seed"), "seed"), engine, override });
-}
-
-function needStore(f: Flags): string {
-  const s = str(f, "store");
-  if (!s) fail("--store DIR is required: the run store folder (local disk or a shared file system)");
-  return resolve(s);
-}
-
-function mdTable(rows: Record<string, unknown>[]): string {
-  const cols = Object.keys(rows[0] ?? {});
-  const cell = (v: unknown) => typeof v === "number" ? v.toLocaleString("en-US") : String(v);
-  return [
-    `| ${cols.join(" | ")} |`,
-    `| ${cols.map(() => "---").join(" | ")} |`,
-    ...rows.map((r) => `| ${cols.map((c) => cell(r[c])).join(" | ")} |`),
-  ].join("\n");
-}
 
 function cmdPlan(f: Flags): void {
   const spec = specFrom(f);
@@ -157,7 +105,24 @@ async function cmdRun(f: Flags): Promise<number> {
     });
     for (const s of subs) console.log(`submitted ${s.level}: job ${s.jobId}, ${s.indices.length} units`);
     if (subs.length === 0) console.log("nothing to submit: every unit is done or queued");
-    return 0;
+    if (!f.wait) return 0;
+    // Poll the queue (sbatch --wait polls slowly) until none of this run's tasks is left.
+    let last = "";
+    for (;;) {
+      const queue = await queuedTasks(store.plan);
+      const st = await runStatus(store, queue);
+      const line = `${st.done}/${st.units} units done, ${queue.length} queued or running`;
+      if (line !== last) console.error(line);
+      last = line;
+      if (queue.length === 0) {
+        const failed = st.levels.flatMap((l) => l.failedIndices.map((i) => `${l.level}[${i}]`));
+        if (failed.length > 0) {
+          console.error(`failed: ${failed.join(", ")}; logs in ${store.root}/logs; rerun to resubmit`);
+        }
+        return st.done === st.units ? 0 : 1;
+      }
+      await new Promise((r) => setTimeout(r, 5000));
+    }
   }
   const image = str(f, "image") ?? fail("--image is required for k8s (an image with the kit and deno)");
   const pvc = str(f, "pvc") ?? fail("--pvc is required for k8s (the claim holding the run store)");
@@ -268,6 +233,7 @@ async function main(argv: string[]): Promise<number> {
       ...SPEC_FLAGS.map((k) => [k, { type: "string" }]),
       ["sbatch-opt", { type: "string", multiple: true }],
       ["apply", { type: "boolean" }],
+      ["wait", { type: "boolean" }],
     ]),
   });
   const f = values as Flags;
