@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything boundary-kd needs on a fresh Debian 12 machine with Node 20 + npm:
-#   deno 2.9.6 (npm), Jupyter + nbclient + Fashion-MNIST + g++ (apt), the npm dependencies (deno install).
+#   deno 2.9.6 (npm), Jupyter + nbclient + Fashion-MNIST + g++ + Chromium + MathJax + Slurm/munge (apt), the npm dependencies
+#   (deno install).
 # Idempotent: each step checks first, so a second run only checks and says "already installed".
 # Network: only the npm registry and Debian's apt mirrors are used.
 set -euo pipefail
@@ -8,8 +9,9 @@ set -euo pipefail
 DENO_VERSION=2.9.6
 # g++ builds the native teacher engine (lib/native/forward.cpp) at first use; usually preinstalled.
 # chromium checks the static report in tests/report_test.ts; libjs-mathjax renders its maths offline.
+# slurm-wlm + munge: the single-node Slurm cluster tests/slurm_test.ts starts (tools/slurm/start.sh).
 APT_PACKAGES=(jupyter-core jupyter-client python3-nbclient python3-nbformat jupyter-nbconvert
-  dataset-fashion-mnist g++ chromium libjs-mathjax)
+  dataset-fashion-mnist g++ chromium libjs-mathjax slurm-wlm munge)
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 SUMMARY=()

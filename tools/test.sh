@@ -13,7 +13,9 @@ unset BKD_BACKEND
 passed=0
 failed=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# tests/slurm_test.ts starts a Slurm cluster and stops it itself; if the tests die before that, the
+# daemons it recorded are stopped here (by pid, see tools/slurm/stop.sh).
+trap 'rm -f "$log"; [[ -f ${BKD_SLURM_RUN:-/run/bkd-slurm}/pids ]] && bash tools/slurm/stop.sh >/dev/null; true' EXIT
 
 section() { printf '\n=== %s\n' "$*"; }
 

@@ -1,0 +1,189 @@
+/**
+ * The "db3-label" experiment as data: BD distances for the first `n` images of a dataset's training
+ * split, labelled by a kit teacher through the label oracle in contiguous shards, then reduced to
+ * distances n×K, one exact ledger and soft labels z.
+ *
+ * Settings: `paper` is the base (all 60,000 MNIST training images, BD's reference defaults: 201
+ * candidates, tolerance 1e-5); `laptop` and `smoke` override a few fields, each with a note.
+ *
+ * @module
+ */
+import { BD_DEFAULTS } from "../db3/bd.ts";
+import type { DatasetName } from "../data/types.ts";
+import type { ModelName } from "../models/registry.ts";
+import type { Scale } from "../scale.ts";
+import type { TeacherEngine } from "../native/teacher_predictor.ts";
+import { hashOf } from "./hash.ts";
+import type { RunPlan } from "./plan.ts";
+
+/** BD options that decide the distances (the reference defaults' fields). */
+export type Db3LabelBd = typeof BD_DEFAULTS;
+
+/** A kit teacher: trained by `getTeacher` with the recipe of its scale. */
+export interface KitTeacher {
+  kind: "recipe";
+  dataset: DatasetName;
+  model: ModelName;
+  scale: Scale;
+  seed: number;
+}
+
+/** The resolved spec of one db3-label run (plain JSON). */
+export interface Db3LabelSpec {
+  family: "db3-label";
+  scale: Scale;
+  dataset: DatasetName;
+  teacher: KitTeacher;
+  method: "bd";
+  bd: Db3LabelBd;
+  /** Label the training images 0..n−1 (sample ids are these indices). */
+  n: number;
+  /** Samples per labeling unit; the last shard may be shorter. */
+  shardSize: number;
+  /** Seed of the class streams (candidate order). */
+  seed: number;
+  /** Teacher engine (answers may differ across engines within ~1e-5 of a boundary: part of the key). */
+  engine: TeacherEngine;
+  /** Per-sample query budget (images), or null for none. */
+  budgetPerSample: number | null;
+}
+
+/** Fields a scale may override. */
+export type Db3LabelOverride = Partial<Pick<Db3LabelSpec, "n" | "shardSize" | "budgetPerSample">> & {
+  bd?: Partial<Db3LabelBd>;
+  teacherScale?: Scale;
+};
+
+/** The settings table: `paper` is the base; the others are overrides with the reason. */
+export const DB3_LABEL_SETTINGS: {
+  paper: { n: number; shardSize: number; bd: Db3LabelBd; budgetPerSample: null; note: string };
+  laptop: { override: Db3LabelOverride; note: string };
+  smoke: { override: Db3LabelOverride; note: string };
+} = {
+  paper: {
+    n: 60000,
+    shardSize: 1000,
+    bd: { ...BD_DEFAULTS },
+    budgetPerSample: null,
+    note: "DB3 reference: all 60,000 training images, BD with 201 candidates and tolerance 1e-5; " +
+      "1,000 samples per unit (≈ 2.2 M queries, ≈ 1.5 CPU-min each on this machine)",
+  },
+  laptop: {
+    override: { n: 2000, shardSize: 250, teacherScale: "laptop" },
+    note: "2,000 images in 8 units, reference BD settings: minutes on 2 cores",
+  },
+  smoke: {
+    override: { n: 30, shardSize: 10, bd: { candidates: 40 }, teacherScale: "smoke" },
+    note: "pipeline check: 30 images in 3 units, 40 candidates instead of 201, smoke teacher",
+  },
+};
+
+/** What {@link db3LabelSpec} needs. */
+export interface Db3LabelRequest {
+  dataset: DatasetName;
+  scale: Scale;
+  seed?: number;
+  /** Teacher model (default: DB3 LeNet-5, or AlexNet for CIFAR-10). */
+  model?: ModelName;
+  engine?: TeacherEngine;
+  /** Last-word overrides (e.g. from the command line). */
+  override?: Db3LabelOverride;
+}
+
+/** Resolve a spec: the paper base, then the scale's override, then the request's override. */
+export function db3LabelSpec(req: Db3LabelRequest): Db3LabelSpec {
+  const base = DB3_LABEL_SETTINGS.paper;
+  const scaleOv: Db3LabelOverride = req.scale === "paper" ? {} : DB3_LABEL_SETTINGS[req.scale].override;
+  const ov = req.override ?? {};
+  const seed = req.seed ?? 0;
+  const spec: Db3LabelSpec = {
+    family: "db3-label",
+    scale: req.scale,
+    dataset: req.dataset,
+    teacher: {
+      kind: "recipe",
+      dataset: req.dataset,
+      model: req.model ?? (req.dataset === "cifar10" ? "db3-alexnet" : "db3-lenet5"),
+      scale: ov.teacherScale ?? scaleOv.teacherScale ?? "paper",
+      seed,
+    },
+    method: "bd",
+    bd: { ...base.bd, ...scaleOv.bd, ...ov.bd },
+    n: ov.n ?? scaleOv.n ?? base.n,
+    shardSize: ov.shardSize ?? scaleOv.shardSize ?? base.shardSize,
+    seed,
+    engine: req.engine ?? "auto",
+    budgetPerSample: ov.budgetPerSample ?? scaleOv.budgetPerSample ?? base.budgetPerSample,
+  };
+  if (!Number.isInteger(spec.n) || spec.n < 1) {
+    throw new RangeError(`db3-label: n must be ≥ 1, got ${spec.n}`);
+  }
+  if (!Number.isInteger(spec.shardSize) || spec.shardSize < 1) {
+    throw new RangeError(`db3-label: shardSize must be a positive integer, got ${spec.shardSize}`);
+  }
+  return spec;
+}
+
+/** Sample range [start, end) of each shard. */
+export function shardRanges(spec: Db3LabelSpec): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < spec.n; s += spec.shardSize) out.push([s, Math.min(spec.n, s + spec.shardSize)]);
+  return out;
+}
+
+/**
+ * Measured rates on this kit's 2-core reference machine (results/bench/db3.md, native engine): BD
+ * lean at the reference settings spends 2,174 queries and 0.080 CPU-seconds per MNIST sample.
+ */
+export const BD_RATES = { queriesPerSample: 2174, cpuSecondsPerSample: 0.08, candidates: 201 };
+
+/** Estimated teacher queries and CPU-seconds for `samples` samples (scaled by candidates). */
+export function estimateBd(samples: number, bd: Db3LabelBd): { queries: number; cpuSeconds: number } {
+  const f = bd.candidates / BD_RATES.candidates;
+  return {
+    queries: samples * BD_RATES.queriesPerSample * f,
+    cpuSeconds: samples * BD_RATES.cpuSecondsPerSample * f,
+  };
+}
+
+/** The plan: one "label" level (a unit per shard) and one "reduce" level reading them all. */
+export function db3LabelPlan(spec: Db3LabelSpec, teacherFingerprint: string): RunPlan {
+  const ranges = shardRanges(spec);
+  const shared = {
+    family: spec.family,
+    dataset: spec.dataset,
+    teacher: spec.teacher,
+    fingerprint: teacherFingerprint,
+    method: spec.method,
+    bd: spec.bd,
+    seed: spec.seed,
+    engine: spec.engine,
+    budgetPerSample: spec.budgetPerSample,
+  };
+  const labelKeys = ranges.map((r) => hashOf({ kind: "db3-label-shard", ...shared, range: r }));
+  const worst = estimateBd(spec.shardSize, spec.bd).cpuSeconds;
+  return {
+    family: spec.family,
+    spec: spec as unknown as Record<string, unknown>,
+    teacher: teacherFingerprint,
+    levels: [
+      {
+        name: "label",
+        kind: "db3-label-shard",
+        keys: labelKeys,
+        // 2 cores (the native engine's threads); time: 4× the measured rate plus start-up.
+        resources: { cores: 2, memoryMB: 3000, timeMinutes: Math.ceil((4 * worst) / 60) + 10 },
+        deps: [],
+        describe: ranges.map(([a, b]) => `samples ${a}–${b - 1}`),
+      },
+      {
+        name: "reduce",
+        kind: "db3-label-reduce",
+        keys: [hashOf({ kind: "db3-label-reduce", inputs: labelKeys })],
+        resources: { cores: 1, memoryMB: 2000 + Math.ceil(spec.n / 100), timeMinutes: 30 },
+        deps: ["label"],
+        describe: [`merge ${ranges.length} shards: distances, ledger, soft labels`],
+      },
+    ],
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * The units of a "db3-label" run: a labeling shard (BD over a contiguous sample range through a
+ * journaled label oracle) and the reduce (distances in sample order, one exact ledger, soft labels).
+ *
+ * @module
+ */
+import { initBackend } from "../backend.ts";
+import { boundaryDistances } from "../db3/bd.ts";
+import { softLabelsFromDistances } from "../db3/soft_labels.ts";
+import { makeClassStreams } from "../db3/streams.ts";
+import { loadDataset } from "../data/datasets.ts";
+import { engineInfo, teacherPredictor } from "../native/teacher_predictor.ts";
+import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
+import { labelOracle } from "../oracle/oracle.ts";
+import { getTeacher } from "../train/teachers.ts";
+import { type Db3LabelSpec, shardRanges } from "./db3_label_spec.ts";
+import type { Family, UnitContext, UnitOutput } from "./family.ts";
+import { teacherFingerprint } from "./hash.ts";
+import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "./journal.ts";
+import { mergeLedgers } from "./ledgers.ts";
+import { levelOf } from "./plan.ts";
+import type { RunStore } from "./store.ts";
+
+/** What a labeling shard saves beside `distances.f32`. */
+export interface ShardResult {
+  start: number;
+  end: number;
+  y: number[];
+  teacherLabels: number[];
+  misclassified: number[];
+  exhausted: number[];
+  /** Queries per (sample, class), excluding the init query. */
+  queries: number[];
+  /** Ledger of the attempt that finished. */
+  ledger: LedgerSnapshot;
+  /** Queries paid by earlier attempts that died (replayed from their journals). */
+  lost: LedgerSnapshot;
+  engine: unknown;
+  seconds: number;
+}
+
+/** The reduced run: what `collect` returns. */
+export interface Db3LabelResult {
+  spec: Db3LabelSpec;
+  n: number;
+  numClasses: number;
+  /** d (n×K) in sample order, Infinity at the true class. */
+  distances: Float32Array;
+  /** Soft labels z (n×K). */
+  z: Float32Array;
+  y: Int32Array;
+  teacherLabels: Int32Array;
+  misclassified: number;
+  flagged: number;
+  /** Ledger of the finished attempts (independent of the split). */
+  ledger: LedgerSnapshot;
+  /** Everything the teacher answered, killed attempts included. */
+  paid: LedgerSnapshot;
+  /** Seconds of labeling summed over units. */
+  unitSeconds: number;
+  engine: unknown;
+}
+
+async function loadTeacher(spec: Db3LabelSpec, expected: string) {
+  await initBackend();
+  const t = await getTeacher({
+    dataset: spec.teacher.dataset,
+    model: spec.teacher.model,
+    scale: spec.teacher.scale,
+    seed: spec.teacher.seed,
+  });
+  const fp = teacherFingerprint(t.model);
+  if (fp !== expected) {
+    throw new Error(
+      `teacher fingerprint ${fp.slice(0, 12)} differs from the run's ${expected.slice(0, 12)}: the cached ` +
+        `teacher changed since the run was planned; restore it (BKD_TEACHER_DIR) or start a new run store`,
+    );
+  }
+  return t;
+}
+
+/** The kit teacher of a spec and its fingerprint (trained and cached on first use). */
+export async function resolveTeacher(spec: Db3LabelSpec): Promise<{ fingerprint: string; testAcc: number }> {
+  await initBackend();
+  const t = await getTeacher({ ...spec.teacher });
+  const out = { fingerprint: teacherFingerprint(t.model), testAcc: t.meta.testAcc };
+  t.model.dispose();
+  return out;
+}
+
+async function labelShard(ctx: UnitContext): Promise<UnitOutput> {
+  const t0 = performance.now();
+  const spec = ctx.plan.spec as unknown as Db3LabelSpec;
+  const [start, end] = shardRanges(spec)[ctx.index];
+  const teacher = await loadTeacher(spec, ctx.plan.teacher);
+  const train = await loadDataset(spec.dataset, "train");
+  if (end > train.y.length) {
+    throw new RangeError(`db3-label: n = ${spec.n} but ${spec.dataset} train has ${train.y.length} images`);
+  }
+  const streams = makeClassStreams(train, spec.seed);
+  const dim = train.shape.slice(1).reduce((a, b) => a * b, 1);
+  const samples = {
+    x: train.x.slice(start * dim, end * dim),
+    y: train.y.slice(start, end),
+    shape: [end - start, ...train.shape.slice(1)],
+    numClasses: train.numClasses,
+    ids: Int32Array.from({ length: end - start }, (_, i) => start + i),
+  };
+  const journal = `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`;
+  const lost = await ledgerFromJournals(await otherJournals(ctx.workDir, journal));
+  const ledger = new Ledger({ perSample: spec.budgetPerSample ?? undefined });
+  if (spec.budgetPerSample !== null) {
+    // Queries a dead attempt paid count against the sample's budget.
+    for (const [id, e] of Object.entries(lost.bySample)) {
+      ledger.setSampleBudget(Number(id), Math.max(0, spec.budgetPerSample - e.spent));
+    }
+  }
+  const pool = await teacherPredictor(teacher.model, teacher.spec, { engine: spec.engine });
+  const oracle = journaledOracle(labelOracle(pool, { ledger }), journal);
+  try {
+    const r = await boundaryDistances(oracle, samples, streams, { ...spec.bd });
+    const result: ShardResult = {
+      start,
+      end,
+      y: [...samples.y],
+      teacherLabels: [...r.teacherLabels],
+      misclassified: [...r.misclassified],
+      exhausted: [...r.exhausted],
+      queries: [...r.queries],
+      ledger: r.ledger,
+      lost,
+      engine: engineInfo(pool),
+      seconds: (performance.now() - t0) / 1000,
+    };
+    const d = r.distances;
+    return {
+      files: {
+        "distances.f32": new Uint8Array(d.buffer, d.byteOffset, d.byteLength),
+        "result.json": JSON.stringify(result) + "\n",
+      },
+      done: { samples: end - start, queries: r.ledger.totals.spent, lostQueries: lost.totals.spent },
+    };
+  } finally {
+    oracle.close();
+    pool.close();
+    teacher.model.dispose();
+  }
+}
+
+function f32(bytes: Uint8Array): Float32Array {
+  return new Float32Array(bytes.slice().buffer);
+}
+
+/** Read every finished shard in sample order and merge them (the reduce, without saving). */
+export async function reduceShards(store: RunStore): Promise<Db3LabelResult> {
+  const spec = store.plan.spec as unknown as Db3LabelSpec;
+  const level = levelOf(store.plan, "label");
+  const shards: ShardResult[] = [];
+  const parts: Float32Array[] = [];
+  for (const key of level.keys) {
+    shards.push(JSON.parse(await store.readText(key, "result.json")) as ShardResult);
+    parts.push(f32(await store.readBytes(key, "distances.f32")));
+  }
+  const k = parts.length > 0 ? parts[0].length / (shards[0].end - shards[0].start) : 0;
+  const distances = new Float32Array(spec.n * k);
+  const y = new Int32Array(spec.n), teacherLabels = new Int32Array(spec.n);
+  let misclassified = 0, unitSeconds = 0;
+  shards.forEach((s, i) => {
+    distances.set(parts[i], s.start * k);
+    y.set(s.y, s.start);
+    teacherLabels.set(s.teacherLabels, s.start);
+    misclassified += s.misclassified.reduce((a, b) => a + b, 0);
+    unitSeconds += s.seconds;
+  });
+  const names = level.describe.map((d, i) => `label[${i}] (${d})`);
+  const ledger = mergeLedgers(shards.map((s) => s.ledger), { disjoint: true, names });
+  const paid = mergeLedgers([ledger, ...shards.map((s) => s.lost)], {
+    perSample: spec.budgetPerSample ?? undefined,
+  });
+  const soft = softLabelsFromDistances(distances, y, k, { teacherLabels });
+  return {
+    spec,
+    n: spec.n,
+    numClasses: k,
+    distances,
+    z: soft.z,
+    y,
+    teacherLabels,
+    misclassified,
+    flagged: soft.flagged.length,
+    ledger,
+    paid,
+    unitSeconds,
+    engine: shards[0]?.engine ?? null,
+  };
+}
+
+async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
+  const r = await reduceShards(ctx.store);
+  const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const { distances, z, y, teacherLabels, ...rest } = r;
+  const summary = { ...rest, y: [...y], teacherLabels: [...teacherLabels] };
+  return {
+    files: {
+      "distances.f32": bytes(distances),
+      "z.f32": bytes(z),
+      "summary.json": JSON.stringify(summary) + "\n",
+    },
+    done: { samples: r.n, totalQueries: r.paid.totals.spent },
+  };
+}
+
+/** Read the reduce unit's outputs (the run must be complete). */
+export async function readDb3LabelResult(store: RunStore): Promise<Db3LabelResult> {
+  const key = levelOf(store.plan, "reduce").keys[0];
+  if (!(await store.isDone(key))) {
+    throw new Error(`run ${store.root} is not finished: its reduce unit has no done marker; run it first`);
+  }
+  const s = JSON.parse(await store.readText(key, "summary.json"));
+  return {
+    ...s,
+    y: Int32Array.from(s.y),
+    teacherLabels: Int32Array.from(s.teacherLabels),
+    distances: f32(await store.readBytes(key, "distances.f32")),
+    z: f32(await store.readBytes(key, "z.f32")),
+  };
+}
+
+/** The family as the runner sees it. */
+export const DB3_LABEL_FAMILY: Family = {
+  name: "db3-label",
+  runUnit(kind, ctx) {
+    if (kind === "db3-label-shard") return labelShard(ctx);
+    if (kind === "db3-label-reduce") return reduceUnit(ctx);
+    throw new Error(`db3-label has no unit kind "${kind}" (kinds: db3-label-shard, db3-label-reduce)`);
+  },
+};

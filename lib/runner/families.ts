@@ -1,0 +1,17 @@
+/**
+ * Registry of experiment families the runner can execute, by `RunPlan.family`.
+ *
+ * @module
+ */
+import { DB3_LABEL_FAMILY } from "./db3_label_units.ts";
+import type { Family } from "./family.ts";
+
+/** Families by name. */
+export const FAMILIES: Record<string, Family> = { [DB3_LABEL_FAMILY.name]: DB3_LABEL_FAMILY };
+
+/** The family called `name`, or an error listing the known ones. */
+export function familyOf(name: string): Family {
+  const f = FAMILIES[name];
+  if (!f) throw new Error(`unknown experiment family "${name}"; known: ${Object.keys(FAMILIES).join(", ")}`);
+  return f;
+}

@@ -1,0 +1,266 @@
+/**
+ * `deno task bkd <command>`: experiments as runs of units in a run store.
+ *
+ *   plan    [spec flags]                       units per level, teacher queries, core-hours
+ *   run     --store DIR --executor E [spec flags] [--workers N] [--throttle N] [--sbatch-opt=O]… [--wait]
+ *           [--image I --pvc P --mount PATH [--apply]]          (E: in-process | local | slurm | k8s)
+ *   status  --store DIR                        done / running / queued / failed units, queries
+ *   collect --store DIR [--runs-dir DIR]       reduce, save the run record, print the table
+ *   unit    --store DIR --level L [--index I]  one unit (index also from SLURM_ARRAY_TASK_ID or
+ *                                              JOB_COMPLETION_INDEX)
+ *
+ * Spec flags (family db3-label): --dataset mnist|fmnist|cifar10 --scale smoke|laptop|paper --seed N
+ * --n N --shard-size N --candidates N --engine auto|native|pool. A store that exists is resumed with
+ * its own spec when no spec flag is given; with spec flags they must match it.
+ *
+ * Exit codes: 0 done, 1 a unit or the run failed, 2 bad input (retrying cannot help).
+ */
+import { parseArgs } from "node:util";
+import { db3LabelPlan, estimateBd } from "../lib/runner/db3_label_spec.ts";
+import { readDb3LabelResult, resolveTeacher } from "../lib/runner/db3_label_units.ts";
+import { familyOf } from "../lib/runner/families.ts";
+import { RunStore } from "../lib/runner/store.ts";
+import { runUnit } from "../lib/runner/unit.ts";
+import { unitIndexFrom } from "../lib/runner/command.ts";
+import { runInProcess, type UnitReport } from "../lib/runner/executors/in_process.ts";
+import { runLocal } from "../lib/runner/executors/local.ts";
+import { queuedTasks, submitSlurm } from "../lib/runner/executors/slurm.ts";
+import { k8sManifests } from "../lib/runner/executors/k8s.ts";
+import { runStatus } from "../lib/runner/status.ts";
+import { levelOf } from "../lib/runner/plan.ts";
+import { formatProgressLine } from "../lib/show/progress.ts";
+import { saveRun, startRun } from "../lib/results/record.ts";
+import {
+  fail,
+  type Flags,
+  InputError,
+  int,
+  mdTable,
+  needStore,
+  SPEC_FLAGS,
+  specFrom,
+  str,
+} from "./bkd_args.ts";
+
+const EXECUTORS = ["in-process", "local", "slurm", "k8s"] as const;
+
+function cmdPlan(f: Flags): void {
+  const spec = specFrom(f);
+  const plan = db3LabelPlan(spec, "(teacher not resolved)");
+  const est = estimateBd(spec.n, spec.bd);
+  console.log(
+    `db3-label ${spec.dataset} at ${spec.scale}: ${spec.n} samples, BD ${spec.bd.candidates} candidates`,
+  );
+  console.log(mdTable(plan.levels.map((l) => ({
+    level: l.name,
+    units: l.keys.length,
+    "cores/unit": l.resources.cores,
+    "MB/unit": l.resources.memoryMB,
+    "time limit min": l.resources.timeMinutes,
+  }))));
+  const coreHours = est.cpuSeconds / 3600;
+  console.log(
+    `teacher queries ≈ ${Math.round(est.queries).toLocaleString("en-US")}; ≈ ${
+      coreHours.toFixed(2)
+    } core-hours ` +
+      `(wall ≈ ${(coreHours / 2).toFixed(2)} h on 2 cores, ${(coreHours / 64).toFixed(3)} h on 64, ` +
+      `${(coreHours / 512).toFixed(4)} h on 512; rates from results/bench/db3.md)`,
+  );
+}
+
+async function openOrCreate(f: Flags, root: string): Promise<RunStore> {
+  const hasSpec = SPEC_FLAGS.some((k) => f[k] !== undefined);
+  const exists = await Deno.stat(`${root}/run.json`).then(() => true, () => false);
+  if (exists && !hasSpec) return RunStore.open(root);
+  const spec = specFrom(f);
+  const t = await resolveTeacher(spec);
+  return RunStore.create(root, db3LabelPlan(spec, t.fingerprint));
+}
+
+function reportUnits(reports: UnitReport[]): number {
+  const failed = reports.filter((r) => r.status === "failed");
+  for (const r of failed) console.error(`unit ${r.level}[${r.index}] failed: ${r.detail}`);
+  console.log(`${reports.length} units: ${reports.length - failed.length} ok, ${failed.length} failed`);
+  return failed.length > 0 ? 1 : 0;
+}
+
+async function cmdRun(f: Flags): Promise<number> {
+  const root = needStore(f);
+  const executor = str(f, "executor") ?? fail(`--executor is required: one of ${EXECUTORS.join(", ")}`);
+  if (!EXECUTORS.includes(executor as never)) {
+    fail(`unknown executor "${executor}"; use one of ${EXECUTORS.join(", ")}`);
+  }
+  const store = await openOrCreate(f, root);
+  const onUnit = (r: UnitReport) =>
+    console.error(`${r.level}[${r.index}] ${r.status} (${r.seconds.toFixed(1)} s)`);
+  if (executor === "in-process") return reportUnits(await runInProcess(store, { onUnit }));
+  if (executor === "local") {
+    return reportUnits(await runLocal(store, { workers: int(str(f, "workers"), "workers") ?? 2, onUnit }));
+  }
+  if (executor === "slurm") {
+    const opts = f["sbatch-opt"];
+    const subs = await submitSlurm(store, {
+      throttle: int(str(f, "throttle"), "throttle"),
+      sbatchOptions: Array.isArray(opts) ? opts : [],
+    });
+    for (const s of subs) console.log(`submitted ${s.level}: job ${s.jobId}, ${s.indices.length} units`);
+    if (subs.length === 0) console.log("nothing to submit: every unit is done or queued");
+    if (!f.wait) return 0;
+    // Poll the queue (sbatch --wait polls slowly) until none of this run's tasks is left.
+    let last = "";
+    for (;;) {
+      const queue = await queuedTasks(store.plan);
+      const st = await runStatus(store, queue);
+      const line = `${st.done}/${st.units} units done, ${queue.length} queued or running`;
+      if (line !== last) console.error(line);
+      last = line;
+      if (queue.length === 0) {
+        const failed = st.levels.flatMap((l) => l.failedIndices.map((i) => `${l.level}[${i}]`));
+        if (failed.length > 0) {
+          console.error(`failed: ${failed.join(", ")}; logs in ${store.root}/logs; rerun to resubmit`);
+        }
+        return st.done === st.units ? 0 : 1;
+      }
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+  }
+  const image = str(f, "image") ?? fail("--image is required for k8s (an image with the kit and deno)");
+  const pvc = str(f, "pvc") ?? fail("--pvc is required for k8s (the claim holding the run store)");
+  const mount = str(f, "mount") ?? root;
+  const jobs = k8sManifests(store.plan, { image, pvc, storePath: mount });
+  await Deno.mkdir(`${root}/k8s`, { recursive: true });
+  for (const [i, job] of jobs.entries()) {
+    const path = `${root}/k8s/${i}-${store.plan.levels[i].name}.json`;
+    await Deno.writeTextFile(path, JSON.stringify(job, null, 2) + "\n");
+    console.log(`wrote ${path}`);
+    if (f.apply) {
+      const name = (job.metadata as { name: string }).name;
+      for (
+        const args of [["apply", "-f", path], [
+          "wait",
+          "--for=condition=complete",
+          `job/${name}`,
+          "--timeout=-1s",
+        ]]
+      ) {
+        const st = await new Deno.Command("kubectl", { args }).spawn().status;
+        if (!st.success) return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+async function cmdStatus(f: Flags): Promise<number> {
+  const store = await RunStore.open(needStore(f));
+  const slurm = await Deno.stat(`${store.root}/slurm.jsonl`).then(() => true, () => false);
+  const queue = slurm ? await queuedTasks(store.plan).catch(() => []) : [];
+  const s = await runStatus(store, queue);
+  console.log(
+    mdTable(s.levels.map(({ failedIndices, ...l }) => ({ ...l, "failed indices": failedIndices.join(",") }))),
+  );
+  console.log(
+    `queries: ${s.queriesDone.toLocaleString("en-US")} by finished units, ` +
+      `${s.queriesInFlight.toLocaleString("en-US")} by unfinished or killed attempts`,
+  );
+  // Rate and ETA count from the store's creation (a resumed run's rate includes its pauses).
+  const created = (await Deno.stat(`${store.root}/run.json`)).mtime?.getTime() ?? Date.now();
+  const elapsedSec = Math.max(0, (Date.now() - created) / 1000);
+  console.log(
+    formatProgressLine({ label: "units done", done: s.done, total: s.units, unit: "unit", elapsedSec }),
+  );
+  return 0;
+}
+
+async function cmdCollect(f: Flags): Promise<number> {
+  const store = await RunStore.open(needStore(f));
+  const reduce = levelOf(store.plan, "reduce");
+  if (!(await store.isDone(reduce.keys[0]))) await runUnit(store, familyOf(store.plan.family), "reduce", 0);
+  const r = await readDb3LabelResult(store);
+  const handle = startRun({
+    experiment: `runner-${r.spec.family}-${r.spec.dataset}`,
+    method: "db3-bd",
+    dataset: r.spec.dataset,
+    scale: r.spec.scale,
+    seed: r.spec.seed,
+    config: {
+      spec: r.spec,
+      teacher: store.plan.teacher,
+      engine: r.engine,
+      units: store.plan.levels[0].keys.length,
+    },
+  });
+  const metrics = {
+    samples: r.n,
+    queries: r.ledger.totals.spent,
+    paidQueries: r.paid.totals.spent,
+    queriesPerSample: r.ledger.totals.spent / r.n,
+    misclassified: r.misclassified,
+    flagged: r.flagged,
+    unitSeconds: r.unitSeconds,
+  };
+  const record = handle.finish(metrics, { ledger: r.paid });
+  const dir = str(f, "runs-dir");
+  const paths = await saveRun(record, dir ? { dir } : {});
+  console.log(mdTable([metrics]));
+  console.log(`record: ${paths.json}`);
+  return 0;
+}
+
+async function cmdUnit(f: Flags): Promise<number> {
+  const store = await RunStore.open(needStore(f));
+  const level = str(f, "level") ?? fail("--level is required (a level name from run.json)");
+  let index: number;
+  try {
+    index = unitIndexFrom(str(f, "index"), (k) => Deno.env.get(k));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const r = await runUnit(store, familyOf(store.plan.family), level, index);
+  console.error(`${level}[${index}] ${r.status} (${r.seconds.toFixed(1)} s, key ${r.key.slice(0, 12)})`);
+  return r.status === "held-elsewhere" ? 1 : 0;
+}
+
+const USAGE = "usage: bkd plan|run|status|collect|unit [flags]  (see the header of tools/bkd.ts)";
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: Object.fromEntries([
+      ...["store", "executor", "workers", "throttle", "image", "pvc", "mount", "runs-dir", "level", "index"]
+        .map((k) => [k, { type: "string" }]),
+      ...SPEC_FLAGS.map((k) => [k, { type: "string" }]),
+      ["sbatch-opt", { type: "string", multiple: true }],
+      ["apply", { type: "boolean" }],
+      ["wait", { type: "boolean" }],
+    ]),
+  });
+  const f = values as Flags;
+  switch (cmd) {
+    case "plan":
+      cmdPlan(f);
+      return 0;
+    case "run":
+      return await cmdRun(f);
+    case "status":
+      return await cmdStatus(f);
+    case "collect":
+      return await cmdCollect(f);
+    case "unit":
+      return await cmdUnit(f);
+    default:
+      fail(cmd ? `unknown command "${cmd}". ${USAGE}` : USAGE);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    const input = e instanceof InputError || (e as Error).name === "RunStoreError" ||
+      (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    console.error(`bkd: ${(e as Error).message}`);
+    Deno.exit(input ? 2 : 1);
+  }
+}
