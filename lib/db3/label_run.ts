@@ -4,10 +4,18 @@
  * the first missing chunk. Results do not depend on the chunking: a sample's candidates and random
  * directions are fixed by (seed, sample id, class).
  *
- * Cache layout (`cacheDir`): `meta.json` (a fingerprint of method, options and samples; a different
- * run in the same folder is an error, not silently mixed), `chunk-00000.json`, … and `ledger.json`.
- * On resume the saved ledger is merged into the oracle's ledger when that one is still empty, so the
- * run's ledger (and its per-sample budgets) continue where they stopped.
+ * Cache layout (`cacheDir`): `meta.json` (a fingerprint of method, options, samples and the teacher's
+ * identity — a different run in the same folder is an error, not silently mixed), `chunk-00000.json`,
+ * … and `ledger.journal`, the write-ahead journal of the oracle's ledger (`lib/oracle/journal.ts`):
+ * every query is reserved there, fsync'd, before the teacher is asked. On resume the journal is
+ * replayed into the oracle's ledger, so the counts include every query of an interrupted chunk and
+ * per-sample budgets hold across restarts (a sample that spent 2,000 of 2,500 has 500 left).
+ *
+ * Several labelers may work on one folder at once: each chunk is computed under an exclusive lock
+ * (`chunk-00000.lock`), and a labeler that gets the lock after another finished the chunk reads it
+ * instead of paying for it again; the ledger is synced with the other labelers' journal records
+ * before each chunk and at the end. A missing journal next to computed chunks, or an unreadable
+ * chunk, meta or journal file, is an error naming the file and the fix.
  *
  * Progress goes through `createProgress` (samples done, queries spent).
  */
@@ -38,6 +46,11 @@ export interface LabelRunOptions {
   progress?: string | false;
   /** Lockstep driver options (round size, lanes). */
   lockstep?: Omit<LockstepOptions, "onRound">;
+  /**
+   * Identity of the teacher behind the oracle (e.g. `modelFingerprint` of its weights plus the
+   * engine): part of the cache key, so labels of another teacher are never resumed.
+   */
+  teacher?: string;
 }
 
 /** Distances for all samples, with everything needed to judge them. */
@@ -57,8 +70,10 @@ export interface Db3Distances {
   /** T(x0) (−1 when unknown), and the samples it disagrees with y on. */
   teacherLabels: Int32Array;
   misclassified: Uint8Array;
-  /** Samples whose searches a budget cut short. */
+  /** Samples whose searches a budget cut short (their distances are best-so-far). */
   exhausted: Uint8Array;
+  /** Indices (into the samples) of the budget-cut samples. */
+  budgetCut: Int32Array;
   /** Cumulative oracle ledger (empty for SD). */
   ledger: LedgerSnapshot | null;
   /** Options in force, defaults filled in. */
@@ -100,6 +115,7 @@ function fingerprint(
   const dim = sampleDim(samples);
   for (let i = 0; i < samples.x.length; i += Math.max(1, dim >> 3)) mix(Math.round(samples.x[i] * 1e6));
   return JSON.stringify({
+    teacher: opts.teacher ?? null,
     method: opts.method,
     sd: opts.sd ?? {},
     bd: opts.bd ?? {},
@@ -180,20 +196,119 @@ export async function labelDistances(
   const size = Math.max(1, opts.chunkSize ?? (method === "sd" ? n : method === "bd" ? 200 : 20));
   const dir = opts.cacheDir?.replace(/\/+$/, "");
   const fp = fingerprint(samples, streams, opts, size);
+  const journal = dir ? `${dir}/ledger.journal` : undefined;
   if (dir) {
     const old = await readTextIfExists(`${dir}/meta.json`);
-    if (old !== undefined && JSON.parse(old).fingerprint !== fp) {
+    if (
+      old !== undefined &&
+      parseCacheFile<{ fingerprint?: string }>(`${dir}/meta.json`, old).fingerprint !== fp
+    ) {
       throw new Error(
-        `db3 labeling: ${dir} holds chunks of a different run (method, options or samples differ). ` +
-          `Use another cacheDir, or delete that folder to start over.`,
+        `db3 labeling: ${dir} holds chunks of a different run (method, options, samples or teacher ` +
+          `differ). Use another cacheDir, or delete that folder to start over.`,
       );
     }
     if (old === undefined) await writeAtomic(`${dir}/meta.json`, JSON.stringify({ fingerprint: fp }) + "\n");
-    const saved = await readTextIfExists(`${dir}/ledger.json`);
-    if (saved !== undefined && oracle && oracle.ledger.spent === 0) {
-      oracle.ledger.merge(JSON.parse(saved) as LedgerSnapshot);
+    if (oracle && method !== "sd") {
+      const hasJournal = await exists(journal!);
+      const chunks = await chunkFiles(dir);
+      if (!hasJournal && (chunks.length > 0 || await exists(`${dir}/ledger.json`))) {
+        throw new Error(
+          `db3 labeling: ${dir} holds ${chunks.length} computed chunk(s) but no ledger journal ` +
+            `(ledger.journal was deleted, or the folder was written by an older version): the queries ` +
+            `they cost cannot be counted. Delete the folder to start over, or restore ledger.journal.`,
+        );
+      }
+      oracle.ledger.attachJournal(journal!);
     }
   }
+  try {
+    return await labelChunks(oracle, samples, streams, opts, size, dir, journal !== undefined);
+  } finally {
+    if (dir && oracle && method !== "sd") oracle.ledger.detachJournal();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+async function chunkFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) if (/^chunk-\d+\.json$/.test(e.name)) out.push(e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out;
+}
+
+/** JSON of a cache file, or an error naming the file and the fix. */
+function parseCacheFile<T>(path: string, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(
+      `db3 labeling: ${path} is corrupt (${(e as Error).message}). Delete that file to recompute it ` +
+        `(or the whole folder to start over).`,
+    );
+  }
+}
+
+/** A chunk file, checked for the fields and lengths this run needs. */
+function readChunk(path: string, text: string, m: number, k: number, method: Db3Method): ChunkFile {
+  const c = parseCacheFile<ChunkFile>(path, text);
+  const bad = (what: string) =>
+    new Error(
+      `db3 labeling: ${path} is corrupt (${what}). Delete that file to recompute the chunk (its queries ` +
+        `stay counted in the ledger journal), or the whole folder to start over.`,
+    );
+  if (typeof c !== "object" || c === null) throw bad("not an object");
+  if (!Array.isArray(c.distances) || c.distances.length !== m * k) {
+    throw bad(`distances: want ${m * k} values`);
+  }
+  for (const key of ["teacherLabels", "misclassified", "exhausted"] as const) {
+    if (!Array.isArray(c[key]) || c[key].length !== m) throw bad(`${key}: want ${m} values`);
+  }
+  if (method !== "sd" && (!Array.isArray(c.queries) || c.queries.length !== m * k)) {
+    throw bad(`queries: want ${m * k} values`);
+  }
+  if (method === "mbd" && (!Array.isArray(c.bdDistances) || c.bdDistances.length !== m * k)) {
+    throw bad(`bdDistances: want ${m * k} values`);
+  }
+  return c;
+}
+
+/** Hold an exclusive lock on `path` (created if needed) until `release` is called. */
+async function lockFile(path: string): Promise<() => void> {
+  const f = await Deno.open(path, { create: true, write: true });
+  await f.lock(true);
+  return () => {
+    try {
+      f.unlockSync();
+    } finally {
+      f.close();
+    }
+  };
+}
+
+async function labelChunks(
+  oracle: LabelOracle | null,
+  samples: Db3Samples,
+  streams: ClassStreams,
+  opts: LabelRunOptions,
+  size: number,
+  dir: string | undefined,
+  journaled: boolean,
+): Promise<Db3Distances> {
+  const method = opts.method;
+  const n = samples.y.length, k = samples.numClasses;
   const out = {
     distances: new Float32Array(n * k),
     bdDistances: method === "mbd" ? new Float32Array(n * k) : undefined,
@@ -214,27 +329,39 @@ export async function labelDistances(
     const m = Math.min(size, n - start);
     const file = dir ? `${dir}/chunk-${String(start / size).padStart(5, "0")}.json` : undefined;
     let chunk: ChunkFile | undefined;
-    const text = file ? await readTextIfExists(file) : undefined;
-    if (text !== undefined) {
-      chunk = JSON.parse(text) as ChunkFile;
-      resumed++;
-    } else {
-      const t0 = performance.now();
-      const pairs = m * (k - 1);
-      const onRound: LockstepOptions["onRound"] = (info) =>
-        bar?.update(
-          doneSamples + (info.finished / pairs) * m,
-          `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`,
-        );
-      const part = await runChunk(method, oracle, slice(samples, start, m), streams, opts, onRound);
-      const secs = (performance.now() - t0) / 1000;
-      chunk = { start, n: m, ...part, seconds: secs };
-      seconds += secs;
-      computed++;
-      if (file) {
-        await writeAtomic(file, JSON.stringify(chunk) + "\n");
-        if (oracle) await writeAtomic(`${dir}/ledger.json`, JSON.stringify(oracle.ledger.snapshot()) + "\n");
+    let text = file ? await readTextIfExists(file) : undefined;
+    let unlock: (() => void) | undefined;
+    if (file && text === undefined) {
+      // Another labeler may be computing this chunk: wait for it, then take its result.
+      unlock = await lockFile(file.replace(/\.json$/, ".lock"));
+      text = await readTextIfExists(file);
+      if (text !== undefined) {
+        unlock();
+        unlock = undefined;
       }
+    }
+    try {
+      if (text !== undefined) {
+        chunk = readChunk(file!, text, m, k, method);
+        resumed++;
+      } else {
+        if (journaled) oracle?.ledger.syncJournal();
+        const t0 = performance.now();
+        const pairs = m * (k - 1);
+        const onRound: LockstepOptions["onRound"] = (info) =>
+          bar?.update(
+            doneSamples + (info.finished / pairs) * m,
+            `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`,
+          );
+        const part = await runChunk(method, oracle, slice(samples, start, m), streams, opts, onRound);
+        const secs = (performance.now() - t0) / 1000;
+        chunk = { start, n: m, ...part, seconds: secs };
+        seconds += secs;
+        computed++;
+        if (file) await writeAtomic(file, JSON.stringify(chunk) + "\n");
+      }
+    } finally {
+      unlock?.();
     }
     out.distances.set(dec(chunk.distances), start * k);
     if (out.bdDistances && chunk.bdDistances) out.bdDistances.set(dec(chunk.bdDistances), start * k);
@@ -248,6 +375,7 @@ export async function labelDistances(
     doneSamples += m;
     bar?.update(doneSamples, `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`);
   }
+  if (journaled) oracle?.ledger.syncJournal();
   bar?.done(`${n} samples, ${(oracle?.ledger.spent ?? 0).toLocaleString("en-US")} queries in total`);
   const options: Record<string, unknown> = method === "sd"
     ? { ...SD_DEFAULTS, ...opts.sd }
@@ -268,6 +396,7 @@ export async function labelDistances(
     teacherLabels: out.teacherLabels,
     misclassified: out.misclassified,
     exhausted: out.exhausted,
+    budgetCut: Int32Array.from(out.exhausted.keys()).filter((i) => out.exhausted[i] === 1),
     ledger: oracle && method !== "sd" ? oracle.ledger.snapshot() : null,
     options,
     chunks: { computed, resumed, size },

@@ -12,6 +12,11 @@
  * memory stays bounded however many searches are active. Searches are split into `lanes` groups that
  * run their rounds concurrently: while one lane waits for the teacher (e.g. a worker pool), another
  * prepares its next round.
+ *
+ * Budgets never make the outcome depend on timing: all searches of one sample run in the same lane
+ * (samples are dealt to lanes in order of first appearance), so a sample's budget is only ever asked
+ * for by one lane, in the lane's fixed round order; and with a total budget (shared by every sample)
+ * the driver runs a single lane. Same inputs and seed → same replies, distances and ledger.
  */
 import type { LabelOracle } from "../oracle/oracle.ts";
 
@@ -138,8 +143,15 @@ export async function runLockstep<R>(
   };
 
   const all: Slot<R>[] = searches.map((search, index) => ({ search, index, sampleId: sampleIdOf[index] }));
-  const groups: Slot<R>[][] = Array.from({ length: lanes }, () => []);
-  all.forEach((s, i) => groups[i % lanes].push(s));
+  // One lane per sample's searches (see the module doc); one lane in all under a total budget.
+  const laneCount = oracle.ledger.hasTotalBudget ? 1 : lanes;
+  const groups: Slot<R>[][] = Array.from({ length: laneCount }, () => []);
+  const laneOf = new Map<number, number>();
+  for (const s of all) {
+    let l = laneOf.get(s.sampleId);
+    if (l === undefined) laneOf.set(s.sampleId, l = laneOf.size % laneCount);
+    groups[l].push(s);
+  }
   await Promise.all(groups.map(runLane));
   return results;
 }

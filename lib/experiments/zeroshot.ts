@@ -21,6 +21,7 @@
  *   queries per pseudo sample against the paper's ≈ 2×10^5.
  * - `smoke`: 2 per class, 2 iterations, K = 10, 60 queries per search, 2 student epochs.
  */
+import { modelFingerprint } from "../models/fingerprint.ts";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
 import { type DatasetName, type LabeledData, loadDataset, repoRoot } from "../data/mod.ts";
@@ -343,11 +344,13 @@ export async function runZeroShot(
   const experiment = opts.experiment ?? `zsdb3kd-${dataset}`;
   const progress = opts.progress !== false;
   try {
+    // The teacher's fingerprint (weights + topology) and the engine bind every cache to the teacher.
+    const teacherId = `${modelFingerprint(ctx.teacher.model)}/${ctx.engine.engine}`;
     const key = `${dataset}-${scale}-s${seed}-${
       shortHash(
         JSON.stringify([
           ctx.teacher.spec,
-          ctx.teacher.testAcc,
+          teacherId,
           settings.generate,
           settings.perSampleBudget,
           ctx.engine.engine, // native and wasm labels may differ within ~1e-5 of a boundary
@@ -364,6 +367,7 @@ export async function runZeroShot(
       ...settings.generate,
       seed,
       checkpointDir: root ? `${root}/${key}/generation` : undefined,
+      teacher: teacherId,
       progress: progress ? `zsdb3kd ${dataset} pseudo samples (seed ${seed})` : false,
     });
     const genAt = generationQueriesAt(set);
@@ -389,6 +393,7 @@ export async function runZeroShot(
         ...settings.label,
         seed,
         cacheDir: root ? `${root}/${key}/labels-it${it}` : undefined,
+        teacher: teacherId,
         progress: progress ? `zsdb3kd soft labels, iteration ${it}` : false,
       });
       labels.set(it, lab);

@@ -14,8 +14,10 @@
  * Samples of a round are ids `idOffset + round·K·perClass + j`; their queries (boundary searches and
  * steps) are booked under those ids, the noise draws untagged. With `checkpointDir` the state is saved
  * after every iteration (arrays in `state.bin`, the rest in `state.json`) and a later call with the
- * same options resumes there: the random streams depend only on (seed, round, iteration), so a
- * resumed run equals an uninterrupted one. Progress (iterations, queries spent) goes through
+ * same options and teacher resumes there: the random streams depend only on (seed, round, iteration),
+ * so a resumed run's samples equal an uninterrupted one's. The oracle's ledger is journaled in the
+ * same folder (`ledger.journal`, reserved before each query is sent) and replayed on resume, so the
+ * queries of an interrupted iteration stay counted and per-sample budgets hold across restarts. Progress (iterations, queries spent) goes through
  * `createProgress`.
  */
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
@@ -51,6 +53,8 @@ export interface GenerateOptions {
   idOffset?: number;
   /** Folder for checkpoints (omitted: none). */
   checkpointDir?: string;
+  /** Identity of the teacher (e.g. `modelFingerprint` plus engine): part of the checkpoint's key. */
+  teacher?: string;
   /** Progress bar label (default "zsdb3kd pseudo samples"); false for none. */
   progress?: string | false;
 }
@@ -211,14 +215,28 @@ async function saveCheckpoint(dir: string, cp: Checkpoint) {
 async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpoint | undefined> {
   const text = await readTextIfExists(`${dir}/state.json`);
   if (text === undefined) return undefined;
-  const j = JSON.parse(text);
+  const corrupt = (file: string, why: string) =>
+    new Error(
+      `zsdb3kd generation: ${dir}/${file} is corrupt (${why}). Delete the folder ${dir} to start the ` +
+        `generation over.`,
+    );
+  let j;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw corrupt("state.json", (e as Error).message);
+  }
   if (j.fingerprint !== fingerprint) {
     throw new Error(
       `zsdb3kd generation: ${dir} holds a checkpoint of a different run (options or teacher shape differ). ` +
         `Use another checkpointDir, or delete that folder to start over.`,
     );
   }
-  const bytes = await Deno.readFile(`${dir}/${j.bin}`);
+  const bytes = await Deno.readFile(`${dir}/${j.bin}`).catch((e) => {
+    throw corrupt(String(j.bin), (e as Error).message);
+  });
+  const want = (j.lengths as number[]).reduce((a, l) => a + 4 * l, 0);
+  if (bytes.length !== want) throw corrupt(String(j.bin), `${bytes.length} bytes, state.json says ${want}`);
   const arrays: (Float32Array | Int32Array)[] = [];
   let off = 0;
   (j.lengths as number[]).forEach((len, i) => {
@@ -305,15 +323,45 @@ export async function generatePseudoSamples(
   const ut = { ...UNTARGETED_DEFAULTS, ...opts.untargeted };
   const noise = { ...opts.noise };
   const K = oracle.numClasses, shape = oracle.inputShape;
-  const fingerprint = JSON.stringify({ o, ut, noise, shape, K });
+  const fingerprint = JSON.stringify({ o, ut, noise, shape, K, teacher: opts.teacher ?? null });
   const dir = opts.checkpointDir?.replace(/\/+$/, "");
+  if (!dir) return await generate(oracle, opts, o, ut, noise, fingerprint, undefined);
+  const journal = `${dir}/ledger.journal`;
+  const hasState = (await readTextIfExists(`${dir}/state.json`)) !== undefined;
+  if (hasState && (await readTextIfExists(journal)) === undefined) {
+    throw new Error(
+      `zsdb3kd generation: ${dir} holds a checkpoint but no ledger journal (ledger.journal was deleted, ` +
+        `or the folder was written by an older version): the queries it cost cannot be counted. ` +
+        `Delete the folder to start over, or restore ledger.journal.`,
+    );
+  }
+  // Check the checkpoint before replaying its journal into the ledger.
+  await loadCheckpoint(dir, fingerprint);
+  oracle.ledger.attachJournal(journal);
+  try {
+    return await generate(oracle, opts, o, ut, noise, fingerprint, dir);
+  } finally {
+    oracle.ledger.detachJournal();
+  }
+}
+
+async function generate(
+  oracle: LabelOracle,
+  opts: GenerateOptions,
+  o: typeof GENERATE_DEFAULTS,
+  ut: typeof UNTARGETED_DEFAULTS,
+  noise: Omit<NoiseInitOptions, "perClass" | "seed">,
+  fingerprint: string,
+  dir: string | undefined,
+): Promise<PseudoSet> {
+  const snapAt = o.snapshotAt;
+  const K = oracle.numClasses, shape = oracle.inputShape;
   let cp: Checkpoint = { fingerprint, done: [], current: null, stats: [], ledger: oracle.ledger.snapshot() };
   let resumedIterations = 0;
   if (dir) {
     const old = await loadCheckpoint(dir, fingerprint);
     if (old) {
       cp = old;
-      if (oracle.ledger.spent === 0) oracle.ledger.merge(old.ledger);
       resumedIterations = old.done.length * o.iterations + (old.current?.iteration ?? 0);
     }
   }
