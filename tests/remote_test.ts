@@ -17,6 +17,7 @@ import {
   type Fault,
   LabelCache,
   type Protocol,
+  remoteCacheIdentity,
   remoteLabelOracle,
   type RemoteOracleOptions,
   remoteTeacher,
@@ -367,7 +368,7 @@ Deno.test("remote: a server killed mid-run and restarted on its port: retried, n
       assert.ok(servers[1].answeredImages() > 0, "the restarted server answered the rest");
       await assertBooksMatch(o.ledger.snapshot().totals.images.label, ...servers);
       // The cache holds every answer exactly once.
-      const cache = await LabelCache.open(dir, remoteTeacher(opts(first, "kserve-v2")).describe());
+      const cache = await LabelCache.open(dir, remoteCacheIdentity(remoteTeacher(opts(first, "kserve-v2"))));
       assert.equal(cache.size, n);
     } finally {
       for (const s of servers) await s.close().catch(() => {});

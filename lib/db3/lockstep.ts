@@ -68,6 +68,9 @@ export async function runLockstep<R>(
   const lanes = Math.max(1, Math.min(opts.lanes ?? 2, searches.length));
   const results = new Array<R>(searches.length);
   let finished = 0;
+  // Set when a lane fails: the other lanes stop before their next round, so nothing is asked after
+  // this function has thrown (a caller's journal may already be closed by then).
+  let failed = false;
 
   const start = (slot: Slot<R>, reply: Reply | undefined) => {
     const r = reply === undefined ? slot.search.next() : slot.search.next(reply);
@@ -94,7 +97,7 @@ export async function runLockstep<R>(
       return { x: b.x.subarray(0, n * dim), ids: b.ids.subarray(0, n) };
     };
     let pending = slots.filter((s) => start(s, undefined));
-    while (pending.length > 0) {
+    while (pending.length > 0 && !failed) {
       // Serve asks in FIFO order up to the cap (at least one).
       const served: Slot<R>[] = [];
       let images = 0;
@@ -152,6 +155,13 @@ export async function runLockstep<R>(
     if (l === undefined) laneOf.set(s.sampleId, l = laneOf.size % laneCount);
     groups[l].push(s);
   }
-  await Promise.all(groups.map(runLane));
+  const outcomes = await Promise.allSettled(groups.map((g) =>
+    runLane(g).catch((e) => {
+      failed = true;
+      throw e;
+    })
+  ));
+  const bad = outcomes.find((o) => o.status === "rejected");
+  if (bad) throw (bad as PromiseRejectedResult).reason;
   return results;
 }

@@ -34,6 +34,7 @@ export { imageKey, imageKeys, LabelCache, namespaceHash } from "./cache.ts";
 export {
   cachedLabelOracle,
   type CachedOracleOptions,
+  remoteCacheIdentity,
   RemoteLabelOracle,
   remoteLabelOracle,
   type RemoteOracleOptions,
