@@ -10,7 +10,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { labelDistances } from "../lib/db3/label_run.ts";
-import { makeClassStreams } from "../lib/db3/streams.ts";
 import { buildModel } from "../lib/models/registry.ts";
 import { loadModel, saveModel } from "../lib/models/io.ts";
 import { modelFingerprint } from "../lib/models/fingerprint.ts";
@@ -115,7 +114,7 @@ function assertLedgerMatches(l: LedgerSnapshot, answered: number, budget: number
   assert.equal(sum, l.totals.spent, "totals equal the per-sample sums");
 }
 
-async function withTemp(f: (dir: string) => Promise<void>) {
+async function withTemp(f: (dir: string) => Promise<void> | void) {
   const dir = await Deno.makeTempDir({ prefix: "bkd-fault-ledger-" });
   try {
     await f(dir);
@@ -426,7 +425,7 @@ Deno.test("fingerprint: same weights and topology give the same fingerprint; any
 });
 
 Deno.test("ledger: a journal replays reservations, settles and releases; reserved-unsettled is reported", async () => {
-  await withTemp(async (dir) => {
+  await withTemp((dir) => {
     const path = `${dir}/ledger.journal`;
     const l = new Ledger({ perSample: 5 });
     l.attachJournal(path);

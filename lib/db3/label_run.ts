@@ -192,7 +192,7 @@ export async function labelDistances(
   opts: LabelRunOptions,
 ): Promise<Db3Distances> {
   const method = opts.method;
-  const n = samples.y.length, k = samples.numClasses;
+  const n = samples.y.length;
   const size = Math.max(1, opts.chunkSize ?? (method === "sd" ? n : method === "bd" ? 200 : 20));
   const dir = opts.cacheDir?.replace(/\/+$/, "");
   const fp = fingerprint(samples, streams, opts, size);
