@@ -114,6 +114,18 @@ function assertLedgerMatches(l: LedgerSnapshot, answered: number, budget: number
   assert.equal(sum, l.totals.spent, "totals equal the per-sample sums");
 }
 
+/** Images booked in a labeling folder: the sum of its chunks' ledger files (no journal left over). */
+async function folderSpent(dir: string): Promise<number> {
+  let s = 0;
+  for await (const e of Deno.readDir(dir)) {
+    assert.ok(!e.name.endsWith(".journal"), `a finished run leaves no journal (${e.name})`);
+    if (e.name.endsWith(".ledger.json")) {
+      s += (JSON.parse(await Deno.readTextFile(`${dir}/${e.name}`)) as LedgerSnapshot).totals.spent;
+    }
+  }
+  return s;
+}
+
 async function withTemp(f: (dir: string) => Promise<void> | void) {
   const dir = await Deno.makeTempDir({ prefix: "bkd-fault-ledger-" });
   try {
@@ -149,9 +161,8 @@ for (const mode of ["bd", "mbd"] as const) {
       const { result, kills } = await killAndResume(args, full, () => answeredImages(args.countFile), 13);
       assert.ok(kills >= 1, "at least one kill landed mid-run");
       assertLedgerMatches(result.ledger, answeredImages(args.countFile), budget);
-      // The journal replayed from disk gives the same counts as the completed run's ledger.
-      const replayed = Ledger.replay(`${args.dir}/ledger.journal`);
-      assert.equal(replayed.totals.spent, result.ledger.totals.spent);
+      // The chunks' ledger files on disk add up to the completed run's ledger.
+      assert.equal(await folderSpent(args.dir), result.ledger.totals.spent);
       // Budget-cut samples are reported.
       assert.ok(Array.isArray(result.budgetCut));
     });
@@ -361,11 +372,11 @@ Deno.test("caches: two labelers started together on one cache folder pay each ch
     // Each labeler's final ledger includes the other's chunks (synced from the shared journal).
     assert.equal(ra.ledger.totals.spent, single);
     assert.equal(rb.ledger.totals.spent, single);
-    assert.equal(Ledger.replay(`${a.dir}/ledger.journal`).totals.spent, single);
+    assert.equal(await folderSpent(a.dir), single);
   });
 });
 
-Deno.test("files: corrupt chunk, meta or journal files give an error naming the file; a deleted journal is refused", async () => {
+Deno.test("files: corrupt chunk, chunk-ledger, meta or journal files give an error naming the file; a deleted ledger is refused", async () => {
   await withTemp(async (dir) => {
     const w = await ledgerWorld(6);
     const teacher = countingPredictor(
@@ -382,7 +393,8 @@ Deno.test("files: corrupt chunk, meta or journal files give an error naming the 
     };
     const run = () => labelDistances(labelOracle(teacher), w.samples, w.streams, opts);
     const clean = await run();
-    const chunk = `${dir}/run/chunk-00001.json`, journal = `${dir}/run/ledger.journal`;
+    const chunk = `${dir}/run/chunk-00001.json`, chunkLedger = `${dir}/run/chunk-00001.ledger.json`;
+    const journal = `${dir}/run/chunk-00001.journal`;
     // A truncated chunk file.
     const chunkText = await Deno.readTextFile(chunk);
     await Deno.writeTextFile(chunk, chunkText.slice(0, chunkText.length >> 1));
@@ -394,19 +406,34 @@ Deno.test("files: corrupt chunk, meta or journal files give an error naming the 
     await Deno.writeTextFile(chunk, JSON.stringify({ ...JSON.parse(chunkText), distances: [1, 2] }));
     await assert.rejects(run, /chunk-00001\.json is corrupt \(distances/);
     await Deno.writeTextFile(chunk, chunkText);
-    // A corrupt journal line in the middle.
-    const journalText = await Deno.readTextFile(journal);
-    const lines = journalText.split("\n");
-    await Deno.writeTextFile(journal, [lines[0], "{not json", ...lines.slice(1)].join("\n"));
-    await assert.rejects(run, (e: Error) => /ledger\.journal/.test(e.message) && /corrupt/.test(e.message));
-    // A last line cut short by a crash is dropped: the run resumes with the counts before it.
-    await Deno.writeTextFile(journal, journalText + '{"t":"r","id":"x-1","ph');
+    // A corrupt chunk ledger.
+    const ledgerText = await Deno.readTextFile(chunkLedger);
+    await Deno.writeTextFile(chunkLedger, ledgerText.slice(0, 40));
+    await assert.rejects(run, /chunk-00001\.ledger\.json is corrupt/);
+    // A deleted chunk ledger is refused, not a silently smaller count.
+    await Deno.remove(chunkLedger);
+    await assert.rejects(run, /chunk-00001\.json has no ledger/);
+    // An interrupted chunk: its journal holds one reservation, then a line a crash cut short (dropped).
+    await Deno.remove(chunk);
+    const reserved = '{"t":"r","id":"dead-1","phase":"bd.init","kinds":["label"],"ok":[[3,1]],"no":[]}\n';
+    await Deno.writeTextFile(journal, reserved + '{"t":"s","id":"dea');
     const resumed = await run();
-    assert.equal(resumed.chunks.resumed, 2);
-    assert.deepEqual(resumed.ledger!.totals.images, clean.ledger!.totals.images);
-    // A deleted journal next to computed chunks is refused, not a silently smaller count.
+    assert.equal(resumed.chunks.resumed, 1);
+    assert.equal(resumed.ledger!.totals.images.label, clean.ledger!.totals.images.label + 1);
+    assert.equal(resumed.ledger!.totals.reservedUnsettled, 1, "the killed reservation is reported");
+    assert.deepEqual(Array.from(resumed.distances), Array.from(clean.distances));
+    // The chunk's ledger file keeps it after the chunk is done.
+    const again = await run();
+    assert.equal(again.ledger!.totals.reservedUnsettled, 1);
+    assert.equal(again.ledger!.totals.images.label, resumed.ledger!.totals.images.label);
+    // A corrupt journal line in the middle.
+    await Deno.remove(chunk);
+    await Deno.writeTextFile(journal, reserved + "{not json\n" + reserved);
+    await assert.rejects(
+      run,
+      (e: Error) => /chunk-00001\.journal/.test(e.message) && /corrupt/.test(e.message),
+    );
     await Deno.remove(journal);
-    await assert.rejects(run, /no ledger journal/);
     // A corrupt meta.json.
     await Deno.writeTextFile(`${dir}/run/meta.json`, "{");
     await assert.rejects(run, /meta\.json is corrupt/);

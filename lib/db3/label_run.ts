@@ -5,21 +5,25 @@
  * directions are fixed by (seed, sample id, class).
  *
  * Cache layout (`cacheDir`): `meta.json` (a fingerprint of method, options, samples and the teacher's
- * identity — a different run in the same folder is an error, not silently mixed), `chunk-00000.json`,
- * … and `ledger.journal`, the write-ahead journal of the oracle's ledger (`lib/oracle/journal.ts`):
- * every query is reserved there, fsync'd, before the teacher is asked. On resume the journal is
- * replayed into the oracle's ledger, so the counts include every query of an interrupted chunk and
- * per-sample budgets hold across restarts (a sample that spent 2,000 of 2,500 has 500 left).
+ * identity — a different run in the same folder is an error, not silently mixed), and per chunk:
+ * - `chunk-00000.journal`: the write-ahead journal of the oracle's ledger while the chunk is computed
+ *   (`lib/oracle/journal.ts`): every query is reserved there, fsync'd, before the teacher is asked. A
+ *   rerun after a kill replays it before computing the chunk again, so the killed attempt's queries
+ *   stay counted and the chunk's per-sample budgets hold across restarts (a sample that spent 2,000 of
+ *   2,500 has 500 left).
+ * - `chunk-00000.json`: the chunk's distances, written once it is done;
+ * - `chunk-00000.ledger.json`: the chunk's ledger (attempts before a kill included), which then
+ *   replaces its journal. Every chunk's queries are booked into the oracle's ledger when the chunk
+ *   is computed or read, so the run's ledger is the sum over chunks.
  *
  * Several labelers may work on one folder at once: each chunk is computed under an exclusive lock
  * (`chunk-00000.lock`), and a labeler that gets the lock after another finished the chunk reads it
- * instead of paying for it again; the ledger is synced with the other labelers' journal records
- * before each chunk and at the end. A missing journal next to computed chunks, or an unreadable
- * chunk, meta or journal file, is an error naming the file and the fix.
+ * (and books its ledger) instead of paying for it again. A done chunk whose ledger is missing, or an
+ * unreadable chunk, ledger, meta or journal file, is an error naming the file and the fix.
  *
  * Progress goes through `createProgress` (samples done, queries spent).
  */
-import type { LedgerSnapshot } from "../oracle/ledger.ts";
+import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
 import { readTextIfExists, writeAtomic } from "../results/io.ts";
 import { createProgress } from "../show/progress.ts";
@@ -196,7 +200,6 @@ export async function labelDistances(
   const size = Math.max(1, opts.chunkSize ?? (method === "sd" ? n : method === "bd" ? 200 : 20));
   const dir = opts.cacheDir?.replace(/\/+$/, "");
   const fp = fingerprint(samples, streams, opts, size);
-  const journal = dir ? `${dir}/ledger.journal` : undefined;
   if (dir) {
     const old = await readTextIfExists(`${dir}/meta.json`);
     if (
@@ -208,25 +211,15 @@ export async function labelDistances(
           `differ). Use another cacheDir, or delete that folder to start over.`,
       );
     }
-    if (old === undefined) await writeAtomic(`${dir}/meta.json`, JSON.stringify({ fingerprint: fp }) + "\n");
-    if (oracle && method !== "sd") {
-      const hasJournal = await exists(journal!);
-      const chunks = await chunkFiles(dir);
-      if (!hasJournal && (chunks.length > 0 || await exists(`${dir}/ledger.json`))) {
-        throw new Error(
-          `db3 labeling: ${dir} holds ${chunks.length} computed chunk(s) but no ledger journal ` +
-            `(ledger.journal was deleted, or the folder was written by an older version): the queries ` +
-            `they cost cannot be counted. Delete the folder to start over, or restore ledger.journal.`,
-        );
-      }
-      oracle.ledger.attachJournal(journal!);
+    if (await exists(`${dir}/ledger.json`)) {
+      throw new Error(
+        `db3 labeling: ${dir} was written by an older version of the kit (one ledger.json for the whole ` +
+          `run, which a crash could leave short). Delete the folder to start over.`,
+      );
     }
+    if (old === undefined) await writeAtomic(`${dir}/meta.json`, JSON.stringify({ fingerprint: fp }) + "\n");
   }
-  try {
-    return await labelChunks(oracle, samples, streams, opts, size, dir, journal !== undefined);
-  } finally {
-    if (dir && oracle && method !== "sd") oracle.ledger.detachJournal();
-  }
+  return await labelChunks(oracle, samples, streams, opts, size, dir);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -239,14 +232,25 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function chunkFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) if (/^chunk-\d+\.json$/.test(e.name)) out.push(e.name);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+/** The queries a done chunk cost: its ledger file, else (a crash before that was written) its journal. */
+async function chunkLedger(base: string): Promise<LedgerSnapshot> {
+  const text = await readTextIfExists(`${base}.ledger.json`);
+  if (text !== undefined) {
+    const l = parseCacheFile<LedgerSnapshot>(`${base}.ledger.json`, text);
+    if (typeof l !== "object" || l === null || typeof l.totals?.spent !== "number" || !l.bySample) {
+      throw new Error(
+        `db3 labeling: ${base}.ledger.json is corrupt (not a ledger snapshot). Delete ${base}.json ` +
+          `and that file to recompute the chunk (its queries will be paid again), or the folder to start over.`,
+      );
+    }
+    return l;
   }
-  return out;
+  if (await exists(`${base}.journal`)) return Ledger.replay(`${base}.journal`);
+  throw new Error(
+    `db3 labeling: ${base}.json has no ledger (${base}.ledger.json and ${base}.journal are missing): the ` +
+      `queries it cost cannot be counted. Restore the file, or delete ${base}.json to recompute the chunk ` +
+      `(its queries will be paid again), or delete the folder to start over.`,
+  );
 }
 
 /** JSON of a cache file, or an error naming the file and the fix. */
@@ -305,7 +309,6 @@ async function labelChunks(
   opts: LabelRunOptions,
   size: number,
   dir: string | undefined,
-  journaled: boolean,
 ): Promise<Db3Distances> {
   const method = opts.method;
   const n = samples.y.length, k = samples.numClasses;
@@ -327,25 +330,23 @@ async function labelChunks(
   let computed = 0, resumed = 0, seconds = 0, doneSamples = 0;
   for (let start = 0; start < n; start += size) {
     const m = Math.min(size, n - start);
-    const file = dir ? `${dir}/chunk-${String(start / size).padStart(5, "0")}.json` : undefined;
+    const base = dir ? `${dir}/chunk-${String(start / size).padStart(5, "0")}` : undefined;
+    const file = base ? `${base}.json` : undefined;
+    const booked = oracle !== null && method !== "sd";
     let chunk: ChunkFile | undefined;
     let text = file ? await readTextIfExists(file) : undefined;
     let unlock: (() => void) | undefined;
-    if (file && text === undefined) {
+    if (base && text === undefined) {
       // Another labeler may be computing this chunk: wait for it, then take its result.
-      unlock = await lockFile(file.replace(/\.json$/, ".lock"));
-      text = await readTextIfExists(file);
-      if (text !== undefined) {
-        unlock();
-        unlock = undefined;
-      }
+      unlock = await lockFile(`${base}.lock`);
+      text = await readTextIfExists(file!);
     }
     try {
       if (text !== undefined) {
         chunk = readChunk(file!, text, m, k, method);
+        if (booked) oracle!.ledger.merge(await chunkLedger(base!));
         resumed++;
       } else {
-        if (journaled) oracle?.ledger.syncJournal();
         const t0 = performance.now();
         const pairs = m * (k - 1);
         const onRound: LockstepOptions["onRound"] = (info) =>
@@ -353,12 +354,32 @@ async function labelChunks(
             doneSamples + (info.finished / pairs) * m,
             `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`,
           );
-        const part = await runChunk(method, oracle, slice(samples, start, m), streams, opts, onRound);
+        // The ledger of an earlier computation whose chunk file was deleted stays counted.
+        const prior = base && booked && (await exists(`${base}.ledger.json`))
+          ? await chunkLedger(base)
+          : null;
+        if (prior) oracle!.ledger.merge(prior);
+        // Replays an interrupted attempt's reservations; journals this attempt's.
+        if (base && booked) oracle!.ledger.attachJournal(`${base}.journal`);
+        let part;
+        try {
+          part = await runChunk(method, oracle, slice(samples, start, m), streams, opts, onRound);
+        } finally {
+          if (base && booked) oracle!.ledger.detachJournal();
+        }
         const secs = (performance.now() - t0) / 1000;
         chunk = { start, n: m, ...part, seconds: secs };
         seconds += secs;
         computed++;
         if (file) await writeAtomic(file, JSON.stringify(chunk) + "\n");
+        if (base && booked) {
+          // The chunk's ledger replaces its journal (which only grows during the chunk).
+          const l = Ledger.replay(`${base}.journal`);
+          const summary = prior ? Ledger.fromSnapshot(prior) : new Ledger();
+          if (prior) summary.merge(l);
+          await writeAtomic(`${base}.ledger.json`, JSON.stringify(prior ? summary.snapshot() : l) + "\n");
+          await Deno.remove(`${base}.journal`).catch(() => {});
+        }
       }
     } finally {
       unlock?.();
@@ -375,7 +396,6 @@ async function labelChunks(
     doneSamples += m;
     bar?.update(doneSamples, `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`);
   }
-  if (journaled) oracle?.ledger.syncJournal();
   bar?.done(`${n} samples, ${(oracle?.ledger.spent ?? 0).toLocaleString("en-US")} queries in total`);
   const options: Record<string, unknown> = method === "sd"
     ? { ...SD_DEFAULTS, ...opts.sd }

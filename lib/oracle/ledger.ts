@@ -168,10 +168,10 @@ export class Ledger {
   #total: number | undefined;
   #overrides = new Map<number, number>();
   #open = new Map<string, OpenTicket>();
+  /** Reserved-unsettled images carried in by {@link merge} (no open ticket of this ledger). */
+  #carriedUnsettled = 0;
   #journal: LedgerJournal | null = null;
-  /** Bytes of the journal already applied (records of other ledgers are read from here on sync). */
-  #journalOffset = 0;
-  /** Ticket prefix of this ledger (its own records are skipped when syncing). */
+  /** Ticket prefix of this ledger (unique across processes and ledgers). */
   readonly #prefix = `${TICKET_PREFIX}-${(ledgerCounter++).toString(36)}`;
 
   /** A fresh ledger with the given budgets (unlimited by default). */
@@ -226,7 +226,7 @@ export class Ledger {
 
   /** Images reserved and neither settled nor released (in flight, or lost in a kill). */
   get reservedUnsettled(): number {
-    let s = 0;
+    let s = this.#carriedUnsettled;
     for (const t of this.#open.values()) s += t.open;
     return s;
   }
@@ -334,26 +334,7 @@ export class Ledger {
     // next append starts on a fresh line.
     if (end < bytes.length) Deno.truncateSync(path, end);
     this.#journal = LedgerJournal.open(path);
-    this.#journalOffset = end;
     return records.length;
-  }
-
-  /**
-   * Apply the records other ledgers (other processes on the same run folder) appended to the attached
-   * journal since it was attached or last synced. Returns how many were applied.
-   */
-  syncJournal(): number {
-    if (!this.#journal) return 0;
-    const path = this.#journal.path;
-    const { records, end } = parseJournal(readBytes(path), path, this.#journalOffset);
-    let applied = 0;
-    for (const r of records) {
-      if (r.id.startsWith(`${this.#prefix}-`)) continue;
-      this.#apply(r);
-      applied++;
-    }
-    this.#journalOffset = end;
-    return applied;
   }
 
   /** Close the attached journal (if any); later charges are kept in memory only. */
@@ -451,6 +432,7 @@ export class Ledger {
 
   /** Add another ledger's counts (e.g. a resumed chunk) into this one. Budgets are not changed. */
   merge(s: LedgerSnapshot): void {
+    this.#carriedUnsettled += s.totals.reservedUnsettled ?? 0;
     for (const kind of QUERY_KINDS) {
       this.#totalsImages[kind] += s.totals.images[kind];
       this.#totalsCalls[kind] += s.totals.calls[kind];

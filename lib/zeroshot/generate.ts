@@ -15,9 +15,11 @@
  * steps) are booked under those ids, the noise draws untagged. With `checkpointDir` the state is saved
  * after every iteration (arrays in `state.bin`, the rest in `state.json`) and a later call with the
  * same options and teacher resumes there: the random streams depend only on (seed, round, iteration),
- * so a resumed run's samples equal an uninterrupted one's. The oracle's ledger is journaled in the
- * same folder (`ledger.journal`, reserved before each query is sent) and replayed on resume, so the
- * queries of an interrupted iteration stay counted and per-sample budgets hold across restarts. Progress (iterations, queries spent) goes through
+ * so a resumed run's samples equal an uninterrupted one's. Each checkpoint holds the ledger so far;
+ * the queries after it are journaled in the same folder (`ledger-<epoch>.journal`, reserved before
+ * each query is sent, replaced at the next checkpoint) and replayed on resume, so the queries of an
+ * interrupted iteration stay counted and per-sample budgets hold across restarts. A missing journal
+ * or a corrupt checkpoint is an error naming the file. Progress (iterations, queries spent) goes through
  * `createProgress`.
  */
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
@@ -156,7 +158,10 @@ interface Checkpoint {
   done: RoundState[];
   current: RoundState | null;
   stats: IterationStats[];
+  /** The ledger at this checkpoint (queries after it are in `ledger-<epoch>.journal`). */
   ledger: LedgerSnapshot;
+  /** Journal epoch: bumped at every checkpoint. */
+  epoch: number;
 }
 
 // --- checkpoint (de)serialisation: arrays to one binary file, the rest to JSON ---
@@ -207,6 +212,7 @@ async function saveCheckpoint(dir: string, cp: Checkpoint) {
       current,
       stats: cp.stats,
       ledger: cp.ledger,
+      epoch: cp.epoch,
     }) + "\n",
   );
   if (old) await Deno.remove(`${dir}/${JSON.parse(old).bin}`).catch(() => {});
@@ -228,9 +234,12 @@ async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpo
   }
   if (j.fingerprint !== fingerprint) {
     throw new Error(
-      `zsdb3kd generation: ${dir} holds a checkpoint of a different run (options or teacher shape differ). ` +
+      `zsdb3kd generation: ${dir} holds a checkpoint of a different run (options or teacher differ). ` +
         `Use another checkpointDir, or delete that folder to start over.`,
     );
+  }
+  if (!Number.isInteger(j.epoch) || typeof j.ledger?.totals?.spent !== "number") {
+    throw corrupt("state.json", "no ledger epoch: written by an older version of the kit, or edited");
   }
   const bytes = await Deno.readFile(`${dir}/${j.bin}`).catch((e) => {
     throw corrupt(String(j.bin), (e as Error).message);
@@ -261,6 +270,7 @@ async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpo
     current: j.current ? unpack(j.current) : null,
     stats: j.stats,
     ledger: j.ledger,
+    epoch: j.epoch,
   };
 }
 
@@ -326,23 +336,42 @@ export async function generatePseudoSamples(
   const fingerprint = JSON.stringify({ o, ut, noise, shape, K, teacher: opts.teacher ?? null });
   const dir = opts.checkpointDir?.replace(/\/+$/, "");
   if (!dir) return await generate(oracle, opts, o, ut, noise, fingerprint, undefined);
-  const journal = `${dir}/ledger.journal`;
-  const hasState = (await readTextIfExists(`${dir}/state.json`)) !== undefined;
-  if (hasState && (await readTextIfExists(journal)) === undefined) {
+  const old = await loadCheckpoint(dir, fingerprint);
+  const epoch = old?.epoch ?? 0;
+  if (old && (await readTextIfExists(journalPath(dir, epoch))) === undefined) {
     throw new Error(
-      `zsdb3kd generation: ${dir} holds a checkpoint but no ledger journal (ledger.journal was deleted, ` +
-        `or the folder was written by an older version): the queries it cost cannot be counted. ` +
-        `Delete the folder to start over, or restore ledger.journal.`,
+      `zsdb3kd generation: ${dir} holds a checkpoint but not its ledger journal ` +
+        `(ledger-${epoch}.journal was deleted): the queries since that checkpoint cannot be counted. ` +
+        `Delete the folder to start over, or restore the file.`,
     );
   }
-  // Check the checkpoint before replaying its journal into the ledger.
-  await loadCheckpoint(dir, fingerprint);
-  oracle.ledger.attachJournal(journal);
+  // The checkpoint's ledger, then the journal of the queries made after it (an interrupted iteration).
+  if (old && oracle.ledger.spent === 0) oracle.ledger.merge(old.ledger);
+  oracle.ledger.attachJournal(journalPath(dir, epoch));
   try {
     return await generate(oracle, opts, o, ut, noise, fingerprint, dir);
   } finally {
     oracle.ledger.detachJournal();
   }
+}
+
+/** The ledger journal of the queries made after checkpoint `epoch`. */
+function journalPath(dir: string, epoch: number): string {
+  return `${dir}/ledger-${epoch}.journal`;
+}
+
+/**
+ * Save a checkpoint with the ledger so far and move the ledger to the next epoch's (empty) journal.
+ * The new journal exists before the checkpoint names it, and the old one is removed only after.
+ */
+async function checkpointAndRoll(oracle: LabelOracle, dir: string, cp: Checkpoint): Promise<void> {
+  const next = cp.epoch + 1;
+  await Deno.writeFile(journalPath(dir, next), new Uint8Array(0), { append: true, create: true });
+  await saveCheckpoint(dir, { ...cp, epoch: next, ledger: oracle.ledger.snapshot() });
+  oracle.ledger.detachJournal();
+  oracle.ledger.attachJournal(journalPath(dir, next));
+  await Deno.remove(journalPath(dir, cp.epoch)).catch(() => {});
+  cp.epoch = next;
 }
 
 async function generate(
@@ -356,7 +385,14 @@ async function generate(
 ): Promise<PseudoSet> {
   const snapAt = o.snapshotAt;
   const K = oracle.numClasses, shape = oracle.inputShape;
-  let cp: Checkpoint = { fingerprint, done: [], current: null, stats: [], ledger: oracle.ledger.snapshot() };
+  let cp: Checkpoint = {
+    fingerprint,
+    done: [],
+    current: null,
+    stats: [],
+    ledger: oracle.ledger.snapshot(),
+    epoch: 0,
+  };
   let resumedIterations = 0;
   if (dir) {
     const old = await loadCheckpoint(dir, fingerprint);
@@ -427,12 +463,12 @@ async function generate(
       stat.queries += oracle.ledger.spent - before;
       s.iteration = it;
       if (snapAt.includes(it)) s.snaps.push({ iteration: it, x: s.x.slice() });
-      if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot() });
+      if (dir) await checkpointAndRoll(oracle, dir, cp);
       bar?.update(r * (o.iterations + 1) + 1 + it, info());
     }
     cp.done.push(s);
     cp.current = null;
-    if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot() });
+    if (dir) await checkpointAndRoll(oracle, dir, cp);
   }
   const seconds = (performance.now() - t0) / 1000;
   bar?.update(totalSteps, info());
