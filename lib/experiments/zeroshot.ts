@@ -195,6 +195,8 @@ export interface ZeroShotStudentRow {
   labelQueries: number;
   /** Samples flagged by the soft labels (d ≤ 1e-4 or misclassified). */
   flagged: number;
+  /** Pseudo samples whose distances the per-sample budget cut short (best-so-far). */
+  budgetCut: number;
   trainSeconds: number;
 }
 
@@ -416,6 +418,8 @@ export async function runZeroShot(
           iteration: it,
           settings,
           oracleEngine: ctx.engine,
+          // Pseudo-sample indices whose distances the per-sample budget cut short.
+          budgetCutIds: Array.from(lab.soft.budgetCut),
         },
       });
       const st = await trainZeroShotStudent(batchAt(set, it), lab.soft.z, settings.student, ctx.test, seed, {
@@ -433,6 +437,7 @@ export async function runZeroShot(
         generationQueries,
         labelQueries,
         flagged: lab.soft.flagged.length,
+        budgetCut: lab.soft.budgetCut.length,
         trainSeconds: st.seconds,
       };
       students.push(row);
@@ -446,6 +451,7 @@ export async function runZeroShot(
         trainedOn: st.trainedOn,
         generationSeconds: set.seconds,
         trainSeconds: st.seconds,
+        budgetCut: row.budgetCut,
         ...(paper ? { paperStudentAcc: paper.studentAcc[0].mean } : {}),
       }, { ledger: { generation: set.ledger, labeling: labelSnap }, notes: [settings.note] });
       records.push(rec);
