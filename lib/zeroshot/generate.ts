@@ -347,6 +347,8 @@ export async function generatePseudoSamples(
   }
   // The checkpoint's ledger, then the journal of the queries made after it (an interrupted iteration).
   if (old && oracle.ledger.spent === 0) oracle.ledger.merge(old.ledger);
+  // Journals of earlier epochs are in the checkpoint already (a kill right after a save leaves one).
+  for (let e = 0; e < epoch; e++) await Deno.remove(journalPath(dir, e)).catch(() => {});
   oracle.ledger.attachJournal(journalPath(dir, epoch));
   try {
     return await generate(oracle, opts, o, ut, noise, fingerprint, dir);
