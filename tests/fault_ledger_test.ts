@@ -481,3 +481,23 @@ Deno.test("ledger: a journal replays reservations, settles and releases; reserve
     assert.deepEqual(Ledger.replay(path).totals, s.totals);
   });
 });
+
+Deno.test("budgets: budget-cut samples are reported apart for BD and MBD, and never exceed the budget", async () => {
+  const w = await ledgerWorld(6);
+  const teacher = {
+    spec: { inputShape: [28, 28, 1], numClasses: 10 },
+    predictLabels: (x: Float32Array, n: number) => Promise.resolve(nearestMeanLabels(w, x, n)),
+  };
+  // BD costs under 300 queries per sample here: a 400 budget cuts MBD's refinement only.
+  const o = labelOracle(teacher, { ledger: new Ledger({ perSample: 400 }) });
+  const d = await labelDistances(o, w.samples, w.streams, {
+    method: "mbd",
+    bd: { candidates: 10, tol: 1e-3 },
+    mbd: { kGrad: 10, queryLimit: 150, snapshotAt: [150], seed: 1 },
+    progress: false,
+  });
+  assert.ok(d.bdExhausted!.every((v) => v === 0), "BD itself was not cut");
+  assert.ok(d.exhausted.some((v) => v === 1), "MBD was cut");
+  assert.deepEqual(Array.from(d.budgetCut), Array.from(d.exhausted.keys()).filter((i) => d.exhausted[i]));
+  for (const [id, e] of Object.entries(d.ledger!.bySample)) if (id !== "-1") assert.ok(e.spent <= 400);
+});

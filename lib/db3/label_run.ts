@@ -67,6 +67,8 @@ export interface Db3Distances {
   distances: Float32Array;
   /** BD distances that MBD started from (MBD only). */
   bdDistances?: Float32Array;
+  /** Samples whose BD searches (before MBD) a budget cut short (MBD only). */
+  bdExhausted?: Uint8Array;
   /** Queries per (sample, class) (BD/MBD; MBD includes BD's when `includeBdQueries`). */
   queries?: Int32Array;
   /** MBD snapshots: g within each query budget. */
@@ -93,6 +95,7 @@ interface ChunkFile {
   n: number;
   distances: (number | string)[];
   bdDistances?: (number | string)[];
+  bdExhausted?: number[];
   queries?: number[];
   snapshots?: (number | string)[][];
   teacherLabels: number[];
@@ -177,6 +180,7 @@ async function runChunk(
   return {
     distances: enc(r.distances),
     bdDistances: enc(r.bd.distances),
+    bdExhausted: Array.from(r.bd.exhausted),
     queries: Array.from(r.queries),
     snapshots: r.snapshots.distances.map(enc),
     teacherLabels: Array.from(r.teacherLabels),
@@ -315,6 +319,7 @@ async function labelChunks(
   const out = {
     distances: new Float32Array(n * k),
     bdDistances: method === "mbd" ? new Float32Array(n * k) : undefined,
+    bdExhausted: method === "mbd" ? new Uint8Array(n) : undefined,
     queries: method === "sd" ? undefined : new Int32Array(n * k),
     snapshots: method === "mbd"
       ? (opts.mbd?.snapshotAt ?? MBD_DEFAULTS.snapshotAt).map(() => new Float32Array(n * k))
@@ -386,6 +391,8 @@ async function labelChunks(
     }
     out.distances.set(dec(chunk.distances), start * k);
     if (out.bdDistances && chunk.bdDistances) out.bdDistances.set(dec(chunk.bdDistances), start * k);
+    // Chunks written before BD's own flags were stored: MBD's flags (a superset) stand in.
+    if (out.bdExhausted) out.bdExhausted.set(chunk.bdExhausted ?? chunk.exhausted, start);
     if (out.queries && chunk.queries) out.queries.set(chunk.queries, start * k);
     if (out.snapshots && chunk.snapshots) {
       chunk.snapshots.forEach((s, j) => out.snapshots![j].set(dec(s), start * k));
@@ -409,6 +416,7 @@ async function labelChunks(
     numClasses: k,
     distances: out.distances,
     bdDistances: out.bdDistances,
+    bdExhausted: out.bdExhausted,
     queries: out.queries,
     snapshots: out.snapshots
       ? { queries: [...(opts.mbd?.snapshotAt ?? MBD_DEFAULTS.snapshotAt)], distances: out.snapshots }

@@ -405,7 +405,15 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
       });
       distances[method] = d;
       if (needMbd) {
-        distances.bd = { ...d, method: "bd", distances: d.bdDistances!, snapshots: undefined };
+        const bdCut = d.bdExhausted ?? d.exhausted;
+        distances.bd = {
+          ...d,
+          method: "bd",
+          distances: d.bdDistances!,
+          snapshots: undefined,
+          exhausted: bdCut,
+          budgetCut: Int32Array.from(bdCut.keys()).filter((i) => bdCut[i] === 1),
+        };
       }
     }
     if (methods.includes("sd")) {
