@@ -39,6 +39,7 @@ export {
   remoteLabelOracle,
   type RemoteOracleOptions,
   type RemoteUsage,
+  reportedModelIdentity,
   type UsageEntry,
 } from "./oracle.ts";
 export { type SpawnedServer, type SpawnOptions, spawnServer } from "./spawn.ts";

@@ -241,13 +241,46 @@ export interface RemoteOracleOptions extends RemoteTeacherOptions {
 }
 
 /**
+ * What the endpoint reports about its model (KServe v2 `GET /v2/models/{name}[/versions/{v}]`, TF
+ * Serving `GET /v1/models/{name}[/versions/{v}]`), or `null` when it does not answer in time. Part of
+ * the cache key, so a server that publishes a version or a fingerprint of its weights there keeps
+ * caches of different teachers apart.
+ */
+export async function reportedModelIdentity(opts: RemoteOracleOptions): Promise<unknown> {
+  const base = opts.url.replace(/\/+$/, "");
+  const name = encodeURIComponent(opts.model);
+  const version = opts.version ? `/versions/${encodeURIComponent(opts.version)}` : "";
+  const path = (opts.protocol ?? "kserve-v2") === "kserve-v2" ? `/v2/models/${name}` : `/v1/models/${name}`;
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.auth) headers["authorization"] = opts.auth;
+  try {
+    const res = await fetch(`${base}${path}${version}`, {
+      headers,
+      signal: AbortSignal.timeout(Math.min(opts.timeoutMs ?? 5_000, 5_000)),
+    });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    return await res.json();
+  } catch {
+    return null;
+  }
+}
+
+/**
  * What keys a remote teacher's cache: the endpoint's model identity (model name, version, protocol,
- * tensor names, shapes, adapter, and the optional `identity`) — not its host or port, so the cache
+ * tensor names, shapes, adapter, what the server reports about the model — see
+ * {@link reportedModelIdentity} — and the optional `identity`) — not its host or port, so the cache
  * still hits after a restart on another port or through `localhost` instead of `127.0.0.1`.
  */
-export function remoteCacheIdentity(teacher: RemoteTeacher, identity?: string): Record<string, unknown> {
+export function remoteCacheIdentity(
+  teacher: RemoteTeacher,
+  identity?: string,
+  reported: unknown = null,
+): Record<string, unknown> {
   const { url: _url, ...rest } = teacher.describe();
-  return { ...rest, identity: identity ?? null };
+  return { ...rest, reported, identity: identity ?? null };
 }
 
 /**
@@ -258,7 +291,10 @@ export function remoteCacheIdentity(teacher: RemoteTeacher, identity?: string): 
 export async function remoteLabelOracle(opts: RemoteOracleOptions): Promise<RemoteLabelOracle> {
   const teacher = new RemoteTeacher(opts);
   const cache = opts.cacheDir
-    ? await LabelCache.open(opts.cacheDir, remoteCacheIdentity(teacher, opts.identity))
+    ? await LabelCache.open(
+      opts.cacheDir,
+      remoteCacheIdentity(teacher, opts.identity, await reportedModelIdentity(opts)),
+    )
     : undefined;
   return new RemoteLabelOracle(teacher, { ledger: opts.ledger, cache });
 }
