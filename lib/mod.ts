@@ -13,6 +13,7 @@ export { Rng } from "./util/rng.ts";
 export * from "./data/mod.ts";
 export * from "./models/registry.ts";
 export * from "./models/io.ts";
+export * from "./models/fingerprint.ts";
 export { coreCount, ModelPool } from "./parallel/pool.ts";
 export * from "./native/mod.ts";
 export * from "./train/trainer.ts";

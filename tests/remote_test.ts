@@ -17,9 +17,11 @@ import {
   type Fault,
   LabelCache,
   type Protocol,
+  remoteCacheIdentity,
   remoteLabelOracle,
   type RemoteOracleOptions,
   remoteTeacher,
+  reportedModelIdentity,
   type ServerHandle,
   startServer,
 } from "../lib/remote/mod.ts";
@@ -367,7 +369,11 @@ Deno.test("remote: a server killed mid-run and restarted on its port: retried, n
       assert.ok(servers[1].answeredImages() > 0, "the restarted server answered the rest");
       await assertBooksMatch(o.ledger.snapshot().totals.images.label, ...servers);
       // The cache holds every answer exactly once.
-      const cache = await LabelCache.open(dir, remoteTeacher(opts(first, "kserve-v2")).describe());
+      const o2 = opts(servers[1], "kserve-v2");
+      const cache = await LabelCache.open(
+        dir,
+        remoteCacheIdentity(remoteTeacher(o2), undefined, await reportedModelIdentity(o2)),
+      );
       assert.equal(cache.size, n);
     } finally {
       for (const s of servers) await s.close().catch(() => {});

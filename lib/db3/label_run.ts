@@ -4,14 +4,26 @@
  * the first missing chunk. Results do not depend on the chunking: a sample's candidates and random
  * directions are fixed by (seed, sample id, class).
  *
- * Cache layout (`cacheDir`): `meta.json` (a fingerprint of method, options and samples; a different
- * run in the same folder is an error, not silently mixed), `chunk-00000.json`, … and `ledger.json`.
- * On resume the saved ledger is merged into the oracle's ledger when that one is still empty, so the
- * run's ledger (and its per-sample budgets) continue where they stopped.
+ * Cache layout (`cacheDir`): `meta.json` (a fingerprint of method, options, samples and the teacher's
+ * identity — a different run in the same folder is an error, not silently mixed), and per chunk:
+ * - `chunk-00000.journal`: the write-ahead journal of the oracle's ledger while the chunk is computed
+ *   (`lib/oracle/journal.ts`): every query is reserved there, fsync'd, before the teacher is asked. A
+ *   rerun after a kill replays it before computing the chunk again, so the killed attempt's queries
+ *   stay counted and the chunk's per-sample budgets hold across restarts (a sample that spent 2,000 of
+ *   2,500 has 500 left).
+ * - `chunk-00000.json`: the chunk's distances, written once it is done;
+ * - `chunk-00000.ledger.json`: the chunk's ledger (attempts before a kill included), which then
+ *   replaces its journal. Every chunk's queries are booked into the oracle's ledger when the chunk
+ *   is computed or read, so the run's ledger is the sum over chunks.
+ *
+ * Several labelers may work on one folder at once: each chunk is computed under an exclusive lock
+ * (`chunk-00000.lock`), and a labeler that gets the lock after another finished the chunk reads it
+ * (and books its ledger) instead of paying for it again. A done chunk whose ledger is missing, or an
+ * unreadable chunk, ledger, meta or journal file, is an error naming the file and the fix.
  *
  * Progress goes through `createProgress` (samples done, queries spent).
  */
-import type { LedgerSnapshot } from "../oracle/ledger.ts";
+import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
 import { readTextIfExists, writeAtomic } from "../results/io.ts";
 import { createProgress } from "../show/progress.ts";
@@ -38,6 +50,11 @@ export interface LabelRunOptions {
   progress?: string | false;
   /** Lockstep driver options (round size, lanes). */
   lockstep?: Omit<LockstepOptions, "onRound">;
+  /**
+   * Identity of the teacher behind the oracle (e.g. `modelFingerprint` of its weights plus the
+   * engine): part of the cache key, so labels of another teacher are never resumed.
+   */
+  teacher?: string;
 }
 
 /** Distances for all samples, with everything needed to judge them. */
@@ -50,6 +67,8 @@ export interface Db3Distances {
   distances: Float32Array;
   /** BD distances that MBD started from (MBD only). */
   bdDistances?: Float32Array;
+  /** Samples whose BD searches (before MBD) a budget cut short (MBD only). */
+  bdExhausted?: Uint8Array;
   /** Queries per (sample, class) (BD/MBD; MBD includes BD's when `includeBdQueries`). */
   queries?: Int32Array;
   /** MBD snapshots: g within each query budget. */
@@ -57,8 +76,10 @@ export interface Db3Distances {
   /** T(x0) (−1 when unknown), and the samples it disagrees with y on. */
   teacherLabels: Int32Array;
   misclassified: Uint8Array;
-  /** Samples whose searches a budget cut short. */
+  /** Samples whose searches a budget cut short (their distances are best-so-far). */
   exhausted: Uint8Array;
+  /** Indices (into the samples) of the budget-cut samples. */
+  budgetCut: Int32Array;
   /** Cumulative oracle ledger (empty for SD). */
   ledger: LedgerSnapshot | null;
   /** Options in force, defaults filled in. */
@@ -74,6 +95,7 @@ interface ChunkFile {
   n: number;
   distances: (number | string)[];
   bdDistances?: (number | string)[];
+  bdExhausted?: number[];
   queries?: number[];
   snapshots?: (number | string)[][];
   teacherLabels: number[];
@@ -100,6 +122,7 @@ function fingerprint(
   const dim = sampleDim(samples);
   for (let i = 0; i < samples.x.length; i += Math.max(1, dim >> 3)) mix(Math.round(samples.x[i] * 1e6));
   return JSON.stringify({
+    teacher: opts.teacher ?? null,
     method: opts.method,
     sd: opts.sd ?? {},
     bd: opts.bd ?? {},
@@ -157,6 +180,7 @@ async function runChunk(
   return {
     distances: enc(r.distances),
     bdDistances: enc(r.bd.distances),
+    bdExhausted: Array.from(r.bd.exhausted),
     queries: Array.from(r.queries),
     snapshots: r.snapshots.distances.map(enc),
     teacherLabels: Array.from(r.teacherLabels),
@@ -176,27 +200,126 @@ export async function labelDistances(
   opts: LabelRunOptions,
 ): Promise<Db3Distances> {
   const method = opts.method;
-  const n = samples.y.length, k = samples.numClasses;
+  const n = samples.y.length;
   const size = Math.max(1, opts.chunkSize ?? (method === "sd" ? n : method === "bd" ? 200 : 20));
   const dir = opts.cacheDir?.replace(/\/+$/, "");
   const fp = fingerprint(samples, streams, opts, size);
   if (dir) {
     const old = await readTextIfExists(`${dir}/meta.json`);
-    if (old !== undefined && JSON.parse(old).fingerprint !== fp) {
+    if (
+      old !== undefined &&
+      parseCacheFile<{ fingerprint?: string }>(`${dir}/meta.json`, old).fingerprint !== fp
+    ) {
       throw new Error(
-        `db3 labeling: ${dir} holds chunks of a different run (method, options or samples differ). ` +
-          `Use another cacheDir, or delete that folder to start over.`,
+        `db3 labeling: ${dir} holds chunks of a different run (method, options, samples or teacher ` +
+          `differ). Use another cacheDir, or delete that folder to start over.`,
+      );
+    }
+    if (await exists(`${dir}/ledger.json`)) {
+      throw new Error(
+        `db3 labeling: ${dir} was written by an older version of the kit (one ledger.json for the whole ` +
+          `run, which a crash could leave short). Delete the folder to start over.`,
       );
     }
     if (old === undefined) await writeAtomic(`${dir}/meta.json`, JSON.stringify({ fingerprint: fp }) + "\n");
-    const saved = await readTextIfExists(`${dir}/ledger.json`);
-    if (saved !== undefined && oracle && oracle.ledger.spent === 0) {
-      oracle.ledger.merge(JSON.parse(saved) as LedgerSnapshot);
-    }
   }
+  return await labelChunks(oracle, samples, streams, opts, size, dir);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** The queries a done chunk cost: its ledger file, else (a crash before that was written) its journal. */
+async function chunkLedger(base: string): Promise<LedgerSnapshot> {
+  const text = await readTextIfExists(`${base}.ledger.json`);
+  if (text !== undefined) {
+    const l = parseCacheFile<LedgerSnapshot>(`${base}.ledger.json`, text);
+    if (typeof l !== "object" || l === null || typeof l.totals?.spent !== "number" || !l.bySample) {
+      throw new Error(
+        `db3 labeling: ${base}.ledger.json is corrupt (not a ledger snapshot). Delete ${base}.json ` +
+          `and that file to recompute the chunk (its queries will be paid again), or the folder to start over.`,
+      );
+    }
+    return l;
+  }
+  if (await exists(`${base}.journal`)) return Ledger.replay(`${base}.journal`);
+  throw new Error(
+    `db3 labeling: ${base}.json has no ledger (${base}.ledger.json and ${base}.journal are missing): the ` +
+      `queries it cost cannot be counted. Restore the file, or delete ${base}.json to recompute the chunk ` +
+      `(its queries will be paid again), or delete the folder to start over.`,
+  );
+}
+
+/** JSON of a cache file, or an error naming the file and the fix. */
+function parseCacheFile<T>(path: string, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(
+      `db3 labeling: ${path} is corrupt (${(e as Error).message}). Delete that file to recompute it ` +
+        `(or the whole folder to start over).`,
+    );
+  }
+}
+
+/** A chunk file, checked for the fields and lengths this run needs. */
+function readChunk(path: string, text: string, m: number, k: number, method: Db3Method): ChunkFile {
+  const c = parseCacheFile<ChunkFile>(path, text);
+  const bad = (what: string) =>
+    new Error(
+      `db3 labeling: ${path} is corrupt (${what}). Delete that file to recompute the chunk (its queries ` +
+        `stay counted in the ledger journal), or the whole folder to start over.`,
+    );
+  if (typeof c !== "object" || c === null) throw bad("not an object");
+  if (!Array.isArray(c.distances) || c.distances.length !== m * k) {
+    throw bad(`distances: want ${m * k} values`);
+  }
+  for (const key of ["teacherLabels", "misclassified", "exhausted"] as const) {
+    if (!Array.isArray(c[key]) || c[key].length !== m) throw bad(`${key}: want ${m} values`);
+  }
+  if (method !== "sd" && (!Array.isArray(c.queries) || c.queries.length !== m * k)) {
+    throw bad(`queries: want ${m * k} values`);
+  }
+  if (method === "mbd" && (!Array.isArray(c.bdDistances) || c.bdDistances.length !== m * k)) {
+    throw bad(`bdDistances: want ${m * k} values`);
+  }
+  return c;
+}
+
+/** Hold an exclusive lock on `path` (created if needed) until `release` is called. */
+async function lockFile(path: string): Promise<() => void> {
+  const f = await Deno.open(path, { create: true, write: true });
+  await f.lock(true);
+  return () => {
+    try {
+      f.unlockSync();
+    } finally {
+      f.close();
+    }
+  };
+}
+
+async function labelChunks(
+  oracle: LabelOracle | null,
+  samples: Db3Samples,
+  streams: ClassStreams,
+  opts: LabelRunOptions,
+  size: number,
+  dir: string | undefined,
+): Promise<Db3Distances> {
+  const method = opts.method;
+  const n = samples.y.length, k = samples.numClasses;
   const out = {
     distances: new Float32Array(n * k),
     bdDistances: method === "mbd" ? new Float32Array(n * k) : undefined,
+    bdExhausted: method === "mbd" ? new Uint8Array(n) : undefined,
     queries: method === "sd" ? undefined : new Int32Array(n * k),
     snapshots: method === "mbd"
       ? (opts.mbd?.snapshotAt ?? MBD_DEFAULTS.snapshotAt).map(() => new Float32Array(n * k))
@@ -212,32 +335,64 @@ export async function labelDistances(
   let computed = 0, resumed = 0, seconds = 0, doneSamples = 0;
   for (let start = 0; start < n; start += size) {
     const m = Math.min(size, n - start);
-    const file = dir ? `${dir}/chunk-${String(start / size).padStart(5, "0")}.json` : undefined;
+    const base = dir ? `${dir}/chunk-${String(start / size).padStart(5, "0")}` : undefined;
+    const file = base ? `${base}.json` : undefined;
+    const booked = oracle !== null && method !== "sd";
     let chunk: ChunkFile | undefined;
-    const text = file ? await readTextIfExists(file) : undefined;
-    if (text !== undefined) {
-      chunk = JSON.parse(text) as ChunkFile;
-      resumed++;
-    } else {
-      const t0 = performance.now();
-      const pairs = m * (k - 1);
-      const onRound: LockstepOptions["onRound"] = (info) =>
-        bar?.update(
-          doneSamples + (info.finished / pairs) * m,
-          `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`,
-        );
-      const part = await runChunk(method, oracle, slice(samples, start, m), streams, opts, onRound);
-      const secs = (performance.now() - t0) / 1000;
-      chunk = { start, n: m, ...part, seconds: secs };
-      seconds += secs;
-      computed++;
-      if (file) {
-        await writeAtomic(file, JSON.stringify(chunk) + "\n");
-        if (oracle) await writeAtomic(`${dir}/ledger.json`, JSON.stringify(oracle.ledger.snapshot()) + "\n");
+    let text = file ? await readTextIfExists(file) : undefined;
+    let unlock: (() => void) | undefined;
+    if (base && text === undefined) {
+      // Another labeler may be computing this chunk: wait for it, then take its result.
+      unlock = await lockFile(`${base}.lock`);
+      text = await readTextIfExists(file!);
+    }
+    try {
+      if (text !== undefined) {
+        chunk = readChunk(file!, text, m, k, method);
+        if (booked) oracle!.ledger.merge(await chunkLedger(base!));
+        resumed++;
+      } else {
+        const t0 = performance.now();
+        const pairs = m * (k - 1);
+        const onRound: LockstepOptions["onRound"] = (info) =>
+          bar?.update(
+            doneSamples + (info.finished / pairs) * m,
+            `${((oracle?.ledger.spent ?? 0) - spent0).toLocaleString("en-US")} queries`,
+          );
+        // The ledger of an earlier computation whose chunk file was deleted stays counted.
+        const prior = base && booked && (await exists(`${base}.ledger.json`))
+          ? await chunkLedger(base)
+          : null;
+        if (prior) oracle!.ledger.merge(prior);
+        // Replays an interrupted attempt's reservations; journals this attempt's.
+        if (base && booked) oracle!.ledger.attachJournal(`${base}.journal`);
+        let part;
+        try {
+          part = await runChunk(method, oracle, slice(samples, start, m), streams, opts, onRound);
+        } finally {
+          if (base && booked) oracle!.ledger.detachJournal();
+        }
+        const secs = (performance.now() - t0) / 1000;
+        chunk = { start, n: m, ...part, seconds: secs };
+        seconds += secs;
+        computed++;
+        if (file) await writeAtomic(file, JSON.stringify(chunk) + "\n");
+        if (base && booked) {
+          // The chunk's ledger replaces its journal (which only grows during the chunk).
+          const l = Ledger.replay(`${base}.journal`);
+          const summary = prior ? Ledger.fromSnapshot(prior) : new Ledger();
+          if (prior) summary.merge(l);
+          await writeAtomic(`${base}.ledger.json`, JSON.stringify(prior ? summary.snapshot() : l) + "\n");
+          await Deno.remove(`${base}.journal`).catch(() => {});
+        }
       }
+    } finally {
+      unlock?.();
     }
     out.distances.set(dec(chunk.distances), start * k);
     if (out.bdDistances && chunk.bdDistances) out.bdDistances.set(dec(chunk.bdDistances), start * k);
+    // Chunks written before BD's own flags were stored: MBD's flags (a superset) stand in.
+    if (out.bdExhausted) out.bdExhausted.set(chunk.bdExhausted ?? chunk.exhausted, start);
     if (out.queries && chunk.queries) out.queries.set(chunk.queries, start * k);
     if (out.snapshots && chunk.snapshots) {
       chunk.snapshots.forEach((s, j) => out.snapshots![j].set(dec(s), start * k));
@@ -261,6 +416,7 @@ export async function labelDistances(
     numClasses: k,
     distances: out.distances,
     bdDistances: out.bdDistances,
+    bdExhausted: out.bdExhausted,
     queries: out.queries,
     snapshots: out.snapshots
       ? { queries: [...(opts.mbd?.snapshotAt ?? MBD_DEFAULTS.snapshotAt)], distances: out.snapshots }
@@ -268,6 +424,7 @@ export async function labelDistances(
     teacherLabels: out.teacherLabels,
     misclassified: out.misclassified,
     exhausted: out.exhausted,
+    budgetCut: Int32Array.from(out.exhausted.keys()).filter((i) => out.exhausted[i] === 1),
     ledger: oracle && method !== "sd" ? oracle.ledger.snapshot() : null,
     options,
     chunks: { computed, resumed, size },

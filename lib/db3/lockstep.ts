@@ -12,6 +12,11 @@
  * memory stays bounded however many searches are active. Searches are split into `lanes` groups that
  * run their rounds concurrently: while one lane waits for the teacher (e.g. a worker pool), another
  * prepares its next round.
+ *
+ * Budgets never make the outcome depend on timing: all searches of one sample run in the same lane
+ * (samples are dealt to lanes in order of first appearance), so a sample's budget is only ever asked
+ * for by one lane, in the lane's fixed round order; and with a total budget (shared by every sample)
+ * the driver runs a single lane. Same inputs and seed → same replies, distances and ledger.
  */
 import type { LabelOracle } from "../oracle/oracle.ts";
 import { checkNumbers } from "../util/checks.ts";
@@ -74,6 +79,9 @@ export async function runLockstep<R>(
   const lanes = Math.max(1, Math.min(opts.lanes ?? 2, searches.length));
   const results = new Array<R>(searches.length);
   let finished = 0;
+  // Set when a lane fails: the other lanes stop before their next round, so nothing is asked after
+  // this function has thrown (a caller's journal may already be closed by then).
+  let failed = false;
 
   const start = (slot: Slot<R>, reply: Reply | undefined) => {
     const r = reply === undefined ? slot.search.next() : slot.search.next(reply);
@@ -100,7 +108,7 @@ export async function runLockstep<R>(
       return { x: b.x.subarray(0, n * dim), ids: b.ids.subarray(0, n) };
     };
     let pending = slots.filter((s) => start(s, undefined));
-    while (pending.length > 0) {
+    while (pending.length > 0 && !failed) {
       // Serve asks in FIFO order up to the cap (at least one).
       const served: Slot<R>[] = [];
       let images = 0;
@@ -149,8 +157,22 @@ export async function runLockstep<R>(
   };
 
   const all: Slot<R>[] = searches.map((search, index) => ({ search, index, sampleId: sampleIdOf[index] }));
-  const groups: Slot<R>[][] = Array.from({ length: lanes }, () => []);
-  all.forEach((s, i) => groups[i % lanes].push(s));
-  await Promise.all(groups.map(runLane));
+  // One lane per sample's searches (see the module doc); one lane in all under a total budget.
+  const laneCount = oracle.ledger.hasTotalBudget ? 1 : lanes;
+  const groups: Slot<R>[][] = Array.from({ length: laneCount }, () => []);
+  const laneOf = new Map<number, number>();
+  for (const s of all) {
+    let l = laneOf.get(s.sampleId);
+    if (l === undefined) laneOf.set(s.sampleId, l = laneOf.size % laneCount);
+    groups[l].push(s);
+  }
+  const outcomes = await Promise.allSettled(groups.map((g) =>
+    runLane(g).catch((e) => {
+      failed = true;
+      throw e;
+    })
+  ));
+  const bad = outcomes.find((o) => o.status === "rejected");
+  if (bad) throw (bad as PromiseRejectedResult).reason;
   return results;
 }

@@ -23,6 +23,8 @@ export interface SoftLabelOptions {
   flagBelow?: number;
   /** Teacher's label of each x0 (e.g. `BdResult.teacherLabels`); mismatches with y are flagged. */
   teacherLabels?: Int32Array;
+  /** 1 where a query budget cut the sample's searches short (e.g. `Db3Distances.exhausted`). */
+  exhausted?: Uint8Array;
 }
 
 /** Soft labels and what was done to get them. */
@@ -37,6 +39,11 @@ export interface SoftLabels {
   floor: number;
   /** Largest |z| (to see a blow-up at a glance). */
   maxLogit: number;
+  /**
+   * Indices of samples whose distances a query budget cut short: best-so-far upper bounds, not the
+   * searched minimum (kept for training; listed so tables and records can say so).
+   */
+  budgetCut: Int32Array;
 }
 
 /** The q-quantile (linear interpolation) of the finite off-class distances. */
@@ -92,5 +99,14 @@ export function softLabelsFromDistances(
     if (isFlagged) flagged.push(i);
     if (!(isFlagged && opts.dropFlagged)) keep.push(i);
   }
-  return { z, flagged: Int32Array.from(flagged), keep: Int32Array.from(keep), floor, maxLogit };
+  const budgetCut: number[] = [];
+  if (opts.exhausted) { for (let i = 0; i < n; i++) if (opts.exhausted[i]) budgetCut.push(i); }
+  return {
+    z,
+    flagged: Int32Array.from(flagged),
+    keep: Int32Array.from(keep),
+    floor,
+    maxLogit,
+    budgetCut: Int32Array.from(budgetCut),
+  };
 }

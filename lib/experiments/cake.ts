@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { modelFingerprint } from "../models/fingerprint.ts";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
 import { type LabeledData, loadDataset, repoRoot, twoMoons } from "../data/mod.ts";
@@ -919,12 +920,14 @@ export async function runCakeAblation(opts: CakeAblationOptions = {}): Promise<C
 }
 
 /**
- * What identifies a teacher in synthesis caches: the getTeacher key plus its creation time (a
- * retrained teacher never reuses samples made with the old one); "injected" for teachers passed in.
+ * What identifies a teacher in synthesis caches: the getTeacher key plus the fingerprint of its
+ * weights and topology (a retrained or swapped teacher never reuses samples made with the old one,
+ * whatever its file name or creation time); "injected-" marks teachers passed in.
  */
 function teacherIdentity(t: { model: tfl.LayersModel; meta?: unknown }, key: string): string {
   const created = (t.meta as { createdAt?: string } | undefined)?.createdAt;
-  return created ? `${key}@${created}` : `injected-${key}`;
+  const fp = modelFingerprint(t.model).slice(0, 16);
+  return created ? `${key}@${fp}` : `injected-${key}@${fp}`;
 }
 
 function mergeSynth(a: CakeOptionsInput, b: CakeOptionsInput): CakeOptionsInput {

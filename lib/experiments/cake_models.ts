@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { modelFingerprint } from "../models/fingerprint.ts";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
 import { type DatasetName, type LabeledData, loadDataset, repoRoot } from "../data/mod.ts";
@@ -324,7 +325,7 @@ export async function runCakeMatrix(opts: {
       const cacheDir = opts.cacheRoot === null
         ? undefined
         : `${opts.cacheRoot ?? defaultCacheRoot()}/${opts.experiment}-${teacher.key}-s${seed}-${
-          hashOf(synthOpts)
+          hashOf([synthOpts, modelFingerprint(teacher.model)])
         }`;
       const set = await synthesizeFor(teacher, synthOpts, seed, cacheDir);
       for (const st of s.students) {

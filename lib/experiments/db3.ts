@@ -30,6 +30,7 @@
  * Standard KD uses the same reference loss with the teacher's probabilities as targets:
  * z = log p (softmax(log p / τ) = softmax(logits / τ) exactly; probabilities below 1e-38 are floored).
  */
+import { modelFingerprint } from "../models/fingerprint.ts";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
 import {
@@ -50,7 +51,7 @@ import { atScale, type Scale } from "../scale.ts";
 import { getTeacher } from "../train/teachers.ts";
 import { evaluate, train, type TrainConfig } from "../train/trainer.ts";
 import type { BdOptions } from "../db3/bd.ts";
-import { type Db3Distances, labelDistances } from "../db3/label_run.ts";
+import { type Db3Distances, type Db3Method, labelDistances } from "../db3/label_run.ts";
 import type { MbdOptions } from "../db3/mbd.ts";
 import type { SdOptions } from "../db3/sd.ts";
 import { type SoftLabelOptions, type SoftLabels, softLabelsFromDistances } from "../db3/soft_labels.ts";
@@ -207,6 +208,8 @@ export interface Db3Row {
   queriesPerSample: number;
   /** Transfer-set images the teacher misclassifies (flagged), and how many were trained on. */
   flagged: number;
+  /** Transfer-set images whose distances a query budget cut short (best-so-far, not searched out). */
+  budgetCut: number;
   trainedOn: number;
   /** Labeling seconds computed in this call (cached chunks excluded; BD inside an MBD run: pro rata). */
   labelSeconds: number;
@@ -353,10 +356,12 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     engine: opts.engine,
   });
   const oracleEngine = engineInfo(pool);
-  // The engine is part of the key: native and wasm answers may differ within ~1e-5 of a boundary,
-  // so cached labels are never mixed across engines under one record.
+  // The teacher's fingerprint (weights + topology) and the engine are part of the key: a retrained or
+  // swapped teacher never resumes another's labels, and native and wasm answers may differ within
+  // ~1e-5 of a boundary, so cached labels are never mixed across engines under one record.
+  const teacherId = `${modelFingerprint(teacher.model)}/${oracleEngine.engine}`;
   const runKey = `${dataset}-${scale}-s${seed}-n${n}-${
-    shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd, oracleEngine.engine]))
+    shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd, teacherId]))
   }`;
   const rows: Db3Row[] = [{
     method: "teacher",
@@ -366,6 +371,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     bestTestOn: teacher.meta.bestTestAcc === undefined ? 0 : teacher.meta.testImages,
     queriesPerSample: 0,
     flagged: 0,
+    budgetCut: 0,
     trainedOn: teacher.meta.trainImages,
     labelSeconds: 0,
     trainSeconds: teacher.meta.wallTimeSec,
@@ -394,11 +400,20 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
         mbd: { ...settings.mbd, seed },
         chunkSize: method === "mbd" ? settings.chunk.mbd : settings.chunk.bd,
         cacheDir: cacheRoot ? `${cacheRoot}/${runKey}/${method}` : undefined,
+        teacher: teacherId,
         progress: `db3 ${method} labels`,
       });
       distances[method] = d;
       if (needMbd) {
-        distances.bd = { ...d, method: "bd", distances: d.bdDistances!, snapshots: undefined };
+        const bdCut = d.bdExhausted ?? d.exhausted;
+        distances.bd = {
+          ...d,
+          method: "bd",
+          distances: d.bdDistances!,
+          snapshots: undefined,
+          exhausted: bdCut,
+          budgetCut: Int32Array.from(bdCut.keys()).filter((i) => bdCut[i] === 1),
+        };
       }
     }
     if (methods.includes("sd")) {
@@ -415,10 +430,18 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
         dataset,
         scale,
         seed,
-        config: { ...baseConfig, method: m },
+        config: {
+          ...baseConfig,
+          method: m,
+          // Transfer-set indices whose distances a query budget cut short (BD/MBD).
+          ...(distances[m as Db3Method]
+            ? { budgetCutIds: Array.from(distances[m as Db3Method]!.budgetCut) }
+            : {}),
+        },
       });
       let targets: Float32Array | null = null, keep: Int32Array | null = null;
       let queries = 0, flagged = 0, labelSeconds = 0;
+      let budgetCut: Int32Array = new Int32Array(0);
       let ledger: unknown = undefined;
       if (m === "kd") {
         const t0 = performance.now();
@@ -436,8 +459,10 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
         const s = softLabelsFromDistances(d.distances, samples.y, samples.numClasses, {
           ...opts.softLabels,
           teacherLabels: d.teacherLabels,
+          exhausted: d.exhausted,
         });
         softLabels[m] = s;
+        budgetCut = s.budgetCut;
         targets = s.z;
         keep = s.keep;
         flagged = s.flagged.length;
@@ -471,6 +496,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
         bestTestOn: st.bestTestOn,
         queriesPerSample: queries,
         flagged,
+        budgetCut: budgetCut.length,
         trainedOn: st.n,
         labelSeconds,
         trainSeconds: st.seconds,
@@ -483,10 +509,21 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
         teacherTestAcc: teacher.meta.testAcc,
         queriesPerSample: queries,
         flagged,
+        budgetCut: budgetCut.length,
         trainedOn: st.n,
         labelSeconds,
         trainSeconds: st.seconds,
-      }, { ledger, notes: [settings.note] });
+      }, {
+        ledger,
+        notes: budgetCut.length > 0
+          ? [
+            settings.note,
+            `${budgetCut.length} transfer image(s) have budget-cut distances (best-so-far): indices ${
+              Array.from(budgetCut).join(", ")
+            }`,
+          ]
+          : [settings.note],
+      });
       records.push(rec);
       if (opts.save !== false) await saveRun(rec);
     }

@@ -21,6 +21,7 @@
  *   queries per pseudo sample against the paper's ≈ 2×10^5.
  * - `smoke`: 2 per class, 2 iterations, K = 10, 60 queries per search, 2 student epochs.
  */
+import { modelFingerprint } from "../models/fingerprint.ts";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
 import { type DatasetName, type LabeledData, loadDataset, repoRoot } from "../data/mod.ts";
@@ -196,6 +197,8 @@ export interface ZeroShotStudentRow {
   labelQueries: number;
   /** Samples flagged by the soft labels (d ≤ 1e-4 or misclassified). */
   flagged: number;
+  /** Pseudo samples whose distances the per-sample budget cut short (best-so-far). */
+  budgetCut: number;
   trainSeconds: number;
 }
 
@@ -350,11 +353,13 @@ export async function runZeroShot(
   const experiment = opts.experiment ?? `zsdb3kd-${dataset}`;
   const progress = opts.progress !== false;
   try {
+    // The teacher's fingerprint (weights + topology) and the engine bind every cache to the teacher.
+    const teacherId = `${modelFingerprint(ctx.teacher.model)}/${ctx.engine.engine}`;
     const key = `${dataset}-${scale}-s${seed}-${
       shortHash(
         JSON.stringify([
           ctx.teacher.spec,
-          ctx.teacher.testAcc,
+          teacherId,
           settings.generate,
           settings.perSampleBudget,
           ctx.engine.engine, // native and wasm labels may differ within ~1e-5 of a boundary
@@ -371,6 +376,7 @@ export async function runZeroShot(
       ...settings.generate,
       seed,
       checkpointDir: root ? `${root}/${key}/generation` : undefined,
+      teacher: teacherId,
       progress: progress ? `zsdb3kd ${dataset} pseudo samples (seed ${seed})` : false,
     });
     const genAt = generationQueriesAt(set);
@@ -396,6 +402,7 @@ export async function runZeroShot(
         ...settings.label,
         seed,
         cacheDir: root ? `${root}/${key}/labels-it${it}` : undefined,
+        teacher: teacherId,
         progress: progress ? `zsdb3kd soft labels, iteration ${it}` : false,
       });
       labels.set(it, lab);
@@ -418,6 +425,8 @@ export async function runZeroShot(
           iteration: it,
           settings,
           oracleEngine: ctx.engine,
+          // Pseudo-sample indices whose distances the per-sample budget cut short.
+          budgetCutIds: Array.from(lab.soft.budgetCut),
         },
       });
       const st = await trainZeroShotStudent(batchAt(set, it), lab.soft.z, settings.student, ctx.test, seed, {
@@ -435,6 +444,7 @@ export async function runZeroShot(
         generationQueries,
         labelQueries,
         flagged: lab.soft.flagged.length,
+        budgetCut: lab.soft.budgetCut.length,
         trainSeconds: st.seconds,
       };
       students.push(row);
@@ -450,6 +460,7 @@ export async function runZeroShot(
         ...(set.totalSeconds !== null ? { generationTotalSeconds: set.totalSeconds } : {}),
         generationResumedIterations: set.resumedIterations,
         trainSeconds: st.seconds,
+        budgetCut: row.budgetCut,
         ...(paper ? { paperStudentAcc: paper.studentAcc[0].mean } : {}),
       }, { ledger: { generation: set.ledger, labeling: labelSnap }, notes: [settings.note] });
       records.push(rec);

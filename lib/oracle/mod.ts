@@ -10,14 +10,17 @@ export {
   type ChargeRequest,
   type KindCounts,
   Ledger,
+  LedgerInputError,
   type LedgerSnapshot,
   NO_SAMPLE,
   type PhaseEntry,
   QUERY_KINDS,
   type QueryKind,
+  type Reservation,
   type SampleEntry,
   sumBySample,
 } from "./ledger.ts";
+export { JournalError, type JournalRecord, LedgerJournal, readJournal } from "./journal.ts";
 export {
   type AccessLevel,
   BudgetExceededError,

@@ -271,18 +271,29 @@ async function serveAccepted(
 ): Promise<Uint8Array> {
   const d = r.dim;
   checkQueryImages(x, n, d, q.sampleIds, `${r.kind} oracle, phase ${q.phase}`);
-  const refused = r.ledger.charge({ kinds: [r.kind], phase: q.phase, n, sampleIds: q.sampleIds });
+  const res = r.ledger.reserve({ kinds: [r.kind], phase: q.phase, n, sampleIds: q.sampleIds });
+  const refused = res.refused;
   const buf = r.scratch.take(n * d);
   const acc = packAccepted(clampInto(x, n * d, buf), n, d, refused);
   const m = acc.idx.length;
+  let answered = 0;
   try {
-    await inChunks(
-      m,
-      r.maxBatch,
-      (s, e) => answer(acc.x.subarray(s * d, e * d), e - s, acc.idx.subarray(s, e)),
-    );
+    await inChunks(m, r.maxBatch, async (s, e) => {
+      await answer(acc.x.subarray(s * d, e * d), e - s, acc.idx.subarray(s, e));
+      r.ledger.settle(res.ticket, e - s);
+      answered = e;
+    });
   } catch (err) {
-    throw new OracleError(`${r.kind} teacher failed in phase ${q.phase}: ${err}`, q.phase, m, { cause: err });
+    // Images never answered are taken back; the answered ones stay booked.
+    const left = acc.idx.subarray(answered);
+    r.ledger.release(
+      res.ticket,
+      q.sampleIds ? Int32Array.from(left, (i) => q.sampleIds![i]) : undefined,
+      left.length,
+    );
+    throw new OracleError(`${r.kind} teacher failed in phase ${q.phase}: ${err}`, q.phase, answered, {
+      cause: err,
+    });
   } finally {
     r.scratch.give(buf);
   }

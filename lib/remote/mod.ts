@@ -34,10 +34,12 @@ export { imageKey, imageKeys, LabelCache, namespaceHash } from "./cache.ts";
 export {
   cachedLabelOracle,
   type CachedOracleOptions,
+  remoteCacheIdentity,
   RemoteLabelOracle,
   remoteLabelOracle,
   type RemoteOracleOptions,
   type RemoteUsage,
+  reportedModelIdentity,
   type UsageEntry,
 } from "./oracle.ts";
 export { type SpawnedServer, type SpawnOptions, spawnServer } from "./spawn.ts";

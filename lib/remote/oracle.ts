@@ -7,12 +7,14 @@
  * 1. inputs are clamped to [0,1] (as `labelOracle` does) and keyed by the SHA-256 of their exact
  *    float32 bytes; images found in the {@link LabelCache} are answered for free (cache hits are not
  *    booked in the ledger and do not touch budgets);
- * 2. the remaining images are admitted against the ledger's budgets with the ledger's own rule
- *    (per sample, all-or-nothing within a request, in order of first appearance), counting images
- *    still in flight as reserved, so concurrent calls can never overshoot a budget;
- * 3. admitted images are sent; each answered batch is booked in the ledger (`label`, the request's
- *    phase) and appended to the cache at once. A batch that fails for good is not booked: the ledger
- *    counts exactly the images the teacher answered. Failed attempts are counted by the transport.
+ * 2. the remaining images are reserved in the ledger (`Ledger.reserve`: per sample, all-or-nothing
+ *    within a request, in order of first appearance) before anything is sent — journaled to disk
+ *    when the ledger has a journal — so concurrent calls can never overshoot a budget and a kill
+ *    cannot lose a paid query;
+ * 3. admitted images are sent; each answered batch is settled in the ledger and appended to the cache
+ *    at once. Images of a batch that fails for good are released: the ledger counts exactly the
+ *    images the teacher answered (plus, after a kill, the reserved ones whose answer never arrived,
+ *    reported as `reservedUnsettled`). Failed attempts are counted by the transport.
  *
  * So after any run, interrupted or not, `ledger` totals equal the images the server answered, and a
  * rerun over the same images costs nothing. {@link RemoteLabelOracle.usage} reports paid / cache hits
@@ -21,7 +23,7 @@
  * @module
  */
 import { checkQueryImages } from "../oracle/admission.ts";
-import { Ledger, NO_SAMPLE } from "../oracle/ledger.ts";
+import { Ledger } from "../oracle/ledger.ts";
 import {
   type LabelAnswer,
   type LabelOracle,
@@ -99,8 +101,6 @@ export class RemoteLabelOracle implements LabelOracle {
   readonly cache: LabelCache | undefined;
   readonly #teacher: LabelPredictor;
   readonly #dim: number;
-  readonly #reserved = new Map<number, number>();
-  #reservedTotal = 0;
   readonly #usage = new Map<string, UsageEntry>();
 
   constructor(teacher: LabelPredictor, opts: CachedOracleOptions = {}) {
@@ -121,40 +121,6 @@ export class RemoteLabelOracle implements LabelOracle {
     return e;
   }
 
-  /** Admit misses against budgets (counting in-flight reservations); returns the refused mask. */
-  #admit(ids: Int32Array | undefined, m: number): Uint8Array {
-    const refused = new Uint8Array(m);
-    const counts = new Map<number, number>();
-    if (ids) { for (let i = 0; i < m; i++) counts.set(ids[i], (counts.get(ids[i]) ?? 0) + 1); }
-    else if (m > 0) counts.set(NO_SAMPLE, m);
-    let totalLeft = this.ledger.totalRemaining() - this.#reservedTotal;
-    const denied = new Set<number>();
-    for (const [id, k] of counts) {
-      const held = this.#reserved.get(id) ?? 0;
-      if (this.ledger.spentBy(id) + held + k > this.ledger.budgetOf(id) || k > totalLeft) {
-        denied.add(id);
-        continue;
-      }
-      totalLeft -= k;
-      this.#reserved.set(id, held + k);
-      this.#reservedTotal += k;
-    }
-    if (denied.size > 0) {
-      for (let i = 0; i < m; i++) if (denied.has(ids ? ids[i] : NO_SAMPLE)) refused[i] = 1;
-    }
-    return refused;
-  }
-
-  #release(ids: Int32Array | undefined, m: number) {
-    if (m === 0) return;
-    if (!ids) {
-      this.#reserved.set(NO_SAMPLE, (this.#reserved.get(NO_SAMPLE) ?? 0) - m);
-    } else {
-      for (let i = 0; i < m; i++) this.#reserved.set(ids[i], this.#reserved.get(ids[i])! - 1);
-    }
-    this.#reservedTotal -= m;
-  }
-
   async labels(x: Float32Array, n: number, q: QueryTag): Promise<LabelAnswer> {
     const d = this.#dim;
     checkQueryImages(x, n, d, q.sampleIds, `remote label oracle, phase ${q.phase}`);
@@ -172,12 +138,12 @@ export class RemoteLabelOracle implements LabelOracle {
     }
     usage.cacheHits += n - miss.length;
     if (miss.length === 0) return { labels, refused };
-    // 2. budgets
+    // 2. budgets: reserved (journaled, when the ledger has a journal) before anything is sent
     const missIds = q.sampleIds ? Int32Array.from(miss, (i) => q.sampleIds![i]) : undefined;
-    const deny = this.#admit(missIds, miss.length);
+    const res = this.ledger.reserve({ kinds: ["label"], phase: q.phase, n: miss.length, sampleIds: missIds });
     const send: number[] = [];
     miss.forEach((i, j) => {
-      if (deny[j]) refused[i] = 1;
+      if (res.refused[j]) refused[i] = 1;
       else send.push(i);
     });
     usage.refused += miss.length - send.length;
@@ -186,17 +152,12 @@ export class RemoteLabelOracle implements LabelOracle {
     const xs = new Float32Array(m * d);
     send.forEach((i, j) => xs.set(xc.subarray(i * d, (i + 1) * d), j * d));
     const ids = q.sampleIds ? Int32Array.from(send, (i) => q.sampleIds![i]) : undefined;
-    // 3. pay, batch by batch
+    // 3. pay, batch by batch: each answered batch is settled and cached at once
     let paid = 0;
     const answered = new Uint8Array(m);
     const writes: Promise<void>[] = [];
     const settle = (s: number, e: number, got: Int32Array) => {
-      const bIds = ids?.subarray(s, e);
-      this.#release(bIds, e - s);
-      const no = this.ledger.charge({ kinds: ["label"], phase: q.phase, n: e - s, sampleIds: bIds });
-      if (no.some((r) => r === 1)) {
-        throw new Error("remote oracle: a reserved batch was refused (internal error)");
-      }
+      this.ledger.settle(res.ticket, e - s);
       for (let j = s; j < e; j++) {
         labels[send[j]] = got[j - s];
         answered[j] = 1;
@@ -210,9 +171,9 @@ export class RemoteLabelOracle implements LabelOracle {
       if (typeof t.predictBatches === "function") await t.predictBatches(xs, m, settle);
       else settle(0, m, await t.predictLabels(xs, m));
     } catch (err) {
-      // Release what was reserved but never answered; nothing unanswered is booked.
+      // Release what was reserved but never answered; nothing unanswered stays booked.
       const left = Array.from(answered.keys()).filter((j) => !answered[j]);
-      this.#release(ids ? Int32Array.from(left, (j) => ids[j]) : undefined, left.length);
+      this.ledger.release(res.ticket, ids ? Int32Array.from(left, (j) => ids[j]) : undefined, left.length);
       await Promise.allSettled(writes);
       throw new OracleError(
         `label teacher failed in phase ${q.phase} after ${paid} of ${m} images were answered: ` +
@@ -266,19 +227,72 @@ export function cachedLabelOracle(
 
 /** Options of {@link remoteLabelOracle}. */
 export interface RemoteOracleOptions extends RemoteTeacherOptions {
-  /** Cache root folder (one sub-folder per endpoint); omitted: no cache. */
+  /** Cache root folder (one sub-folder per teacher identity); omitted: no cache. */
   cacheDir?: string;
   /** Ledger for paid queries and budgets. */
   ledger?: Ledger;
+  /**
+   * What identifies the teacher behind the endpoint beyond its model name and version (e.g. a
+   * fingerprint of its weights, or the version string its owner publishes). Part of the cache key.
+   */
+  identity?: string;
+}
+
+/**
+ * What the endpoint reports about its model (KServe v2 `GET /v2/models/{name}[/versions/{v}]`, TF
+ * Serving `GET /v1/models/{name}[/versions/{v}]`), or `null` when it does not answer in time. Part of
+ * the cache key, so a server that publishes a version or a fingerprint of its weights there keeps
+ * caches of different teachers apart.
+ */
+export async function reportedModelIdentity(opts: RemoteOracleOptions): Promise<unknown> {
+  const base = opts.url.replace(/\/+$/, "");
+  const name = encodeURIComponent(opts.model);
+  const version = opts.version ? `/versions/${encodeURIComponent(opts.version)}` : "";
+  const path = (opts.protocol ?? "kserve-v2") === "kserve-v2" ? `/v2/models/${name}` : `/v1/models/${name}`;
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.auth) headers["authorization"] = opts.auth;
+  try {
+    const res = await fetch(`${base}${path}${version}`, {
+      headers,
+      signal: AbortSignal.timeout(Math.min(opts.timeoutMs ?? 5_000, 5_000)),
+    });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    return await res.json();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What keys a remote teacher's cache: the endpoint's model identity (model name, version, protocol,
+ * tensor names, shapes, adapter, what the server reports about the model — see
+ * {@link reportedModelIdentity} — and the optional `identity`) — not its host or port, so the cache
+ * still hits after a restart on another port or through `localhost` instead of `127.0.0.1`.
+ */
+export function remoteCacheIdentity(
+  teacher: RemoteTeacher,
+  identity?: string,
+  reported: unknown = null,
+): Record<string, unknown> {
+  const { url: _url, ...rest } = teacher.describe();
+  return { ...rest, reported, identity: identity ?? null };
 }
 
 /**
  * A label-level oracle over a remote KServe v2 / TF Serving endpoint, with a persistent cache (when
- * `cacheDir` is set) and exact paid/cached/failed accounting. Scores the endpoint may return are
- * reduced to labels in the client and never reach the oracle.
+ * `cacheDir` is set, keyed by {@link remoteCacheIdentity}) and exact paid/cached/failed accounting.
+ * Scores the endpoint may return are reduced to labels in the client and never reach the oracle.
  */
 export async function remoteLabelOracle(opts: RemoteOracleOptions): Promise<RemoteLabelOracle> {
   const teacher = new RemoteTeacher(opts);
-  const cache = opts.cacheDir ? await LabelCache.open(opts.cacheDir, teacher.describe()) : undefined;
+  const cache = opts.cacheDir
+    ? await LabelCache.open(
+      opts.cacheDir,
+      remoteCacheIdentity(teacher, opts.identity, await reportedModelIdentity(opts)),
+    )
+    : undefined;
   return new RemoteLabelOracle(teacher, { ledger: opts.ledger, cache });
 }

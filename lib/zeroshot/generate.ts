@@ -14,8 +14,12 @@
  * Samples of a round are ids `idOffset + round·K·perClass + j`; their queries (boundary searches and
  * steps) are booked under those ids, the noise draws untagged. With `checkpointDir` the state is saved
  * after every iteration (arrays in `state.bin`, the rest in `state.json`) and a later call with the
- * same options resumes there: the random streams depend only on (seed, round, iteration), so a
- * resumed run equals an uninterrupted one. Progress (iterations, queries spent) goes through
+ * same options and teacher resumes there: the random streams depend only on (seed, round, iteration),
+ * so a resumed run's samples equal an uninterrupted one's. Each checkpoint holds the ledger so far;
+ * the queries after it are journaled in the same folder (`ledger-<epoch>.journal`, reserved before
+ * each query is sent, replaced at the next checkpoint) and replayed on resume, so the queries of an
+ * interrupted iteration stay counted and per-sample budgets hold across restarts. A missing journal
+ * or a corrupt checkpoint is an error naming the file. Progress (iterations, queries spent) goes through
  * `createProgress`.
  */
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
@@ -62,6 +66,8 @@ export interface GenerateOptions {
   idOffset?: number;
   /** Folder for checkpoints (omitted: none). */
   checkpointDir?: string;
+  /** Identity of the teacher (e.g. `modelFingerprint` plus engine): part of the checkpoint's key. */
+  teacher?: string;
   /** Progress bar label (default "zsdb3kd pseudo samples"); false for none. */
   progress?: string | false;
 }
@@ -169,9 +175,12 @@ interface Checkpoint {
   done: RoundState[];
   current: RoundState | null;
   stats: IterationStats[];
+  /** The ledger at this checkpoint (queries after it are in `ledger-<epoch>.journal`). */
   ledger: LedgerSnapshot;
   /** Compute seconds spent on this generation so far, over all calls (absent in older checkpoints). */
   seconds?: number;
+  /** Journal epoch: bumped at every checkpoint. */
+  epoch: number;
 }
 
 // --- checkpoint (de)serialisation: arrays to one binary file, the rest to JSON ---
@@ -223,6 +232,7 @@ async function saveCheckpoint(dir: string, cp: Checkpoint) {
       stats: cp.stats,
       ledger: cp.ledger,
       ...(cp.seconds !== undefined ? { seconds: cp.seconds } : {}),
+      epoch: cp.epoch,
     }) + "\n",
   );
   if (old) await Deno.remove(`${dir}/${JSON.parse(old).bin}`).catch(() => {});
@@ -231,14 +241,31 @@ async function saveCheckpoint(dir: string, cp: Checkpoint) {
 async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpoint | undefined> {
   const text = await readTextIfExists(`${dir}/state.json`);
   if (text === undefined) return undefined;
-  const j = JSON.parse(text);
+  const corrupt = (file: string, why: string) =>
+    new Error(
+      `zsdb3kd generation: ${dir}/${file} is corrupt (${why}). Delete the folder ${dir} to start the ` +
+        `generation over.`,
+    );
+  let j;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw corrupt("state.json", (e as Error).message);
+  }
   if (j.fingerprint !== fingerprint) {
     throw new Error(
-      `zsdb3kd generation: ${dir} holds a checkpoint of a different run (options or teacher shape differ). ` +
+      `zsdb3kd generation: ${dir} holds a checkpoint of a different run (options or teacher differ). ` +
         `Use another checkpointDir, or delete that folder to start over.`,
     );
   }
-  const bytes = await Deno.readFile(`${dir}/${j.bin}`);
+  if (!Number.isInteger(j.epoch) || typeof j.ledger?.totals?.spent !== "number") {
+    throw corrupt("state.json", "no ledger epoch: written by an older version of the kit, or edited");
+  }
+  const bytes = await Deno.readFile(`${dir}/${j.bin}`).catch((e) => {
+    throw corrupt(String(j.bin), (e as Error).message);
+  });
+  const want = (j.lengths as number[]).reduce((a, l) => a + 4 * l, 0);
+  if (bytes.length !== want) throw corrupt(String(j.bin), `${bytes.length} bytes, state.json says ${want}`);
   const arrays: (Float32Array | Int32Array)[] = [];
   let off = 0;
   (j.lengths as number[]).forEach((len, i) => {
@@ -264,6 +291,7 @@ async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpo
     stats: j.stats,
     ledger: j.ledger,
     seconds: typeof j.seconds === "number" ? j.seconds : undefined,
+    epoch: j.epoch,
   };
 }
 
@@ -343,8 +371,65 @@ export async function generatePseudoSamples(
   const ut = { ...UNTARGETED_DEFAULTS, ...opts.untargeted };
   const noise = { ...opts.noise };
   const K = oracle.numClasses, shape = oracle.inputShape;
-  const fingerprint = JSON.stringify({ o, ut, noise, shape, K });
+  const fingerprint = JSON.stringify({ o, ut, noise, shape, K, teacher: opts.teacher ?? null });
   const dir = opts.checkpointDir?.replace(/\/+$/, "");
+  if (!dir) return await generate(oracle, opts, o, ut, noise, fingerprint, undefined);
+  const old = await loadCheckpoint(dir, fingerprint);
+  const epoch = old?.epoch ?? 0;
+  if (old && (await readTextIfExists(journalPath(dir, epoch))) === undefined) {
+    throw new Error(
+      `zsdb3kd generation: ${dir} holds a checkpoint but not its ledger journal ` +
+        `(ledger-${epoch}.journal was deleted): the queries since that checkpoint cannot be counted. ` +
+        `Delete the folder to start over, or restore the file.`,
+    );
+  }
+  // The checkpoint's ledger, then the journal of the queries made after it (an interrupted iteration).
+  if (old && oracle.ledger.spent === 0) oracle.ledger.merge(old.ledger);
+  // Journals of earlier epochs are in the checkpoint already (a kill right after a save leaves one).
+  for (let e = 0; e < epoch; e++) await Deno.remove(journalPath(dir, e)).catch(() => {});
+  oracle.ledger.attachJournal(journalPath(dir, epoch));
+  try {
+    return await generate(oracle, opts, o, ut, noise, fingerprint, dir);
+  } finally {
+    oracle.ledger.detachJournal();
+  }
+}
+
+/** The ledger journal of the queries made after checkpoint `epoch`. */
+function journalPath(dir: string, epoch: number): string {
+  return `${dir}/ledger-${epoch}.journal`;
+}
+
+/**
+ * Save a checkpoint with the ledger so far and move the ledger to the next epoch's (empty) journal.
+ * The new journal exists before the checkpoint names it, and the old one is removed only after.
+ */
+async function checkpointAndRoll(
+  oracle: LabelOracle,
+  dir: string,
+  cp: Checkpoint,
+  seconds: number | undefined,
+): Promise<void> {
+  const next = cp.epoch + 1;
+  await Deno.writeFile(journalPath(dir, next), new Uint8Array(0), { append: true, create: true });
+  await saveCheckpoint(dir, { ...cp, epoch: next, ledger: oracle.ledger.snapshot(), seconds });
+  oracle.ledger.detachJournal();
+  oracle.ledger.attachJournal(journalPath(dir, next));
+  await Deno.remove(journalPath(dir, cp.epoch)).catch(() => {});
+  cp.epoch = next;
+}
+
+async function generate(
+  oracle: LabelOracle,
+  opts: GenerateOptions,
+  o: typeof GENERATE_DEFAULTS,
+  ut: typeof UNTARGETED_DEFAULTS,
+  noise: Omit<NoiseInitOptions, "perClass" | "seed">,
+  fingerprint: string,
+  dir: string | undefined,
+): Promise<PseudoSet> {
+  const snapAt = o.snapshotAt;
+  const K = oracle.numClasses, shape = oracle.inputShape;
   let cp: Checkpoint = {
     fingerprint,
     done: [],
@@ -352,13 +437,13 @@ export async function generatePseudoSamples(
     stats: [],
     ledger: oracle.ledger.snapshot(),
     seconds: 0,
+    epoch: 0,
   };
   let resumedIterations = 0;
   if (dir) {
     const old = await loadCheckpoint(dir, fingerprint);
     if (old) {
       cp = old;
-      if (oracle.ledger.spent === 0) oracle.ledger.merge(old.ledger);
       resumedIterations = old.done.length * o.iterations + (old.current?.iteration ?? 0);
     }
   }
@@ -427,12 +512,12 @@ export async function generatePseudoSamples(
       stat.queries += oracle.ledger.spent - before;
       s.iteration = it;
       if (snapAt.includes(it)) s.snaps.push({ iteration: it, x: s.x.slice() });
-      if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot(), seconds: spentSoFar() });
+      if (dir) await checkpointAndRoll(oracle, dir, cp, spentSoFar());
       bar?.update(r * (o.iterations + 1) + 1 + it, info());
     }
     cp.done.push(s);
     cp.current = null;
-    if (dir) await saveCheckpoint(dir, { ...cp, ledger: oracle.ledger.snapshot(), seconds: spentSoFar() });
+    if (dir) await checkpointAndRoll(oracle, dir, cp, spentSoFar());
   }
   const seconds = (performance.now() - t0) / 1000;
   bar?.update(totalSteps, info());

@@ -48,6 +48,8 @@ export interface PseudoLabelOptions {
   progress?: string | false;
   /** Samples per labeling chunk. */
   chunkSize?: number;
+  /** Identity of the teacher (fingerprint + engine): part of the labeling cache's key. */
+  teacher?: string;
 }
 
 /** Distances and soft labels of a pseudo set. */
@@ -78,10 +80,12 @@ export async function labelPseudoSamples(
     cacheDir: opts.cacheDir,
     progress: opts.progress,
     chunkSize: opts.chunkSize ?? n,
+    teacher: opts.teacher,
   });
   const soft = softLabelsFromDistances(distances.distances, set.y, set.numClasses, {
     ...opts.softLabels,
     teacherLabels: distances.teacherLabels,
+    exhausted: distances.exhausted,
   });
   return { distances, soft };
 }
