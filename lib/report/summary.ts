@@ -11,6 +11,7 @@
  * @module
  */
 import type { RunRecord } from "../results/record.ts";
+import { formatSeeds, summarizeSeeds } from "../results/seeds.ts";
 import type { PaperRef, RowSpec } from "./catalog.ts";
 import type { LocatedRecord } from "./records.ts";
 
@@ -62,13 +63,10 @@ export interface SummaryRow {
   records: LocatedRecord[];
 }
 
-/** Mean and sample standard deviation. */
+/** Mean and sample standard deviation over seeds (the kit's one seed summary, `summarizeSeeds`). */
 export function meanSpread(values: number[]): Measured {
-  const n = values.length;
-  const mean = values.reduce((a, b) => a + b, 0) / n;
-  if (n < 2) return { mean, n };
-  const v = values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
-  return { mean, spread: Math.sqrt(v), n };
+  const s = summarizeSeeds(values);
+  return s.std === undefined ? { mean: s.mean, n: s.n } : { mean: s.mean, spread: s.std, n: s.n };
 }
 
 /**
@@ -155,11 +153,9 @@ export function summaryRows(spec: RowSpec, records: LocatedRecord[]): SummaryRow
   return rows;
 }
 
-/** `97.0 ± 0.5` (no ± for a single value). */
+/** `97.0 ± 0.5` (no ± for a single value; the seed count has its own column). */
 export function formatMeasured(m: Measured, digits = 1): string {
-  return m.spread === undefined
-    ? m.mean.toFixed(digits)
-    : `${m.mean.toFixed(digits)} ± ${m.spread.toFixed(digits)}`;
+  return formatSeeds({ mean: m.mean, std: m.spread, n: m.n }, { digits, bare: true }).replace(" std", "");
 }
 
 /** Wall time as `42 s`, `12.5 min` or `1.2 h`. */
