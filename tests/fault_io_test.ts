@@ -9,7 +9,6 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadRuns, loadRunsCsv } from "../lib/results/record.ts";
 import { type CellInput, writeNotebook } from "../tools/nb.ts";
-import { executedName } from "../tools/notebooks.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -181,7 +180,8 @@ Deno.test("notebooks: executed copies are named by their non-default parameters 
   });
 });
 
-Deno.test("notebooks: executedName keeps the default name and slugs odd values", () => {
+Deno.test("notebooks: executedName keeps the default name and slugs odd values", async () => {
+  const { executedName } = await import("../tools/notebooks.ts");
   const nb = JSON.stringify({
     cells: [{
       metadata: { tags: ["parameters"] },
