@@ -173,3 +173,47 @@ Deno.test("notebooks.ts runs a notebook dir and names the output by scale", asyn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the runner's status line shows the notebook, cell n/N, its first line and the cell's progress bar", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bkd-nb-" });
+  try {
+    const progressTs = new URL("../lib/show/progress.ts", import.meta.url).href;
+    const cells: CellInput[] = [
+      { code: `import { createProgress } from ${JSON.stringify(progressTs)};` },
+      {
+        code: [
+          "// fake training",
+          'const p = createProgress({ label: "fake epoch", total: 3, unit: "batch" });',
+          "for (let i = 1; i <= 3; i++) p.update(i);",
+          'p.done("loss 0.123");',
+          "await p.flush();",
+        ].join("\n"),
+      },
+    ];
+    // `tty` rendering into a pipe: every redraw is a carriage-return line we can read back.
+    const r = await runNotebook(dir, "status", cells, ["--progress", "tty"]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.split("\r").map((l) => l.replace(/\x1b\[K/g, ""));
+    assert.ok(
+      lines.some((l) => /^status\.ipynb {2}cell 1\/2 {2}\d+:\d\d {2}import \{ createProgress \}/.test(l)),
+    );
+    assert.ok(
+      lines.some((l) =>
+        /^status\.ipynb {2}cell 2\/2 {2}\d+:\d\d {2}\/\/ fake training {2}\| .*fake epoch .*loss 0\.123/.test(
+          l,
+        )
+      ),
+      JSON.stringify(lines),
+    );
+    assert.ok(
+      r.stderr.endsWith("\r\x1b[K"),
+      `the line is cleared at the end: ${JSON.stringify(r.stderr.slice(-40))}`,
+    );
+    // `off` draws nothing.
+    const quiet = await runNotebook(dir, "quiet", cells, ["--progress", "off"]);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.ok(!quiet.stderr.includes("cell 1/2"), quiet.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -368,6 +368,9 @@ export function decodeRequest(
       throw new ProtocolError(`input shape ${JSON.stringify(s)} is not [n, ${shape.join(", ")}]`);
     }
     n = s[0];
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new ProtocolError(`input shape ${JSON.stringify(s)}: the batch size ${n} is not a whole number`);
+    }
     const size = (t.parameters as Record<string, unknown> | undefined)?.binary_data_size;
     if (typeof size === "number") {
       if (size !== n * d * 4 || parsed.rest.length < size) {
@@ -389,7 +392,7 @@ export function decodeRequest(
     const inst = b.instances;
     if (!Array.isArray(inst)) throw new ProtocolError(`the request has no "instances" array`);
     n = inst.length;
-    values = inst.flat(Infinity);
+    return { x: nestedInstances(inst, shape), n };
   }
   if (values.length !== n * d) {
     throw new ProtocolError(`${values.length} values for ${n} images of shape [${shape.join(", ")}]`);
@@ -401,6 +404,39 @@ export function decodeRequest(
     x[i] = v;
   }
   return { x, n };
+}
+
+/**
+ * TF Serving instances, each nested exactly like `shape` (or a flat list of its values), into one
+ * flat float32 array; a ragged or wrongly nested instance is a ProtocolError that says where.
+ */
+function nestedInstances(inst: unknown[], shape: readonly number[]): Float32Array {
+  const d = shape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(inst.length * d);
+  let k = 0;
+  const put = (v: unknown, where: string) => {
+    if (typeof v !== "number") throw new ProtocolError(`${where} is ${JSON.stringify(v)}, not a number`);
+    x[k++] = v;
+  };
+  const walk = (v: unknown, level: number, where: string) => {
+    if (level === shape.length) return put(v, where);
+    if (!Array.isArray(v) || v.length !== shape[level]) {
+      const got = Array.isArray(v) ? `a list of ${v.length}` : JSON.stringify(v)?.slice(0, 40);
+      throw new ProtocolError(
+        `${where} is ${got}, expected a list of ${shape[level]} (instances must be nested as ` +
+          `[${shape.join(", ")}], not ragged)`,
+      );
+    }
+    for (let j = 0; j < v.length; j++) walk(v[j], level + 1, `${where}[${j}]`);
+  };
+  for (let i = 0; i < inst.length; i++) {
+    const one = inst[i];
+    const where = `instance ${i}`;
+    if (shape.length > 1 && Array.isArray(one) && one.length === d && !one.some(Array.isArray)) {
+      for (let j = 0; j < d; j++) put(one[j], `${where}[${j}]`); // flat: d values, no nesting
+    } else walk(one, 0, where);
+  }
+  return x;
 }
 
 /** A labels-only answer body. */

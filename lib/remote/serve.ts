@@ -8,8 +8,11 @@
  * - `POST /v1/models/{name}[/versions/{v}]:predict` → `{"predictions": [label, ...]}`
  * - `GET /v2/health/ready`, `GET /v2/models/{name}` (metadata), `GET /v1/models/{name}` (status)
  *
- * Answers carry labels only. Malformed requests get 400 with a reason, a wrong model name 404, a
- * missing or wrong auth header 401, too many images 413. Every inference request is recorded in
+ * Answers carry labels only. Malformed requests (bad JSON, bad %-encoding in the path, non-integer
+ * or ragged shapes) get 400 with a reason, a wrong model name 404, a missing or wrong auth header 401
+ * (compared in constant time), too many images or a body past `maxBodyBytes` 413 — the body is read
+ * as a stream with a running count and reading stops at the limit, so an oversized request never
+ * sits in memory. Every inference request is recorded in
  * `requestLog` (and, with `logFile`, appended to a JSON-lines file) with its outcome, so a client's
  * accounting can be checked against what the server actually answered. `faults` injects failures for
  * tests: an HTTP status, a delay, a malformed or wrongly shaped answer, or a connection cut mid-answer.
@@ -19,7 +22,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import type { LabelPredictor } from "../oracle/oracle.ts";
-import { decodeRequest, encodeLabels, type Protocol, ProtocolError } from "./protocols.ts";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { decodeRequest, encodeLabels, type Protocol, ProtocolError, PROTOCOLS } from "./protocols.ts";
 
 /** Which protocols to answer. */
 export type ServeProtocols = Protocol | "both";
@@ -58,8 +62,10 @@ export interface ServeOptions {
   hostname?: string;
   /** Required `Authorization` header value (default: none). */
   auth?: string;
-  /** Most images per request (default 8192). */
+  /** Most images per request (default 8192); a positive integer. */
   maxBatch?: number;
+  /** Most bytes in one request body (default {@link DEFAULT_MAX_BODY_BYTES}); a positive integer. */
+  maxBodyBytes?: number;
   /** Append every log entry to this JSON-lines file. */
   logFile?: string;
   /** Fault injection (tests). */
@@ -102,6 +108,74 @@ export interface ServerHandle {
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
+/**
+ * Default request body limit: 64 MiB — 256 CIFAR-10 images as JSON text (the client's default
+ * batch) need about 16 MB, 8192 MNIST images in the binary extension about 26 MB.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/** Accepted values of {@link ServeOptions.protocol}. */
+export const SERVE_PROTOCOLS: readonly ServeProtocols[] = ["both", ...PROTOCOLS];
+
+/** Whether `s` names a protocol choice of the server. */
+export function isServeProtocol(s: string): s is ServeProtocols {
+  return (SERVE_PROTOCOLS as readonly string[]).includes(s);
+}
+
+/** SHA-256 of a header value: equal-length digests for a constant-time comparison. */
+function digest(s: string): Uint8Array {
+  return createHash("sha256").update(s, "utf8").digest();
+}
+
+/**
+ * A check of the `Authorization` header that takes the same time whatever the header holds: both
+ * sides are hashed to 32 bytes and compared with `timingSafeEqual` (no early exit).
+ */
+function authCheck(expected: string): (got: string | null) => boolean {
+  const want = digest(expected);
+  return (got) => timingSafeEqual(digest(got ?? ""), want) && got !== null;
+}
+
+/** Read a request body with a running count; `undefined` once it passes `limit` (reading stops there). */
+async function readBody(req: Request, limit: number): Promise<Uint8Array | undefined> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) {
+    await req.body?.cancel().catch(() => {});
+    return undefined;
+  }
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      chunks.length = 0;
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const body = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    body.set(c, off);
+    off += c.length;
+  }
+  return body;
+}
+
+function positiveInt(name: string, v: number | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (!Number.isSafeInteger(v) || v < 1) {
+    throw new Error(`startServer: ${name} must be a positive integer, got ${v}`);
+  }
+  return v;
+}
+
 function isModel(t: unknown): t is tfl.LayersModel {
   return typeof t === "object" && t !== null && "apply" in t && "inputs" in t && "outputs" in t;
 }
@@ -142,9 +216,9 @@ function abortable(ms: number, signal: AbortSignal): Promise<void> {
 /** Parse an inference path: protocol and model name, or null. */
 function route(path: string): { protocol: Protocol; model: string } | null {
   let m = path.match(/^\/v2\/models\/([^/]+)(?:\/versions\/[^/]+)?\/infer$/);
-  if (m) return { protocol: "kserve-v2", model: decodeURIComponent(m[1]) };
+  if (m) return { protocol: "kserve-v2", model: m[1] };
   m = path.match(/^\/v1\/models\/([^/:]+)(?:\/versions\/[^/:]+)?:predict$/);
-  if (m) return { protocol: "tf-serving", model: decodeURIComponent(m[1]) };
+  if (m) return { protocol: "tf-serving", model: m[1] };
   return null;
 }
 
@@ -159,10 +233,17 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
     (isModel(t) ? (t.outputs[0].shape[t.outputs[0].shape.length - 1] as number) : t.spec?.numClasses);
   if (!inputShape || !numClasses) throw new Error("startServer: needs inputShape and numClasses");
   const model = opts.model ?? "teacher";
+  if (opts.protocol !== undefined && !isServeProtocol(opts.protocol)) {
+    throw new Error(
+      `startServer: unknown protocol ${opts.protocol}; use one of ${SERVE_PROTOCOLS.join(", ")}`,
+    );
+  }
   const protocols: Protocol[] = !opts.protocol || opts.protocol === "both"
     ? ["kserve-v2", "tf-serving"]
     : [opts.protocol];
-  const maxBatch = opts.maxBatch ?? 8192;
+  const maxBatch = positiveInt("maxBatch", opts.maxBatch, 8192);
+  const maxBodyBytes = positiveInt("maxBodyBytes", opts.maxBodyBytes, DEFAULT_MAX_BODY_BYTES);
+  const authorized = opts.auth ? authCheck(opts.auth) : () => true;
   const predict = labelsOf(t, inputShape);
   const log: RequestLogEntry[] = [];
   const t0 = performance.now();
@@ -186,7 +267,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
   const pending = new Set<Promise<void>>();
   const handler = async (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
     const path = new URL(req.url).pathname;
-    if (opts.auth && req.headers.get("authorization") !== opts.auth) {
+    if (!authorized(req.headers.get("authorization"))) {
       await req.body?.cancel();
       return json(401, { error: "missing or wrong Authorization header" });
     }
@@ -228,13 +309,28 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       ).finally(release);
       return res;
     };
-    if (r.model !== model) {
+    let name: string;
+    try {
+      name = decodeURIComponent(r.model);
+    } catch {
       await req.body?.cancel();
-      return finish(404, "rejected", json(404, { error: `model ${r.model} not found (serving ${model})` }));
+      return finish(400, "rejected", json(400, { error: `bad %-encoding in the model name ${r.model}` }));
+    }
+    if (name !== model) {
+      await req.body?.cancel();
+      return finish(404, "rejected", json(404, { error: `model ${name} not found (serving ${model})` }));
     }
     let parsed;
     try {
-      parsed = decodeRequest(r.protocol, new Uint8Array(await req.arrayBuffer()), req.headers, inputShape);
+      const body = await readBody(req, maxBodyBytes);
+      if (body === undefined) {
+        return finish(
+          413,
+          "rejected",
+          json(413, { error: `request body over ${maxBodyBytes} bytes; send fewer images per request` }),
+        );
+      }
+      parsed = decodeRequest(r.protocol, body, req.headers, inputShape);
     } catch (e) {
       const msg = e instanceof ProtocolError ? e.message : `invalid JSON (${(e as Error).message})`;
       return finish(400, "rejected", json(400, { error: msg }));

@@ -285,10 +285,12 @@ export function runPaths(experiment: string, dir = DEFAULT_RUNS_DIR): { folder: 
 }
 
 /**
- * Save a record: `<dir>/<experiment>/<id>.json`, and its row in `<dir>/<experiment>.csv`; `dir`
- * defaults to `results/runs`, or `results/smoke/runs` for smoke-scale records. The CSV
- * is rewritten atomically with the union of old and new columns (a row with the same id is
- * replaced). Returns the paths written.
+ * Save a record: `<dir>/<experiment>/<id>.json`, then rebuild `<dir>/<experiment>.csv` from every
+ * JSON record in the folder; `dir` defaults to `results/runs`, or `results/smoke/runs` for
+ * smoke-scale records. The JSON records are the source of truth and the CSV is derived from them:
+ * it is rebuilt under an exclusive lock (so the last rebuild of concurrent savers sees every record
+ * written before it) and replaced atomically (so a reader never sees half a file). Returns the
+ * paths written.
  */
 export async function saveRun(
   record: RunRecord,
@@ -298,17 +300,60 @@ export async function saveRun(
   const { folder, csv } = runPaths(record.experiment, dir);
   const json = `${folder}/${record.id}.json`;
   await writeAtomic(json, JSON.stringify(record, null, 2) + "\n");
-  const row = runToRow(record);
-  const old = await readTextIfExists(csv);
-  let columns = Object.keys(row);
-  let rows: Record<string, unknown>[] = [row];
-  if (old !== undefined && old.trim() !== "") {
-    const parsed = parseCsv(old, { typed: false });
-    columns = unionColumns(parsed.columns, columns);
-    rows = [...parsed.rows.filter((r) => r.id !== record.id), row];
-  }
-  await writeAtomic(csv, toCsv(columns, rows));
+  await rebuildRunsCsv(record.experiment, { dir });
   return { json, csv };
+}
+
+/**
+ * Rewrite `<dir>/<experiment>.csv` from the JSON records in `<dir>/<experiment>/` (one row per
+ * record, oldest first, the union of their columns). Serialised across processes by an exclusive
+ * lock on a file in the system temp folder, named after the CSV's real path. Records marked superseded
+ * are left out unless `includeSuperseded` (the archive in `superseded/`). Returns the rows written.
+ */
+export async function rebuildRunsCsv(
+  experiment: string,
+  opts: { dir?: string; includeSuperseded?: boolean } = {},
+): Promise<number> {
+  const dir = opts.dir ?? DEFAULT_RUNS_DIR;
+  const { csv } = runPaths(experiment, dir);
+  await Deno.mkdir(dir, { recursive: true });
+  return await withFileLock(await lockPathFor(csv), async () => {
+    const rows = (await loadRuns(experiment, { dir, includeSuperseded: opts.includeSuperseded })).map(
+      runToRow,
+    );
+    const columns = unionColumns(...rows.map((r) => Object.keys(r)));
+    await writeAtomic(csv, rows.length === 0 ? "" : toCsv(columns, rows));
+    return rows.length;
+  });
+}
+
+/** FNV-1a of a string, as 8 hex digits (names lock files; not a security hash). */
+function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, "0");
+}
+
+/** Lock file for `path`: outside the repo (no stray files in results/), same for every process. */
+async function lockPathFor(path: string): Promise<string> {
+  const slash = path.lastIndexOf("/");
+  const real = `${await Deno.realPath(path.slice(0, slash) || "/")}${path.slice(slash)}`;
+  const tmp = Deno.env.get("TMPDIR") || "/tmp";
+  return `${tmp}/bkd-runs-${fnv1a(real)}.lock`;
+}
+
+/** Run `f` holding an exclusive `flock` on `lockPath` (created if missing; left in place). */
+async function withFileLock<T>(lockPath: string, f: () => Promise<T>): Promise<T> {
+  const file = await Deno.open(lockPath, { create: true, write: true });
+  try {
+    await file.lock(true);
+    return await f();
+  } finally {
+    file.close(); // closing the descriptor releases the lock
+  }
 }
 
 /**

@@ -1,15 +1,14 @@
 /**
  * Retire run records that a later run replaced, without deleting them: each record's JSON moves
  * from `<dir>/<experiment>/` to `<dir>/superseded/<experiment>/` with `status: "superseded"` and the
- * reason, its CSV row moves from `<dir>/<experiment>.csv` to `<dir>/superseded/<experiment>.csv`, and
+ * reason, both CSVs (`<dir>/<experiment>.csv`, `<dir>/superseded/<experiment>.csv`) are rebuilt from their records, and
  * one line saying what and why is added to `<dir>/superseded/README.md`. Readers of `<dir>` (tables,
  * reports, {@link loadRuns}) then see only current records.
  *
  * @module
  */
-import { parseCsv, toCsv, unionColumns } from "./csv.ts";
 import { readTextIfExists, writeAtomic } from "./io.ts";
-import { DEFAULT_RUNS_DIR, runPaths, type RunRecord } from "./record.ts";
+import { DEFAULT_RUNS_DIR, rebuildRunsCsv, runPaths, type RunRecord } from "./record.ts";
 
 /** Options of {@link supersedeRuns}. */
 export interface SupersedeOptions {
@@ -65,19 +64,9 @@ export async function supersedeRuns(
     await writeAtomic(`${to.folder}/${r.id}.json`, JSON.stringify(marked, null, 2) + "\n");
     await Deno.remove(`${from.folder}/${r.id}.json`);
   }
-  const gone = new Set(ids);
-  const csv = await readTextIfExists(from.csv);
-  if (csv !== undefined && csv.trim() !== "") {
-    const parsed = parseCsv(csv, { typed: false });
-    const keep = parsed.rows.filter((r) => !gone.has(String(r.id)));
-    const moved = parsed.rows.filter((r) => gone.has(String(r.id)));
-    await writeAtomic(from.csv, toCsv(parsed.columns, keep));
-    if (moved.length) {
-      const old = await readTextIfExists(to.csv);
-      const prev = old && old.trim() !== "" ? parseCsv(old, { typed: false }) : { columns: [], rows: [] };
-      await writeAtomic(to.csv, toCsv(unionColumns(prev.columns, parsed.columns), [...prev.rows, ...moved]));
-    }
-  }
+  // Both CSVs are derived from their JSON records: rebuild them rather than edit rows.
+  await rebuildRunsCsv(experiment, { dir });
+  await rebuildRunsCsv(experiment, { dir: `${dir}/superseded`, includeSuperseded: true });
   const date = opts.date ?? new Date().toISOString().slice(0, 10);
   const readmeLine = `- ${date} · \`${experiment}\` · ${ids.length} record(s) · ${note}`;
   const readme = `${dir}/superseded/README.md`;
