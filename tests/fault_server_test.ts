@@ -319,3 +319,42 @@ Deno.test("serve: the token comes from BKD_TOKEN or --token-file; a wrong or mis
     }
   });
 });
+
+Deno.test("serve: non-finite pixels get 400 naming the image; the metadata publishes the weight fingerprint", async () => {
+  await withTeacher(async (dir, teacherDir) => {
+    // A second teacher with other weights, served under the same model name.
+    const other = teacher();
+    other.setWeights([tf.tensor2d([[0, 1, -1], [1, 0, -1], [1, -1, 0], [-1, 0, 1]]), tf.tensor1d([0, 0, 0])]);
+    await saveTeacherFolder(other, `${dir}/other`);
+    const a = await serve(["--teacher", teacherDir]);
+    const b = await serve(["--teacher", `${dir}/other`]);
+    assert.ok(a.served && b.served, `servers did not start: ${a.stderr} ${b.stderr}`);
+    try {
+      // 1e39 is finite in JSON but Infinity as a float32 pixel: the same rule as the local oracles.
+      const inf = await post(
+        a.served!.url + KSERVE,
+        JSON.stringify({
+          inputs: [{
+            name: "input",
+            shape: [2, 2, 2, 1],
+            datatype: "FP32",
+            data: [0, 1, 0, 1, 0, 1e39, 0, 1],
+          }],
+        }),
+      );
+      assert.equal(inf.status, 400, inf.text);
+      assert.match(inf.text, /image 1 of the request has a non-finite pixel/);
+      assert.equal((await post(a.served!.url + KSERVE, GOOD)).status, 200);
+
+      const get = async (url: string) => await (await fetch(`${url}/v2/models/teacher`)).json();
+      const [ma, mb] = [await get(a.served!.url), await get(b.served!.url)];
+      assert.match(ma.fingerprint, /^[0-9a-f]{64}$/);
+      assert.notEqual(ma.fingerprint, mb.fingerprint, "two teachers under one name must differ");
+      const again = await get(a.served!.url);
+      assert.equal(again.fingerprint, ma.fingerprint);
+    } finally {
+      await a.served?.stop();
+      await b.served?.stop();
+    }
+  });
+});

@@ -29,6 +29,7 @@ import {
 } from "../lib/native/teacher_predictor.ts";
 import { isServeProtocol, SERVE_PROTOCOLS, startServer } from "../lib/remote/serve.ts";
 import { inferPath } from "../lib/remote/protocols.ts";
+import { modelFingerprint } from "../lib/models/fingerprint.ts";
 import { type Layout, resolveTeacher } from "../lib/teachers/mod.ts";
 
 const USAGE = `usage: deno run -A tools/serve.ts --teacher <dir | dataset:model:scale[:seed]> [--port 0]
@@ -143,6 +144,7 @@ const server = await startServer({
   teacher: pool ?? t.model,
   inputShape: t.inputShape,
   numClasses: t.numClasses,
+  fingerprint: modelFingerprint(t.model),
   model: a.model ?? "teacher",
   protocol: settings.protocol,
   port: settings.port,

@@ -22,6 +22,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import type { LabelPredictor } from "../oracle/oracle.ts";
+import { findNonFinitePixel, nonFiniteMessage } from "../oracle/admission.ts";
+import { modelFingerprint } from "../models/fingerprint.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { decodeRequest, encodeLabels, type Protocol, ProtocolError, PROTOCOLS } from "./protocols.ts";
 
@@ -62,6 +64,12 @@ export interface ServeOptions {
   hostname?: string;
   /** Required `Authorization` header value (default: none). */
   auth?: string;
+  /**
+   * Fingerprint of the teacher's weights, published in the model metadata (KServe v2) and status
+   * (TF Serving) so that clients' caches keep two teachers served under one name apart. Default: the
+   * in-process model's {@link modelFingerprint}; none for a bare predictor (pass it).
+   */
+  fingerprint?: string;
   /** Most images per request (default 8192); a positive integer. */
   maxBatch?: number;
   /** Most bytes in one request body (default {@link DEFAULT_MAX_BODY_BYTES}); a positive integer. */
@@ -257,9 +265,11 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       logWrites = logWrites.then(() => Deno.writeTextFile(file, line, { append: true }));
     }
   };
+  const fingerprint = opts.fingerprint ?? (isModel(t) ? modelFingerprint(t) : undefined);
   const metadata = {
     name: model,
     platform: "boundary-kd",
+    ...(fingerprint ? { fingerprint } : {}),
     inputs: [{ name: "input", datatype: "FP32", shape: [-1, ...inputShape] }],
     outputs: [{ name: "label", datatype: "INT64", shape: [-1] }],
   };
@@ -277,6 +287,7 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       if (path === `/v1/models/${model}` && protocols.includes("tf-serving")) {
         return json(200, {
           model_version_status: [{ version: "1", state: "AVAILABLE", status: { error_code: "OK" } }],
+          ...(fingerprint ? { fingerprint } : {}),
         });
       }
       return json(404, { error: `no route GET ${path}` });
@@ -336,6 +347,9 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
       return finish(400, "rejected", json(400, { error: msg }));
     }
     entry.images = parsed.n;
+    // One rule for non-finite pixels everywhere (lib/oracle/admission.ts): refuse the request.
+    const nonFinite = findNonFinitePixel(parsed.x, parsed.n, inputShape.reduce((a, b) => a * b, 1));
+    if (nonFinite) return finish(400, "rejected", json(400, { error: nonFiniteMessage(nonFinite) }));
     if (parsed.n > maxBatch) {
       return finish(413, "rejected", json(413, { error: `${parsed.n} images > ${maxBatch} per request` }));
     }
