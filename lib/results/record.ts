@@ -266,7 +266,16 @@ export async function loadRuns(experiment: string, opts: { dir?: string } = {}):
   try {
     for await (const e of Deno.readDir(folder)) {
       if (e.isFile && e.name.endsWith(".json")) {
-        out.push(JSON.parse(await Deno.readTextFile(`${folder}/${e.name}`)) as RunRecord);
+        const file = `${folder}/${e.name}`;
+        try {
+          out.push(JSON.parse(await Deno.readTextFile(file)) as RunRecord);
+        } catch (err) {
+          throw new Error(
+            `run record ${file} is not valid JSON (${
+              (err as Error).message
+            }); restore it from git or delete it`,
+          );
+        }
       }
     }
   } catch (e) {
