@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadRuns, loadRunsCsv } from "../lib/results/record.ts";
+import { loadRuns, loadRunsCsv, saveRun, startRun } from "../lib/results/record.ts";
 import { type CellInput, writeNotebook } from "../tools/nb.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -64,6 +64,26 @@ for (let i = 0; i < 40; i++) {
     );
     const names = [...Deno.readDirSync(join(dir, "runs"))].map((e) => e.name);
     assert.ok(names.every((n) => !n.includes(".tmp-") && !n.endsWith(".lock")), names.join(","));
+  });
+});
+
+Deno.test("results: a corrupt JSON record stops the CSV rebuild with an error naming the file", async () => {
+  await withTemp(async (dir) => {
+    const runs = join(dir, "runs");
+    await Deno.mkdir(join(runs, "broken"), { recursive: true });
+    await Deno.writeTextFile(join(runs, "broken", "half.json"), '{"id": "half", "metr');
+    const h = startRun({
+      experiment: "broken",
+      method: "m",
+      dataset: "d",
+      scale: "smoke",
+      seed: 1,
+      config: {},
+    });
+    await assert.rejects(
+      () => saveRun(h.finish({ acc: 1 }), { dir: runs }),
+      /run record .*broken\/half\.json is not valid JSON .*restore it from git or delete it/,
+    );
   });
 });
 

@@ -369,7 +369,17 @@ export async function loadRuns(
   try {
     for await (const e of Deno.readDir(folder)) {
       if (e.isFile && e.name.endsWith(".json")) {
-        const r = JSON.parse(await Deno.readTextFile(`${folder}/${e.name}`)) as RunRecord;
+        const file = `${folder}/${e.name}`;
+        let r: RunRecord;
+        try {
+          r = JSON.parse(await Deno.readTextFile(file)) as RunRecord;
+        } catch (err) {
+          throw new Error(
+            `run record ${file} is not valid JSON (${
+              (err as Error).message
+            }); restore it from git or delete it`,
+          );
+        }
         if (r.status !== "superseded" || opts.includeSuperseded) out.push(r);
       }
     }
