@@ -37,7 +37,7 @@ import {
 import { tableARow } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import { atScale, type Scale } from "../scale.ts";
-import { evaluate } from "../train/evaluate.ts";
+import { evaluate } from "../learn/evaluate.ts";
 import { getTeacher } from "../train/teachers.ts";
 import {
   GENERATE_DEFAULTS,

@@ -8,7 +8,7 @@
  * @module
  */
 import { parseCsv, toCsv, unionColumns } from "./csv.ts";
-import { readTextIfExists, writeAtomic } from "./io.ts";
+import { readTextIfExists, writeAtomic } from "../util/files.ts";
 import { DEFAULT_RUNS_DIR, runPaths, type RunRecord } from "./record.ts";
 
 /** Options of {@link supersedeRuns}. */

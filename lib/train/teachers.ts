@@ -23,8 +23,8 @@ import { MODEL_NAMES, type ModelName, type ModelSpec } from "../models/registry.
 import { type Scale, SCALES } from "../scale.ts";
 import { checkChoice, checkSeed } from "../util/checks.ts";
 import { stableJson } from "./checkpoint.ts";
-import type { LossSpec } from "./losses.ts";
-import type { OptimizerConfig } from "./optim.ts";
+import type { LossSpec } from "../learn/losses.ts";
+import type { OptimizerConfig } from "../learn/optim.ts";
 import type { ScheduleSpec } from "./schedule.ts";
 import { train } from "./trainer.ts";
 

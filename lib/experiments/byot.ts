@@ -27,7 +27,7 @@ import { repoRoot } from "../util/paths.ts";
 import { labelDistances } from "../db3/label_run.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { makeClassStreams } from "../db3/streams.ts";
-import { type Db3Settings, db3Settings, trainDb3Student } from "../experiments/db3.ts";
+import { type Db3Settings, db3Settings, trainDb3Student } from "./db3.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { type LabelOracle, labelOracle } from "../oracle/oracle.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
@@ -36,9 +36,9 @@ import type { InputAdapterOptions } from "../teachers/adapters.ts";
 import { exportChannelsFirst } from "../teachers/foreign.ts";
 import { loadTeacher, saveTeacherFolder } from "../teachers/load.ts";
 import { getTeacher } from "../train/teachers.ts";
-import { remoteLabelOracle, type RemoteUsage } from "./oracle.ts";
-import type { Protocol } from "./protocols.ts";
-import { spawnServer } from "./spawn.ts";
+import { remoteLabelOracle, type RemoteUsage } from "../remote/oracle.ts";
+import type { Protocol } from "../remote/protocols.ts";
+import { spawnServer } from "../remote/spawn.ts";
 
 /** How the PyTorch-style export expects its input: NCHW, [0,255], MNIST mean/std (0.1307, 0.3081 · 255). */
 export const FOREIGN_INPUT: InputAdapterOptions = {
