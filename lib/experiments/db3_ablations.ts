@@ -68,13 +68,13 @@ const MODEL_TITLES: Partial<Record<ModelName, string>> = {
 };
 
 /** A network's printed name (`db3-lenet5-half` → `LeNet-5-half`). */
-export function modelTitle(name: ModelName): string {
-  return MODEL_TITLES[name] ?? name;
+export function modelTitle(name: ModelName | string): string {
+  return MODEL_TITLES[name as ModelName] ?? name;
 }
 
 /** `"LeNet-5 → LeNet-5-half"` for a table run. */
 export function db3PairTitle(r: Db3TableResult): string {
-  return `${modelTitle(r.teacher.spec.name)} → ${modelTitle(r.settings.student.model)}`;
+  return `${modelTitle(r.teacher.name)} → ${modelTitle(r.settings.student.model)}`;
 }
 
 /** Printed name of a table row. */
@@ -111,7 +111,7 @@ export function db3PaperRows(r: Db3TableResult): PaperVsMeasuredRow[] {
       const a = tableARow("zsdb3kd", r.dataset);
       out.push({
         ...base,
-        pair: modelTitle(r.teacher.spec.name),
+        pair: modelTitle(r.teacher.name),
         paper: a?.teacherAcc[0],
         note: `${spend}; paper: the ZSDB3KD paper's teacher (table A)`,
       });
@@ -490,6 +490,7 @@ export function db3SettingsView(r: Db3TableResult): Record<string, string | numb
     scale: r.scale,
     seed: r.seed,
     "teacher → student": db3PairTitle(r),
+    "teacher source": r.teacher.source,
     "teacher test accuracy (%)": pct(r.teacher.testAcc).toFixed(2),
     "transfer set": `${r.samples.y.length} training images (${s.samplesPerClass || "all"} per class)`,
     "test images": s.testLimit || "all",
