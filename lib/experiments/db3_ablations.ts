@@ -104,7 +104,9 @@ export function db3PaperRows(r: Db3TableResult): PaperVsMeasuredRow[] {
       scale: r.scale,
     };
     const spend = row.method === "teacher"
-      ? `trained on ${row.trainedOn.toLocaleString("en-US")} images`
+      ? (row.access === "train"
+        ? `trained on ${row.trainedOn.toLocaleString("en-US")} images`
+        : `your teacher (${r.teacher.source}), accuracy measured through labels`)
       : `${row.trainedOn} images, ${Math.round(row.queriesPerSample).toLocaleString("en-US")} queries/image` +
         (row.flagged ? `, ${row.flagged} flagged` : "");
     if (row.method === "teacher") {

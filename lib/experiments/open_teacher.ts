@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { isAbsolute, resolve } from "node:path";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { modelFingerprint } from "../models/fingerprint.ts";
 import { loadModel } from "../models/io.ts";
@@ -32,6 +33,7 @@ import {
 import { loadTeacher } from "../teachers/load.ts";
 import { getTeacher, type TeacherMeta } from "../train/teachers.ts";
 import { jsonDigest } from "../util/digest.ts";
+import { repoRoot } from "../util/paths.ts";
 import {
   describeTeacherSource,
   requireAccess,
@@ -87,6 +89,16 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
+/**
+ * A folder path as given, or — when it is relative and absent from the working directory (notebooks run
+ * in `notebooks/`) — relative to the repository root, where `deno task notebooks` is started.
+ */
+async function folderPath(path: string): Promise<string> {
+  if (isAbsolute(path) || await exists(path)) return path;
+  const fromRoot = resolve(repoRoot(), path);
+  return await exists(fromRoot) ? fromRoot : path;
+}
+
 /** Open `source` for a method needing `opts.need` (see the module doc). */
 export async function openTeacher(
   source: TeacherSource,
@@ -97,6 +109,7 @@ export async function openTeacher(
   if (source.kind === "http") return await openEndpoint(source, opts);
   let model: tfl.LayersModel, spec: ModelSpec | null = null, meta: TeacherMeta | null = null, name: string;
   let inputShape: number[], numClasses: number;
+  const dir = source.kind === "folder" ? await folderPath(source.path) : "";
   if (source.kind === "recipe") {
     const t = await getTeacher({
       dataset: source.dataset,
@@ -107,24 +120,24 @@ export async function openTeacher(
     ({ model, spec, meta } = t);
     name = t.spec.name;
     [inputShape, numClasses] = [t.spec.inputShape, t.spec.numClasses];
-  } else if (await exists(`${source.path}/spec.json`)) {
-    const t = await loadModel(source.path);
+  } else if (await exists(`${dir}/spec.json`)) {
+    const t = await loadModel(dir);
     ({ model, spec } = t);
     const m = t.meta as Partial<TeacherMeta> | null;
     meta = m && typeof m.testAcc === "number" && typeof m.dataset === "string" ? m as TeacherMeta : null;
     name = t.spec.name;
     [inputShape, numClasses] = [t.spec.inputShape, t.spec.numClasses];
-  } else if (await exists(`${source.path}/model.json`)) {
-    const t = await loadTeacher(source.path, {
+  } else if (await exists(`${dir}/model.json`)) {
+    const t = await loadTeacher(dir, {
       input: source.adapter,
       ...(opts.expect ? { expect: opts.expect.inputShape } : {}),
     });
     model = t.model;
-    name = source.path.split("/").filter((p) => p !== "").pop() ?? "teacher";
+    name = dir.split("/").filter((p) => p !== "").pop() ?? "teacher";
     [inputShape, numClasses] = [t.inputShape, t.numClasses];
   } else {
     throw new Error(
-      `teacher folder "${source.path}" holds neither spec.json (a kit checkpoint) nor model.json (a TF.js model): ` +
+      `teacher folder "${dir}" holds neither spec.json (a kit checkpoint) nor model.json (a TF.js model): ` +
         `pass the folder that contains one of them (or an endpoint URL, or dataset:model:scale)`,
     );
   }
