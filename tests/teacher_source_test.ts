@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { runDb3Table } from "../lib/experiments/db3.ts";
+import { runZeroShot } from "../lib/experiments/zeroshot.ts";
 import { openTeacher } from "../lib/experiments/open_teacher.ts";
 import {
   parseTeacherSource,
@@ -136,7 +137,7 @@ async function startServe(
 
 Deno.test({
   name:
-    "teacher source: notebook 10's DB3 driver on a teacher folder and on an HTTP endpoint matches the recipe teacher",
+    "teacher source: notebook 10's DB3 driver (folder, endpoint) and notebook 30's ZSDB3KD driver (endpoint) match the recipe teacher",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -162,10 +163,25 @@ Deno.test({
         });
       const recipe = await run();
       const fromFolder = await run(folder);
+      // ZSDB3KD (notebook 30's driver) from pure noise: the recipe teacher and the same weights over HTTP.
+      const zs = (teacher?: string) =>
+        runZeroShot({
+          dataset: "mnist",
+          scale: "smoke",
+          seed: 1,
+          iterations: [2],
+          cacheDir: null,
+          save: false,
+          engine: "pool",
+          progress: false,
+          ...(teacher ? { teacher } : {}),
+        });
+      const zsRecipe = await zs();
       const server = await startServe(folder);
-      let fromHttp;
+      let fromHttp, zsHttp;
       try {
         fromHttp = await run(`${server.url}/v2/models/teacher`);
+        zsHttp = await zs(`${server.url}/v2/models/teacher`);
       } finally {
         Deno.kill(server.pid, "SIGTERM");
         await server.done;
@@ -194,6 +210,14 @@ Deno.test({
       // The teacher's test accuracy, measured through labels for the two sources the kit did not train.
       assert.equal(fromFolder.rows[0].testAcc, fromHttp.rows[0].testAcc);
       assert.ok(fromFolder.rows[0].testAcc > 0.1);
+
+      // Same pseudo samples, same soft labels, same query counts.
+      const last = (r: typeof zsRecipe) => r.set.snapshots.at(-1)!.x;
+      assert.ok(last(zsRecipe).length > 0);
+      assert.deepEqual(Array.from(last(zsHttp)), Array.from(last(zsRecipe)));
+      assert.deepEqual(Array.from(zsHttp.labels.get(2)!.soft.z), Array.from(zsRecipe.labels.get(2)!.soft.z));
+      assert.equal(zsHttp.totalQueries, zsRecipe.totalQueries);
+      assert.match(zsHttp.teacher.source, /kserve-v2 endpoint/);
     } finally {
       if (before === undefined) Deno.env.delete("BKD_TEACHER_DIR");
       else Deno.env.set("BKD_TEACHER_DIR", before);

@@ -22,6 +22,7 @@ import { modelFingerprint } from "../models/fingerprint.ts";
 import { loadModel } from "../models/io.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import { engineInfo, type TeacherEngine, teacherPredictor } from "../native/teacher_predictor.ts";
+import type { Ledger } from "../oracle/ledger.ts";
 import { type LabelOracle, labelOracle, type ProbsOracle, probsOracle } from "../oracle/oracle.ts";
 import { RemoteTeacher } from "../remote/client.ts";
 import {
@@ -50,7 +51,7 @@ export interface OpenTeacherOptions {
   method?: string;
   /** The images the teacher will see (kit NHWC shape without batch axis) and K; required for http. */
   expect?: { inputShape: number[]; numClasses: number };
-  /** Oracle workers / native threads (default: all cores). */
+  /** Oracle workers / native threads (default: all cores; 0 = the model in this process, no engine). */
   workers?: number;
   /** Engine for local kit models (default "auto": native if it builds, else the wasm pool). */
   engine?: TeacherEngine;
@@ -78,8 +79,8 @@ export interface OpenTeacher {
   spec: ModelSpec | null;
   /** Recipe metadata (test accuracy, training time) when the kit trained it; else null. */
   meta: TeacherMeta | null;
-  /** A fresh label oracle (own ledger). */
-  labelOracle(): Promise<LabelOracle>;
+  /** A fresh label oracle on `ledger` (default: a new ledger without budgets). */
+  labelOracle(ledger?: Ledger): Promise<LabelOracle>;
   /** A fresh probs oracle (own ledger); throws {@link TeacherAccessError} for an endpoint. */
   probsOracle(): ProbsOracle;
   close(): void;
@@ -141,12 +142,12 @@ export async function openTeacher(
         `pass the folder that contains one of them (or an endpoint URL, or dataset:model:scale)`,
     );
   }
-  const pool = spec
+  const pool = spec && opts.workers !== 0
     ? await teacherPredictor(model, spec, { workers: opts.workers, engine: opts.engine })
     : null;
   const engine: TeacherEngineInfo = pool
     ? engineInfo(pool) as unknown as TeacherEngineInfo
-    : { engine: "tfjs", label: "tfjs in this process (TF.js folder, no kit spec)" };
+    : { engine: "in-process", label: `in-process tfjs model${spec ? "" : " (TF.js folder)"}` };
   const answer = pool ?? model;
   return {
     source,
@@ -158,7 +159,7 @@ export async function openTeacher(
     model,
     spec,
     meta,
-    labelOracle: () => Promise.resolve(labelOracle(answer)),
+    labelOracle: (ledger) => Promise.resolve(labelOracle(answer, ledger ? { ledger } : {})),
     probsOracle: () => probsOracle(answer),
     close: () => pool?.close(),
   };
@@ -198,7 +199,7 @@ async function openEndpoint(
     model: null,
     spec: null,
     meta: null,
-    labelOracle: () => remoteLabelOracle(ro),
+    labelOracle: (ledger) => remoteLabelOracle({ ...ro, ...(ledger ? { ledger } : {}) }),
     probsOracle: () => {
       throw new TeacherAccessError(
         `${describeTeacherSource(source)} answers labels only; probs need a folder`,
