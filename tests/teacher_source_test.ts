@@ -9,6 +9,10 @@
 import assert from "node:assert/strict";
 import { runDb3Table } from "../lib/experiments/db3.ts";
 import { runZeroShot } from "../lib/experiments/zeroshot.ts";
+import { db3LabelPlan, db3LabelSpec } from "../lib/runner/db3_label_spec.ts";
+import { type Db3LabelResult, readDb3LabelResult, resolveTeacher } from "../lib/runner/db3_label_units.ts";
+import { runInProcess } from "../lib/runner/executors/in_process.ts";
+import { RunStore } from "../lib/runner/store.ts";
 import { openTeacher } from "../lib/experiments/open_teacher.ts";
 import {
   parseTeacherSource,
@@ -137,7 +141,7 @@ async function startServe(
 
 Deno.test({
   name:
-    "teacher source: notebook 10's DB3 driver (folder, endpoint) and notebook 30's ZSDB3KD driver (endpoint) match the recipe teacher",
+    "teacher source: notebook 10's DB3 driver (folder, endpoint), notebook 30's ZSDB3KD driver and the runner's db3-label spec match the recipe teacher",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -177,11 +181,22 @@ Deno.test({
           ...(teacher ? { teacher } : {}),
         });
       const zsRecipe = await zs();
+      // The runner's db3-label spec (3 shards, in process) on the same three sources.
+      let stores = 0;
+      const runner = async (teacher?: string): Promise<Db3LabelResult> => {
+        const spec = db3LabelSpec({ dataset: "mnist", scale: "smoke", seed: 1, engine: "pool", teacher });
+        const { fingerprint } = await resolveTeacher(spec);
+        const store = await RunStore.create(`${tmp}/store-${stores++}`, db3LabelPlan(spec, fingerprint));
+        await runInProcess(store);
+        return await readDb3LabelResult(store);
+      };
+      const rnRecipe = await runner(), rnFolder = await runner(folder);
       const server = await startServe(folder);
-      let fromHttp, zsHttp;
+      let fromHttp, zsHttp, rnHttp;
       try {
         fromHttp = await run(`${server.url}/v2/models/teacher`);
         zsHttp = await zs(`${server.url}/v2/models/teacher`);
+        rnHttp = await runner(`${server.url}/v2/models/teacher`);
       } finally {
         Deno.kill(server.pid, "SIGTERM");
         await server.done;
@@ -218,6 +233,14 @@ Deno.test({
       assert.deepEqual(Array.from(zsHttp.labels.get(2)!.soft.z), Array.from(zsRecipe.labels.get(2)!.soft.z));
       assert.equal(zsHttp.totalQueries, zsRecipe.totalQueries);
       assert.match(zsHttp.teacher.source, /kserve-v2 endpoint/);
+
+      assert.equal(rnRecipe.n, 30);
+      for (const other of [rnFolder, rnHttp]) {
+        assert.deepEqual(Array.from(other.distances), Array.from(rnRecipe.distances));
+        assert.deepEqual(Array.from(other.teacherLabels), Array.from(rnRecipe.teacherLabels));
+        assert.equal(other.ledger.totals.spent, rnRecipe.ledger.totals.spent);
+      }
+      assert.equal((rnHttp.engine as { engine: string }).engine, "http");
     } finally {
       if (before === undefined) Deno.env.delete("BKD_TEACHER_DIR");
       else Deno.env.set("BKD_TEACHER_DIR", before);
