@@ -58,6 +58,10 @@ export interface OpenTeacherOptions {
   /** HTTP: images per request (default 512) and requests in flight (default 4). */
   batchSize?: number;
   concurrency?: number;
+  /** HTTP, KServe v2: send tensors with the binary extension (default true; false: plain JSON). */
+  binary?: boolean;
+  /** HTTP: persistent label cache root (keyed by the endpoint's model identity); default none. */
+  cacheDir?: string;
 }
 
 /** What answers the teacher's queries, as recorded (`oracleEngine` in run records). */
@@ -180,13 +184,14 @@ async function openEndpoint(
     model: source.model,
     ...(source.version ? { version: source.version } : {}),
     protocol: source.protocol,
-    binary: source.protocol === "kserve-v2",
+    binary: source.protocol === "kserve-v2" && opts.binary !== false,
     ...(source.adapter ? { input: source.adapter } : {}),
     ...(source.token ? { auth: `Bearer ${source.token}` } : {}),
     inputShape: opts.expect.inputShape,
     numClasses: opts.expect.numClasses,
     batchSize: opts.batchSize ?? 512,
     concurrency: opts.concurrency ?? 4,
+    ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
   };
   const identity = remoteCacheIdentity(new RemoteTeacher(ro), undefined, await reportedModelIdentity(ro));
   return {
