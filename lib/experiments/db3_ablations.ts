@@ -31,9 +31,8 @@ import { initBackend } from "../backend.ts";
 import { type DatasetName, type LabeledData, loadDataset, subset } from "../data/mod.ts";
 import type { ModelName } from "../models/registry.ts";
 import { type LedgerSnapshot, sumBySample } from "../oracle/ledger.ts";
-import { labelOracle } from "../oracle/oracle.ts";
-import { teacherPredictor } from "../native/teacher_predictor.ts";
-import { getTeacher } from "../train/teachers.ts";
+import { openTeacher } from "./open_teacher.ts";
+import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
 import { Rng } from "../util/rng.ts";
 import { labelDistances } from "../db3/label_run.ts";
 import { makeClassStreams } from "../db3/streams.ts";
@@ -586,6 +585,8 @@ export interface Db3AblationOptions {
   cacheDir?: string | false;
   /** Save run records (default true). */
   save?: boolean;
+  /** The teacher (as {@link runDb3Table}: a TeacherSource or its string form; default the kit recipe). */
+  teacher?: TeacherSource | string;
 }
 
 /** One ablation student. */
@@ -704,13 +705,16 @@ async function buildStressSet(
   base: Db3TableResult,
   settings: Db3AblationSettings,
   seed: number,
+  source: TeacherSource | string | undefined,
 ): Promise<StressSet> {
   const dataset: DatasetName = "mnist";
-  const teacher = await getTeacher({ dataset, scale: base.scale, seed });
   const trainSet = await loadDataset(dataset, "train");
-  const pool = await teacherPredictor(teacher.model, teacher.spec);
+  const teacher = await openTeacher(parseTeacherSource(source, { dataset, scale: base.scale, seed }), {
+    method: "DB3 ablations (stress set)",
+    expect: { inputShape: trainSet.shape.slice(1), numClasses: trainSet.numClasses },
+  });
   try {
-    const oracle = labelOracle(pool);
+    const oracle = await teacher.labelOracle();
     const scan = Math.min(settings.stress.scan, trainSet.y.length);
     const dim = trainSet.shape.slice(1).reduce((a, b) => a * b, 1);
     const ans = await oracle.labels(trainSet.x.subarray(0, scan * dim), scan, { phase: "stress.scan" });
@@ -761,7 +765,7 @@ async function buildStressSet(
       labelQueries: oracle.ledger.snapshot().totals.images.label - scan,
     };
   } finally {
-    pool.close();
+    teacher.close();
   }
 }
 
@@ -784,6 +788,7 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
     cacheDir: opts.cacheDir,
     save: opts.save,
     experiment,
+    teacher: opts.teacher,
   });
   const dataset: DatasetName = "mnist";
   const test = await loadDataset(
@@ -913,7 +918,7 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
   }
   let stress: StressSet | undefined;
   if (parts.includes("remedies")) {
-    stress = await buildStressSet(base, settings, seed);
+    stress = await buildStressSet(base, settings, seed, opts.teacher);
     const tag = stress.added.length ? ` (+${stress.added.length} misclassified)` : "";
     for (const m of ["bd", "mbd"] as const) {
       const d = stress.distances[m];
