@@ -21,7 +21,7 @@ import {
   TeacherShapeError,
 } from "../lib/teachers/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { byotNote } from "../lib/remote/byot.ts";
+import { byotNote } from "../lib/experiments/byot.ts";
 import { db3Settings } from "../lib/experiments/db3.ts";
 
 await tf.setBackend("cpu");

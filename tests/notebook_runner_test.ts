@@ -193,7 +193,7 @@ Deno.test("the runner's status line shows the notebook, cell n/N, its first line
     // `tty` rendering into a pipe: every redraw is a carriage-return line we can read back.
     const r = await runNotebook(dir, "status", cells, ["--progress", "tty"]);
     assert.equal(r.code, 0, r.stderr);
-    const lines = r.stderr.split("\r").map((l) => l.replace(/\x1b\[K/g, ""));
+    const lines = r.stderr.split("\r").map((l) => l.replaceAll("\x1b[K", ""));
     assert.ok(
       lines.some((l) => /^status\.ipynb {2}cell 1\/2 {2}\d+:\d\d {2}import \{ createProgress \}/.test(l)),
     );

@@ -5,8 +5,8 @@ import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
 import { argmaxRows, ModelPool } from "../lib/parallel/pool.ts";
 import { Replica } from "../lib/parallel/replica.ts";
 import { Rng } from "../lib/util/rng.ts";
-import type { LossSpec } from "../lib/train/losses.ts";
-import type { OptimizerConfig } from "../lib/train/optim.ts";
+import type { LossSpec } from "../lib/learn/losses.ts";
+import type { OptimizerConfig } from "../lib/learn/optim.ts";
 
 const SPEC: ModelSpec = { name: "mlp", inputShape: [6], numClasses: 3, options: { hidden: 12, depth: 1 } };
 

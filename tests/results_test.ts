@@ -13,7 +13,7 @@ import {
   tableBRows,
 } from "../lib/results/paper.ts";
 import { paperVsMeasured, table, toMarkdown } from "../lib/results/table.ts";
-import { flattenObject } from "../lib/results/flatten.ts";
+import { flattenObject } from "../lib/util/flatten.ts";
 import { DISPLAY } from "../lib/show/display.ts";
 
 function fakeRun(

@@ -71,7 +71,12 @@ Deno.test("db3-label settings: paper is the reference; laptop and smoke are note
   assertEquals(DB3_LABEL_SETTINGS.paper.n, 60000);
   const paper = db3LabelSpec({ dataset: "mnist", scale: "paper" });
   assertEquals(paper.bd, BD_DEFAULTS);
-  assertEquals([paper.n, paper.bd.candidates, paper.bd.tol, paper.teacher.scale], [
+  assertEquals([
+    paper.n,
+    paper.bd.candidates,
+    paper.bd.tol,
+    paper.teacher.kind === "recipe" && paper.teacher.scale,
+  ], [
     60000,
     201,
     1e-5,

@@ -10,7 +10,9 @@
  *                                              JOB_COMPLETION_INDEX)
  *
  * Spec flags (family db3-label): --dataset mnist|fmnist|cifar10 --scale smoke|laptop|paper --seed N
- * --n N --shard-size N --candidates N --engine auto|native|pool. A store that exists is resumed with
+ * --n N --shard-size N --candidates N --engine auto|native|pool --teacher SOURCE (a model folder, an
+ * endpoint URL .../v2/models/NAME or .../v1/models/NAME with its token in BKD_TEACHER_TOKEN, or
+ * dataset:model:scale[:seed]; default the scale's kit recipe). A store that exists is resumed with
  * its own spec when no spec flag is given; with spec flags they must match it.
  *
  * Exit codes: 0 done, 1 a unit or the run failed, 2 bad input (retrying cannot help).

@@ -11,7 +11,7 @@ import { parseEngine } from "../lib/native/teacher_predictor.ts";
 /** Datasets a db3-label run may use. */
 export const DATASETS: DatasetName[] = ["mnist", "fmnist", "cifar10"];
 /** Flags that make up a spec (their presence means "this spec", not "resume the store's"). */
-export const SPEC_FLAGS = ["dataset", "scale", "seed", "n", "shard-size", "candidates", "engine"];
+export const SPEC_FLAGS = ["dataset", "scale", "seed", "n", "shard-size", "candidates", "engine", "teacher"];
 
 /** Bad input: the CLI exits 2 (retrying cannot help). */
 export class InputError extends Error {}
@@ -52,7 +52,15 @@ export function specFrom(f: Flags): Db3LabelSpec {
   if (n !== undefined) override.n = n;
   if (shard !== undefined) override.shardSize = shard;
   if (cands !== undefined) override.bd = { candidates: cands };
-  return db3LabelSpec({ dataset, scale: parseScale(s), seed: int(str(f, "seed"), "seed"), engine, override });
+  const teacher = str(f, "teacher");
+  return db3LabelSpec({
+    dataset,
+    scale: parseScale(s),
+    seed: int(str(f, "seed"), "seed"),
+    engine,
+    override,
+    ...(teacher !== undefined ? { teacher } : {}),
+  });
 }
 
 /** The absolute `--store` folder; its absence is an input error. */

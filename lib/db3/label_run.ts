@@ -25,7 +25,7 @@
  */
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
-import { readTextIfExists, writeAtomic } from "../results/io.ts";
+import { readTextIfExists, writeAtomic } from "../util/files.ts";
 import { createProgress } from "../show/progress.ts";
 import { BD_DEFAULTS, type BdOptions, boundaryDistances } from "./bd.ts";
 import type { LockstepOptions } from "./lockstep.ts";

@@ -37,7 +37,7 @@ import { type RunRecord, saveRun, startRun } from "../results/mod.ts";
 import type { Scale } from "../scale.ts";
 import { retrainFix, retrainRequested } from "../train/teachers.ts";
 import { evaluate, train } from "../train/trainer.ts";
-import type { OptimizerConfig } from "../train/optim.ts";
+import type { OptimizerConfig } from "../learn/optim.ts";
 import type { ScheduleSpec } from "../train/schedule.ts";
 import type { CakeOptionsInput } from "../cake/options.ts";
 import { synthesize } from "../cake/synthesize.ts";

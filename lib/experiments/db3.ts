@@ -30,7 +30,6 @@
  * Standard KD uses the same reference loss with the teacher's probabilities as targets:
  * z = log p (softmax(log p / τ) = softmax(logits / τ) exactly; probabilities below 1e-38 are floored).
  */
-import { modelFingerprint } from "../models/fingerprint.ts";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
 import {
@@ -42,13 +41,11 @@ import {
   subset,
 } from "../data/mod.ts";
 import type { ModelName, ModelSpec } from "../models/registry.ts";
-import { labelOracle, probsOracle } from "../oracle/oracle.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
-import { engineInfo, type TeacherEngine, teacherPredictor } from "../native/teacher_predictor.ts";
+import type { TeacherEngine } from "../native/teacher_predictor.ts";
 import { tableBRows } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import { atScale, type Scale } from "../scale.ts";
-import { getTeacher } from "../train/teachers.ts";
 import { evaluate, train, type TrainConfig } from "../train/trainer.ts";
 import type { BdOptions } from "../db3/bd.ts";
 import { type Db3Distances, type Db3Method, labelDistances } from "../db3/label_run.ts";
@@ -56,6 +53,13 @@ import type { MbdOptions } from "../db3/mbd.ts";
 import type { SdOptions } from "../db3/sd.ts";
 import { type SoftLabelOptions, type SoftLabels, softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { makeClassStreams } from "../db3/streams.ts";
+import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
+import {
+  describeTeacherSource,
+  parseTeacherSource,
+  recordableSource,
+  type TeacherSource,
+} from "./teacher_source.ts";
 
 /** Rows of the DB3 table. */
 export type Db3TableMethod = "ce" | "kd" | "sd" | "bd" | "mbd";
@@ -191,6 +195,13 @@ export interface Db3TableOptions {
   workers?: number;
   /** Teacher inference engine for the oracles (default "auto": native if it builds, else the wasm pool). */
   engine?: TeacherEngine;
+  /**
+   * Where the teacher comes from (default: the kit recipe for `dataset`, `scale`, `seed`): a
+   * {@link TeacherSource} or its string form (folder path, endpoint URL, dataset:model:scale[:seed]).
+   * An HTTP endpoint answers labels only: the KD row (probs) is then left out unless asked for, and
+   * asking for it is a `TeacherAccessError`.
+   */
+  teacher?: TeacherSource | string;
 }
 
 /** One table row. */
@@ -227,7 +238,11 @@ export interface Db3TableResult {
   testN: number;
   rows: Db3Row[];
   settings: Db3Settings;
-  teacher: { spec: ModelSpec; testAcc: number };
+  /**
+   * The teacher: kit spec (null for a TF.js folder or an endpoint), name, test accuracy (from the
+   * recipe's metadata, else measured here through labels on the test images) and source.
+   */
+  teacher: { spec: ModelSpec | null; name: string; testAcc: number; source: string };
   /** The transfer set. */
   samples: LabeledData;
   /** Distances by method (SD, BD, MBD). */
@@ -335,14 +350,26 @@ export async function trainDb3Student(
   };
 }
 
+/**
+ * Test accuracy of a teacher the kit did not train, measured through labels (phase "teacher.test", a
+ * ledger of its own: these queries are not part of any student's transfer set).
+ */
+async function labelAccuracy(teacher: OpenTeacher, test: LabeledData): Promise<number> {
+  const n = test.y.length;
+  const { labels } = await (await teacher.labelOracle()).labels(test.x, n, { phase: "teacher.test" });
+  return labels.reduce((s, v, i) => s + (v === test.y[i] ? 1 : 0), 0) / n;
+}
+
 /** Run the DB3 table (see the module doc). */
 export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult> {
   const { dataset, scale, seed } = opts;
-  const methods = opts.methods ?? [...DB3_TABLE_METHODS];
+  const source = parseTeacherSource(opts.teacher, { dataset, scale, seed });
+  const labelOnly = source.kind === "http";
+  // A label-only endpoint cannot answer KD's probabilities: its row is left out unless asked for.
+  const methods = opts.methods ?? DB3_TABLE_METHODS.filter((m) => !(labelOnly && m === "kd"));
   const settings = { ...db3Settings(scale, dataset), ...opts.settings };
   const experiment = opts.experiment ?? `db3-${dataset}`;
   await initBackend();
-  const teacher = await getTeacher({ dataset, scale, seed });
   const trainSet = await loadDataset(dataset, "train");
   const test = await loadDataset(dataset, "test", settings.testLimit ? { limit: settings.testLimit } : {});
   const samples = settings.samplesPerClass > 0
@@ -351,38 +378,46 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
   const streams = makeClassStreams(trainSet, seed);
   const n = samples.y.length;
   const cacheRoot = opts.cacheDir === false ? undefined : opts.cacheDir ?? `${repoRoot()}/data/db3`;
-  const pool = await teacherPredictor(teacher.model, teacher.spec, {
+  const teacher = await openTeacher(source, {
+    need: methods.includes("kd") ? "probs" : "label",
+    method: methods.includes("kd") ? "DB3 table row kd (standard KD)" : "DB3",
+    expect: { inputShape: samples.shape.slice(1), numClasses: samples.numClasses },
     workers: opts.workers,
     engine: opts.engine,
   });
-  const oracleEngine = engineInfo(pool);
+  const oracleEngine = teacher.engine;
   // The teacher's fingerprint (weights + topology) and the engine are part of the key: a retrained or
   // swapped teacher never resumes another's labels, and native and wasm answers may differ within
   // ~1e-5 of a boundary, so cached labels are never mixed across engines under one record.
-  const teacherId = `${modelFingerprint(teacher.model)}/${oracleEngine.engine}`;
+  const teacherId = `${teacher.fingerprint}/${oracleEngine.engine}`;
   const runKey = `${dataset}-${scale}-s${seed}-n${n}-${
-    shortHash(JSON.stringify([teacher.spec, settings.sd, settings.bd, settings.mbd, teacherId]))
+    shortHash(
+      JSON.stringify([teacher.spec ?? teacher.name, settings.sd, settings.bd, settings.mbd, teacherId]),
+    )
   }`;
+  const meta = teacher.meta;
+  const teacherTestAcc = meta ? meta.testAcc : await labelAccuracy(teacher, test);
   const rows: Db3Row[] = [{
     method: "teacher",
-    access: "train",
-    testAcc: teacher.meta.testAcc,
-    bestTestAcc: teacher.meta.bestTestAcc ?? null,
-    bestTestOn: teacher.meta.bestTestAcc === undefined ? 0 : teacher.meta.testImages,
+    access: meta ? "train" : "label",
+    testAcc: teacherTestAcc,
+    bestTestAcc: meta?.bestTestAcc ?? null,
+    bestTestOn: meta?.bestTestAcc === undefined ? 0 : meta.testImages,
     queriesPerSample: 0,
     flagged: 0,
     budgetCut: 0,
-    trainedOn: teacher.meta.trainImages,
+    trainedOn: meta?.trainImages ?? 0,
     labelSeconds: 0,
-    trainSeconds: teacher.meta.wallTimeSec,
+    trainSeconds: meta?.wallTimeSec ?? 0,
     paperAcc: null,
   }];
   const distances: Db3TableResult["distances"] = {};
   const softLabels: Db3TableResult["softLabels"] = {};
   const records: RunRecord[] = [];
   const baseConfig = {
-    teacher: teacher.spec.name,
-    teacherTestAcc: teacher.meta.testAcc,
+    teacher: teacher.name,
+    teacherSource: recordableSource(source),
+    teacherTestAcc,
     samples: n,
     settings,
     softLabels: opts.softLabels ?? {},
@@ -394,7 +429,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     const needMbd = methods.includes("mbd");
     if (needMbd || methods.includes("bd")) {
       const method = needMbd ? "mbd" : "bd";
-      const d = await labelDistances(labelOracle(pool), samples, streams, {
+      const d = await labelDistances(await teacher.labelOracle(), samples, streams, {
         method,
         bd: settings.bd,
         mbd: { ...settings.mbd, seed },
@@ -445,7 +480,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
       let ledger: unknown = undefined;
       if (m === "kd") {
         const t0 = performance.now();
-        const po = probsOracle(pool);
+        const po = teacher.probsOracle();
         const p = await po.probs(samples.x, n, {
           phase: "kd.probs",
           sampleIds: Int32Array.from({ length: n }, (_, i) => i),
@@ -506,7 +541,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
         testAcc: st.testAcc,
         // No best epoch when no test images were scored per epoch: left out, never NaN.
         ...(st.bestTestAcc != null ? { bestTestAcc: st.bestTestAcc } : {}),
-        teacherTestAcc: teacher.meta.testAcc,
+        teacherTestAcc,
         queriesPerSample: queries,
         flagged,
         budgetCut: budgetCut.length,
@@ -528,7 +563,7 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
       if (opts.save !== false) await saveRun(rec);
     }
   } finally {
-    pool.close();
+    teacher.close();
   }
   return {
     dataset,
@@ -537,7 +572,12 @@ export async function runDb3Table(opts: Db3TableOptions): Promise<Db3TableResult
     testN: test.y.length,
     rows,
     settings,
-    teacher: { spec: teacher.spec, testAcc: teacher.meta.testAcc },
+    teacher: {
+      spec: teacher.spec,
+      name: teacher.name,
+      testAcc: teacherTestAcc,
+      source: describeTeacherSource(source),
+    },
     samples,
     distances,
     softLabels,

@@ -31,9 +31,8 @@ import { initBackend } from "../backend.ts";
 import { type DatasetName, type LabeledData, loadDataset, subset } from "../data/mod.ts";
 import type { ModelName } from "../models/registry.ts";
 import { type LedgerSnapshot, sumBySample } from "../oracle/ledger.ts";
-import { labelOracle } from "../oracle/oracle.ts";
-import { teacherPredictor } from "../native/teacher_predictor.ts";
-import { getTeacher } from "../train/teachers.ts";
+import { openTeacher } from "./open_teacher.ts";
+import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
 import { Rng } from "../util/rng.ts";
 import { labelDistances } from "../db3/label_run.ts";
 import { makeClassStreams } from "../db3/streams.ts";
@@ -68,13 +67,13 @@ const MODEL_TITLES: Partial<Record<ModelName, string>> = {
 };
 
 /** A network's printed name (`db3-lenet5-half` → `LeNet-5-half`). */
-export function modelTitle(name: ModelName): string {
-  return MODEL_TITLES[name] ?? name;
+export function modelTitle(name: ModelName | string): string {
+  return MODEL_TITLES[name as ModelName] ?? name;
 }
 
 /** `"LeNet-5 → LeNet-5-half"` for a table run. */
 export function db3PairTitle(r: Db3TableResult): string {
-  return `${modelTitle(r.teacher.spec.name)} → ${modelTitle(r.settings.student.model)}`;
+  return `${modelTitle(r.teacher.name)} → ${modelTitle(r.settings.student.model)}`;
 }
 
 /** Printed name of a table row. */
@@ -104,14 +103,16 @@ export function db3PaperRows(r: Db3TableResult): PaperVsMeasuredRow[] {
       scale: r.scale,
     };
     const spend = row.method === "teacher"
-      ? `trained on ${row.trainedOn.toLocaleString("en-US")} images`
+      ? (row.access === "train"
+        ? `trained on ${row.trainedOn.toLocaleString("en-US")} images`
+        : `your teacher (${r.teacher.source}), accuracy measured through labels`)
       : `${row.trainedOn} images, ${Math.round(row.queriesPerSample).toLocaleString("en-US")} queries/image` +
         (row.flagged ? `, ${row.flagged} flagged` : "");
     if (row.method === "teacher") {
       const a = tableARow("zsdb3kd", r.dataset);
       out.push({
         ...base,
-        pair: modelTitle(r.teacher.spec.name),
+        pair: modelTitle(r.teacher.name),
         paper: a?.teacherAcc[0],
         note: `${spend}; paper: the ZSDB3KD paper's teacher (table A)`,
       });
@@ -490,6 +491,7 @@ export function db3SettingsView(r: Db3TableResult): Record<string, string | numb
     scale: r.scale,
     seed: r.seed,
     "teacher → student": db3PairTitle(r),
+    "teacher source": r.teacher.source,
     "teacher test accuracy (%)": pct(r.teacher.testAcc).toFixed(2),
     "transfer set": `${r.samples.y.length} training images (${s.samplesPerClass || "all"} per class)`,
     "test images": s.testLimit || "all",
@@ -583,6 +585,8 @@ export interface Db3AblationOptions {
   cacheDir?: string | false;
   /** Save run records (default true). */
   save?: boolean;
+  /** The teacher (as {@link runDb3Table}: a TeacherSource or its string form; default the kit recipe). */
+  teacher?: TeacherSource | string;
 }
 
 /** One ablation student. */
@@ -701,13 +705,16 @@ async function buildStressSet(
   base: Db3TableResult,
   settings: Db3AblationSettings,
   seed: number,
+  source: TeacherSource | string | undefined,
 ): Promise<StressSet> {
   const dataset: DatasetName = "mnist";
-  const teacher = await getTeacher({ dataset, scale: base.scale, seed });
   const trainSet = await loadDataset(dataset, "train");
-  const pool = await teacherPredictor(teacher.model, teacher.spec);
+  const teacher = await openTeacher(parseTeacherSource(source, { dataset, scale: base.scale, seed }), {
+    method: "DB3 ablations (stress set)",
+    expect: { inputShape: trainSet.shape.slice(1), numClasses: trainSet.numClasses },
+  });
   try {
-    const oracle = labelOracle(pool);
+    const oracle = await teacher.labelOracle();
     const scan = Math.min(settings.stress.scan, trainSet.y.length);
     const dim = trainSet.shape.slice(1).reduce((a, b) => a * b, 1);
     const ans = await oracle.labels(trainSet.x.subarray(0, scan * dim), scan, { phase: "stress.scan" });
@@ -758,7 +765,7 @@ async function buildStressSet(
       labelQueries: oracle.ledger.snapshot().totals.images.label - scan,
     };
   } finally {
-    pool.close();
+    teacher.close();
   }
 }
 
@@ -781,6 +788,7 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
     cacheDir: opts.cacheDir,
     save: opts.save,
     experiment,
+    teacher: opts.teacher,
   });
   const dataset: DatasetName = "mnist";
   const test = await loadDataset(
@@ -910,7 +918,7 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
   }
   let stress: StressSet | undefined;
   if (parts.includes("remedies")) {
-    stress = await buildStressSet(base, settings, seed);
+    stress = await buildStressSet(base, settings, seed, opts.teacher);
     const tag = stress.added.length ? ` (+${stress.added.length} misclassified)` : "";
     for (const m of ["bd", "mbd"] as const) {
       const d = stress.distances[m];

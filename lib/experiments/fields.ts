@@ -8,7 +8,7 @@ import type * as tfl from "@tensorflow/tfjs-layers";
 import type { LabeledData } from "../data/mod.ts";
 import { grid2d } from "../data/toys.ts";
 import type { DecisionFieldInput } from "../show/plots.ts";
-import { predictLogits } from "../train/evaluate.ts";
+import { predictLogits } from "../learn/evaluate.ts";
 
 /** Grid of a field: square [lo, hi]² with `steps` points per axis (the paper: [−2, 2]², 200). */
 export interface FieldGrid {

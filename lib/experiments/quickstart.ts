@@ -21,7 +21,7 @@ import { getWeightsFlat } from "../models/io.ts";
 import { type RunRecord, saveRun, startRun } from "../results/mod.ts";
 import type { DecisionFieldInput } from "../show/plots.ts";
 import { evaluate, train, type TrainConfig } from "../train/trainer.ts";
-import { argmaxRows, predictLogits } from "../train/evaluate.ts";
+import { argmaxRows, predictLogits } from "../learn/evaluate.ts";
 import { getTeacher } from "../train/teachers.ts";
 import type { Scale } from "../scale.ts";
 import { Rng } from "../util/rng.ts";

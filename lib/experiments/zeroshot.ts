@@ -28,17 +28,13 @@ import { type DatasetName, type LabeledData, loadDataset, repoRoot } from "../da
 import type { ModelSpec } from "../models/registry.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import { type LabelOracle, labelOracle } from "../oracle/oracle.ts";
-import {
-  type EngineInfo,
-  engineInfo,
-  type TeacherEngine,
-  teacherPredictor,
-} from "../native/teacher_predictor.ts";
+import { engineInfo, type TeacherEngine, teacherPredictor } from "../native/teacher_predictor.ts";
 import { tableARow } from "../results/paper.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
 import { atScale, type Scale } from "../scale.ts";
-import { evaluate } from "../train/evaluate.ts";
-import { getTeacher } from "../train/teachers.ts";
+import { evaluate } from "../learn/evaluate.ts";
+import { type OpenTeacher, openTeacher, type TeacherEngineInfo } from "./open_teacher.ts";
+import { describeTeacherSource, parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
 import {
   GENERATE_DEFAULTS,
   type GenerateOptions,
@@ -165,8 +161,11 @@ export interface ZeroShotOptions {
   iterations?: number[];
   /** Override parts of the scale's settings. */
   settings?: Partial<ZeroShotSettings>;
-  /** The teacher (default: `getTeacher` with `teacherSeed`). */
-  teacher?: InjectedTeacher;
+  /**
+   * The teacher: a {@link TeacherSource} or its string form (folder, endpoint URL,
+   * dataset:model:scale[:seed]; default the kit recipe with `teacherSeed`), or a model given directly.
+   */
+  teacher?: InjectedTeacher | TeacherSource | string;
   /** Seed of the cached teacher (default 1: one teacher, many pipeline seeds). */
   teacherSeed?: number;
   /** Cache root for generation checkpoints and labels; null disables caching. */
@@ -208,7 +207,8 @@ export interface ZeroShotResult {
   scale: Scale;
   seed: number;
   settings: ZeroShotSettings;
-  teacher: { spec: ModelSpec; testAcc: number };
+  /** Kit spec (null for a TF.js folder or an endpoint), name, test accuracy and source. */
+  teacher: { spec: ModelSpec | null; name: string; testAcc: number; source: string };
   set: PseudoSet;
   students: ZeroShotStudentRow[];
   labels: Map<number, PseudoLabels>;
@@ -286,13 +286,34 @@ function maxSpend(l: LedgerSnapshot): number {
 
 /** The context shared by the runs of one dataset: teacher, inference engine, test split. */
 export interface ZeroShotContext {
-  teacher: InjectedTeacher & { testAcc: number };
+  /** The teacher: local model (null for an endpoint), kit spec, name, test accuracy, cache identity. */
+  teacher: {
+    model: tfl.LayersModel | null;
+    spec: ModelSpec | null;
+    name: string;
+    testAcc: number;
+    fingerprint: string;
+    source: string;
+  };
   test: LabeledData;
   /** Which engine answers the oracles (recorded as `oracleEngine` in run configs). */
-  engine: EngineInfo | { engine: "in-process"; label: string };
+  engine: TeacherEngineInfo;
   /** A fresh label oracle on the shared teacher, with its own ledger and per-sample budget. */
-  oracle(perSampleBudget: number): LabelOracle;
+  oracle(perSampleBudget: number): Promise<LabelOracle>;
   close(): void;
+}
+
+function isInjected(t: InjectedTeacher | TeacherSource | string | undefined): t is InjectedTeacher {
+  return typeof t === "object" && t !== null && "model" in t;
+}
+
+/** Test accuracy of an opened teacher: its recipe metadata, its model, else its labels (an endpoint). */
+async function openedTestAcc(t: OpenTeacher, test: LabeledData): Promise<number> {
+  if (t.meta) return t.meta.testAcc;
+  if (t.model) return await evaluate(t.model, test);
+  const n = test.y.length;
+  const { labels } = await (await t.labelOracle()).labels(test.x, n, { phase: "teacher.test" });
+  return labels.reduce((s, v, i) => s + (v === test.y[i] ? 1 : 0), 0) / n;
 }
 
 /**
@@ -303,7 +324,7 @@ export async function zeroShotContext(
   dataset: DatasetName,
   scale: Scale,
   opts: {
-    teacher?: InjectedTeacher;
+    teacher?: InjectedTeacher | TeacherSource | string;
     teacherSeed?: number;
     workers?: number;
     engine?: TeacherEngine;
@@ -311,23 +332,51 @@ export async function zeroShotContext(
   },
 ): Promise<ZeroShotContext> {
   await initBackend();
-  let t: InjectedTeacher;
-  if (opts.teacher) t = opts.teacher;
-  else {
-    const r = await getTeacher({ dataset, scale, seed: opts.teacherSeed ?? 1 });
-    t = { model: r.model, spec: r.spec, testAcc: r.meta.testAcc };
-  }
   const test = await loadDataset(dataset, "test", opts.testLimit ? { limit: opts.testLimit } : {});
+  if (!isInjected(opts.teacher)) {
+    const source = parseTeacherSource(opts.teacher, { dataset, scale, seed: opts.teacherSeed ?? 1 });
+    const o = await openTeacher(source, {
+      need: "label",
+      method: "ZSDB3KD",
+      expect: { inputShape: test.shape.slice(1), numClasses: test.numClasses },
+      workers: opts.workers,
+      engine: opts.engine,
+    });
+    return {
+      teacher: {
+        model: o.model,
+        spec: o.spec,
+        name: o.name,
+        testAcc: await openedTestAcc(o, test),
+        fingerprint: o.fingerprint,
+        source: describeTeacherSource(source),
+      },
+      test,
+      engine: o.engine,
+      oracle: (perSampleBudget) => o.labelOracle(new Ledger({ perSample: perSampleBudget })),
+      close: () => o.close(),
+    };
+  }
+  const t = opts.teacher;
   const pool = opts.workers === 0
     ? undefined
     : await teacherPredictor(t.model, t.spec, { workers: opts.workers, engine: opts.engine });
   const testAcc = t.testAcc ?? await evaluate(t.model, test);
   return {
-    teacher: { ...t, testAcc },
+    teacher: {
+      model: t.model,
+      spec: t.spec,
+      name: t.spec.name,
+      testAcc,
+      fingerprint: modelFingerprint(t.model),
+      source: "a model given directly",
+    },
     test,
-    engine: pool ? engineInfo(pool) : { engine: "in-process", label: "in-process tfjs model" },
+    engine: pool
+      ? engineInfo(pool) as unknown as TeacherEngineInfo
+      : { engine: "in-process", label: "in-process tfjs model" },
     oracle: (perSampleBudget) =>
-      labelOracle(pool ?? t.model, { ledger: new Ledger({ perSample: perSampleBudget }) }),
+      Promise.resolve(labelOracle(pool ?? t.model, { ledger: new Ledger({ perSample: perSampleBudget }) })),
     close: () => pool?.close(),
   };
 }
@@ -354,11 +403,11 @@ export async function runZeroShot(
   const progress = opts.progress !== false;
   try {
     // The teacher's fingerprint (weights + topology) and the engine bind every cache to the teacher.
-    const teacherId = `${modelFingerprint(ctx.teacher.model)}/${ctx.engine.engine}`;
+    const teacherId = `${ctx.teacher.fingerprint}/${ctx.engine.engine}`;
     const key = `${dataset}-${scale}-s${seed}-${
       shortHash(
         JSON.stringify([
-          ctx.teacher.spec,
+          ctx.teacher.spec ?? ctx.teacher.name,
           teacherId,
           settings.generate,
           settings.perSampleBudget,
@@ -371,7 +420,7 @@ export async function runZeroShot(
       )
     }`;
     const root = opts.cacheDir === null ? undefined : opts.cacheDir ?? zeroShotCacheRoot();
-    const genOracle = ctx.oracle(settings.perSampleBudget);
+    const genOracle = await ctx.oracle(settings.perSampleBudget);
     const set = await generatePseudoSamples(genOracle, {
       ...settings.generate,
       seed,
@@ -391,7 +440,7 @@ export async function runZeroShot(
     for (const it of iterations) {
       // Each labeling gets its own ledger; a sample's budget there is what its generation left of
       // the per-sample budget, so generation + labeling of one sample never cross it.
-      const o = ctx.oracle(settings.perSampleBudget);
+      const o = await ctx.oracle(settings.perSampleBudget);
       const genSpend = set.ledger.bySample;
       if (it > 0) {
         for (const id of set.ids) {
@@ -420,7 +469,8 @@ export async function runZeroShot(
         scale,
         seed,
         config: {
-          teacher: ctx.teacher.spec.name,
+          teacher: ctx.teacher.name,
+          teacherSource: ctx.teacher.source,
           teacherTestAcc: ctx.teacher.testAcc,
           iteration: it,
           settings,
@@ -471,7 +521,12 @@ export async function runZeroShot(
       scale,
       seed,
       settings,
-      teacher: { spec: ctx.teacher.spec, testAcc: ctx.teacher.testAcc },
+      teacher: {
+        spec: ctx.teacher.spec,
+        name: ctx.teacher.name,
+        testAcc: ctx.teacher.testAcc,
+        source: ctx.teacher.source,
+      },
       set,
       students,
       labels,
@@ -559,7 +614,7 @@ export function paperVsMeasuredRows(r: ZeroShotSeedsResult): Record<string, stri
   const last = run0.students.filter((s) => s.variant === "zsdb3kd").at(-1)?.iteration ?? 0;
   return [
     {
-      model: `teacher ${run0.teacher.spec.name}`,
+      model: `teacher ${run0.teacher.name}`,
       "paper (%)": run0.paperTeacherAcc,
       "measured (%)": `${pct(teacher.mean).toFixed(2)} (one teacher)`,
       "teacher queries (mean per seed)": null,
@@ -753,7 +808,7 @@ export async function runPerClassSweep(o: PerClassSweepOptions): Promise<Record<
   for (const it of o.iterations ?? [0, last]) {
     for (const m of o.counts) {
       const b = perClassSubset(batchAt(run.set, it), m);
-      const oracle = context.oracle(run.perSampleBudget);
+      const oracle = await context.oracle(run.perSampleBudget);
       if (it > 0) {
         for (const id of b.ids) {
           oracle.ledger.setSampleBudget(

@@ -24,9 +24,9 @@ import { Worker as NodeWorker } from "node:worker_threads";
 import { type BackendName, initBackend } from "../backend.ts";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import type { ModelSpec } from "../models/registry.ts";
-import type { LossSpec } from "../train/losses.ts";
-import type { OptimizerConfig, OptimizerState, StepParams } from "../train/optim.ts";
-import { argmaxRows } from "../train/evaluate.ts";
+import type { LossSpec } from "../learn/losses.ts";
+import type { OptimizerConfig, OptimizerState, StepParams } from "../learn/optim.ts";
+import { argmaxRows } from "../learn/evaluate.ts";
 import type { Reply, Request } from "./protocol.ts";
 
 export { argmaxRows };

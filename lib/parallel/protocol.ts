@@ -7,8 +7,8 @@
  */
 import type { BackendName } from "../backend.ts";
 import type { ModelSpec } from "../models/registry.ts";
-import type { LossSpec } from "../train/losses.ts";
-import type { OptimizerConfig, OptimizerState, StepParams } from "../train/optim.ts";
+import type { LossSpec } from "../learn/losses.ts";
+import type { OptimizerConfig, OptimizerState, StepParams } from "../learn/optim.ts";
 
 /** Requests from the pool to a worker. */
 export type Request =

@@ -10,15 +10,15 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { predictLogits } from "../train/evaluate.ts";
-import { computeLoss, type LossSpec } from "../train/losses.ts";
+import { predictLogits } from "../learn/evaluate.ts";
+import { computeLoss, type LossSpec } from "../learn/losses.ts";
 import {
   createOptimizerState,
   type OptimizerConfig,
   type OptimizerState,
   optimizerStep,
   type StepParams,
-} from "../train/optim.ts";
+} from "../learn/optim.ts";
 
 /** A batch in host memory: images (row-major, `shape[0]` rows) and what the loss needs. */
 export interface HostBatch {

@@ -1,36 +1,7 @@
 /**
- * Small file helpers for results: atomic writes (temp file in the same folder + rename), so a
- * crash or a concurrent reader never sees half a file.
+ * The atomic file helpers moved down to `lib/util/files.ts` (the methods' caches use them too and sit
+ * below the run record); re-exported here for the record writer.
  *
  * @module
  */
-
-function parentOf(path: string): string | undefined {
-  const i = path.lastIndexOf("/");
-  return i > 0 ? path.slice(0, i) : undefined;
-}
-
-/** Write `data` to `path` atomically, creating parent folders. */
-export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const dir = parentOf(path);
-  if (dir) await Deno.mkdir(dir, { recursive: true });
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
-
-/** Read a text file, or `undefined` when it does not exist. */
-export async function readTextIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
-}
+export { readTextIfExists, writeAtomic } from "../util/files.ts";

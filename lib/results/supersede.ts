@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { readTextIfExists, writeAtomic } from "./io.ts";
+import { readTextIfExists, writeAtomic } from "../util/files.ts";
 import { DEFAULT_RUNS_DIR, rebuildRunsCsv, runPaths, type RunRecord } from "./record.ts";
 
 /** Options of {@link supersedeRuns}. */

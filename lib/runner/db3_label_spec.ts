@@ -13,6 +13,12 @@ import type { DatasetName } from "../data/types.ts";
 import type { ModelName } from "../models/registry.ts";
 import type { Scale } from "../scale.ts";
 import type { TeacherEngine } from "../native/teacher_predictor.ts";
+import {
+  type FolderTeacherSource,
+  type HttpTeacherSource,
+  parseTeacherSource,
+  type TeacherSource,
+} from "../experiments/teacher_source.ts";
 import { hashOf } from "./hash.ts";
 import type { RunPlan } from "./plan.ts";
 
@@ -28,12 +34,22 @@ export interface KitTeacher {
   seed: number;
 }
 
+/**
+ * The teacher of a run: a kit recipe with every field resolved, a model folder, or a label endpoint
+ * (its token is never part of a spec, which is written to the run store: units read it from
+ * `BKD_TEACHER_TOKEN`).
+ */
+export type Db3LabelTeacher = KitTeacher | FolderTeacherSource | Omit<HttpTeacherSource, "token">;
+
+/** Environment variable holding an HTTP teacher's bearer token for the units. */
+export const TEACHER_TOKEN_ENV = "BKD_TEACHER_TOKEN";
+
 /** The resolved spec of one db3-label run (plain JSON). */
 export interface Db3LabelSpec {
   family: "db3-label";
   scale: Scale;
   dataset: DatasetName;
-  teacher: KitTeacher;
+  teacher: Db3LabelTeacher;
   method: "bd";
   bd: Db3LabelBd;
   /** Label the training images 0..n−1 (sample ids are these indices). */
@@ -85,6 +101,12 @@ export interface Db3LabelRequest {
   seed?: number;
   /** Teacher model (default: DB3 LeNet-5, or AlexNet for CIFAR-10). */
   model?: ModelName;
+  /**
+   * Where the teacher comes from (default: the kit recipe of the scale): a TeacherSource or its string
+   * form (folder, endpoint URL, dataset:model:scale[:seed]). A token is refused here (see
+   * {@link TEACHER_TOKEN_ENV}).
+   */
+  teacher?: TeacherSource | string;
   engine?: TeacherEngine;
   /** Last-word overrides (e.g. from the command line). */
   override?: Db3LabelOverride;
@@ -96,17 +118,27 @@ export function db3LabelSpec(req: Db3LabelRequest): Db3LabelSpec {
   const scaleOv: Db3LabelOverride = req.scale === "paper" ? {} : DB3_LABEL_SETTINGS[req.scale].override;
   const ov = req.override ?? {};
   const seed = req.seed ?? 0;
+  const given = req.teacher === undefined
+    ? undefined
+    : parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed });
+  if (given?.kind === "http" && given.token !== undefined) {
+    throw new RangeError(
+      `db3-label: the spec is saved in the run store, so it never holds a token; ` +
+        `set ${TEACHER_TOKEN_ENV} for the units instead`,
+    );
+  }
+  const teacher: Db3LabelTeacher = given && given.kind !== "recipe" ? given : {
+    kind: "recipe",
+    dataset: given?.dataset ?? req.dataset,
+    model: given?.model ?? req.model ?? (req.dataset === "cifar10" ? "db3-alexnet" : "db3-lenet5"),
+    scale: (given ? given.scale : undefined) ?? ov.teacherScale ?? scaleOv.teacherScale ?? "paper",
+    seed: given?.seed ?? seed,
+  };
   const spec: Db3LabelSpec = {
     family: "db3-label",
     scale: req.scale,
     dataset: req.dataset,
-    teacher: {
-      kind: "recipe",
-      dataset: req.dataset,
-      model: req.model ?? (req.dataset === "cifar10" ? "db3-alexnet" : "db3-lenet5"),
-      scale: ov.teacherScale ?? scaleOv.teacherScale ?? "paper",
-      seed,
-    },
+    teacher,
     method: "bd",
     bd: { ...base.bd, ...scaleOv.bd, ...ov.bd },
     n: ov.n ?? scaleOv.n ?? base.n,

@@ -9,13 +9,11 @@ import { boundaryDistances } from "../db3/bd.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { makeClassStreams } from "../db3/streams.ts";
 import { loadDataset } from "../data/datasets.ts";
-import { engineInfo, teacherPredictor } from "../native/teacher_predictor.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
-import { labelOracle } from "../oracle/oracle.ts";
-import { getTeacher } from "../train/teachers.ts";
-import { type Db3LabelSpec, shardRanges } from "./db3_label_spec.ts";
+import { type OpenTeacher, openTeacher } from "../experiments/open_teacher.ts";
+import type { TeacherSource } from "../experiments/teacher_source.ts";
+import { type Db3LabelSpec, shardRanges, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
 import type { Family, UnitContext, UnitOutput } from "./family.ts";
-import { teacherFingerprint } from "./hash.ts";
 import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "./journal.ts";
 import { mergeLedgers } from "./ledgers.ts";
 import { levelOf } from "./plan.ts";
@@ -61,30 +59,47 @@ export interface Db3LabelResult {
   engine: unknown;
 }
 
-async function loadTeacher(spec: Db3LabelSpec, expected: string) {
+/** Open a spec's teacher (recipe, folder or endpoint; an endpoint's token from the environment). */
+async function openSpecTeacher(spec: Db3LabelSpec): Promise<OpenTeacher> {
   await initBackend();
-  const t = await getTeacher({
-    dataset: spec.teacher.dataset,
-    model: spec.teacher.model,
-    scale: spec.teacher.scale,
-    seed: spec.teacher.seed,
+  const token = spec.teacher.kind === "http" ? Deno.env.get(TEACHER_TOKEN_ENV) : undefined;
+  const source = (token ? { ...spec.teacher, token } : spec.teacher) as TeacherSource;
+  const probe = await loadDataset(spec.dataset, "test", { limit: 1 });
+  return await openTeacher(source, {
+    need: "label",
+    method: "db3-label",
+    expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
+    engine: spec.engine,
   });
-  const fp = teacherFingerprint(t.model);
-  if (fp !== expected) {
+}
+
+async function loadTeacher(spec: Db3LabelSpec, expected: string): Promise<OpenTeacher> {
+  const t = await openSpecTeacher(spec);
+  if (t.fingerprint !== expected) {
+    t.close();
     throw new Error(
-      `teacher fingerprint ${fp.slice(0, 12)} differs from the run's ${expected.slice(0, 12)}: the cached ` +
-        `teacher changed since the run was planned; restore it (BKD_TEACHER_DIR) or start a new run store`,
+      `teacher fingerprint ${t.fingerprint.slice(0, 12)} differs from the run's ${
+        expected.slice(0, 12)
+      }: the ` +
+        `teacher changed since the run was planned; restore it (BKD_TEACHER_DIR, the folder, or the endpoint's ` +
+        `model) or start a new run store`,
     );
   }
   return t;
 }
 
-/** The kit teacher of a spec and its fingerprint (trained and cached on first use). */
-export async function resolveTeacher(spec: Db3LabelSpec): Promise<{ fingerprint: string; testAcc: number }> {
-  await initBackend();
-  const t = await getTeacher({ ...spec.teacher });
-  const out = { fingerprint: teacherFingerprint(t.model), testAcc: t.meta.testAcc };
-  t.model.dispose();
+/**
+ * The teacher of a spec and its cache identity (`modelFingerprint` for recipe and folder teachers,
+ * the endpoint's model identity for HTTP; a recipe teacher is trained and cached on first use), and
+ * its test accuracy when the kit trained it (else null).
+ */
+export async function resolveTeacher(
+  spec: Db3LabelSpec,
+): Promise<{ fingerprint: string; testAcc: number | null }> {
+  const t = await openSpecTeacher(spec);
+  const out = { fingerprint: t.fingerprint, testAcc: t.meta?.testAcc ?? null };
+  t.close();
+  t.model?.dispose();
   return out;
 }
 
@@ -115,8 +130,7 @@ async function labelShard(ctx: UnitContext): Promise<UnitOutput> {
       ledger.setSampleBudget(Number(id), Math.max(0, spec.budgetPerSample - e.spent));
     }
   }
-  const pool = await teacherPredictor(teacher.model, teacher.spec, { engine: spec.engine });
-  const oracle = journaledOracle(labelOracle(pool, { ledger }), journal);
+  const oracle = journaledOracle(await teacher.labelOracle(ledger), journal);
   try {
     const r = await boundaryDistances(oracle, samples, streams, { ...spec.bd });
     const result: ShardResult = {
@@ -129,7 +143,7 @@ async function labelShard(ctx: UnitContext): Promise<UnitOutput> {
       queries: [...r.queries],
       ledger: r.ledger,
       lost,
-      engine: engineInfo(pool),
+      engine: teacher.engine,
       seconds: (performance.now() - t0) / 1000,
     };
     const d = r.distances;
@@ -142,8 +156,8 @@ async function labelShard(ctx: UnitContext): Promise<UnitOutput> {
     };
   } finally {
     oracle.close();
-    pool.close();
-    teacher.model.dispose();
+    teacher.close();
+    teacher.model?.dispose();
   }
 }
 

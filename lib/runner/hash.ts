@@ -1,11 +1,11 @@
 /**
- * Hashes that name things in a run store: SHA-256 over canonical JSON (object keys sorted), and the
- * teacher's fingerprint over its topology and weight bytes.
+ * Hashes that name things in a run store: SHA-256 over canonical JSON (object keys sorted). The
+ * teacher's identity is the kit's one (`modelFingerprint`, or an endpoint's model identity), taken
+ * from `openTeacher`.
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import type * as tfl from "@tensorflow/tfjs-layers";
 
 /** JSON with object keys sorted at every depth, so equal values always give equal text. */
 export function canonicalJson(v: unknown): string {
@@ -32,20 +32,4 @@ export function sha256Hex(data: string | Uint8Array): string {
 /** Hex SHA-256 of a value's canonical JSON. */
 export function hashOf(v: unknown): string {
   return sha256Hex(canonicalJson(v));
-}
-
-/**
- * Teacher fingerprint: SHA-256 over the model's topology (its Keras JSON config) and every weight
- * tensor's shape and float32 bytes, in `getWeights()` order. Two teachers with the same fingerprint
- * answer every query the same way on the same engine.
- */
-export function teacherFingerprint(model: tfl.LayersModel): string {
-  const h = createHash("sha256");
-  h.update(canonicalJson(model.toJSON(undefined, false)));
-  for (const w of model.getWeights()) {
-    h.update(`|${w.shape.join("x")}|`);
-    const data = w.dataSync() as Float32Array;
-    h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  }
-  return h.digest("hex");
 }

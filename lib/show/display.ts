@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { flattenObject } from "../results/flatten.ts";
+import { flattenObject } from "../util/flatten.ts";
 import { inJupyter } from "./progress.ts";
 
 /** The symbol Deno's kernel looks for to render an object (`Deno.jupyter.$display`). */

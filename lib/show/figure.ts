@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { writeAtomic } from "../results/io.ts";
+import { writeAtomic } from "../util/files.ts";
 import { DISPLAY, type MediaBundle } from "./display.ts";
 
 const SVG_NS = "http://www.w3.org/2000/svg";

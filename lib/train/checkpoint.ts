@@ -18,7 +18,7 @@
 import { createHash } from "node:crypto";
 import { CheckpointError } from "../models/io.ts";
 import { sha256Hex, stableJson } from "../util/digest.ts";
-import type { OptimizerState } from "./optim.ts";
+import type { OptimizerState } from "../learn/optim.ts";
 
 /** What a checkpoint holds. */
 export interface Checkpoint<H = unknown> {

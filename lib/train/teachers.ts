@@ -23,8 +23,8 @@ import { MODEL_NAMES, type ModelName, type ModelSpec } from "../models/registry.
 import { type Scale, SCALES } from "../scale.ts";
 import { checkChoice, checkSeed } from "../util/checks.ts";
 import { stableJson } from "./checkpoint.ts";
-import type { LossSpec } from "./losses.ts";
-import type { OptimizerConfig } from "./optim.ts";
+import type { LossSpec } from "../learn/losses.ts";
+import type { OptimizerConfig } from "../learn/optim.ts";
 import type { ScheduleSpec } from "./schedule.ts";
 import { train } from "./trainer.ts";
 
@@ -190,7 +190,8 @@ export function teacherKey(dataset: DatasetName, model: ModelName, scale: Scale,
   return `${dataset}-${model}-${scale}-s${seed}`;
 }
 
-function defaultModel(dataset: DatasetName): ModelName {
+/** The kit's DB3 teacher of a dataset: LeNet-5, or AlexNet for CIFAR-10. */
+export function defaultTeacherModel(dataset: DatasetName): ModelName {
   return dataset === "cifar10" ? "db3-alexnet" : "db3-lenet5";
 }
 
@@ -206,7 +207,7 @@ export async function getTeacher(
   checkChoice("getTeacher", "scale", req.scale ?? "(missing)", SCALES);
   const scale = req.scale;
   checkSeed(req.seed, "getTeacher");
-  const model = req.model ?? defaultModel(req.dataset);
+  const model = req.model ?? defaultTeacherModel(req.dataset);
   const recipe = req.recipe ?? TEACHER_RECIPES[scale][teacherFamily(model)];
   const root = req.dir ?? Deno.env.get("BKD_TEACHER_DIR") ?? `${repoRoot()}/data/teachers`;
   const key = teacherKey(req.dataset, model, scale, req.seed);

@@ -1,6 +1,6 @@
 /**
  * One trainer for teachers and students: seeded shuffling, mini-batches, the losses of
- * `losses.ts`, the optimizers of `optim.ts` with the schedules of `schedule.ts`, test accuracy after
+ * `lib/learn/losses.ts`, the optimizers of `lib/learn/optim.ts` with the schedules of `schedule.ts`, test accuracy after
  * every epoch, a live progress bar, and a checkpoint after every epoch that a rerun resumes from.
  *
  * Data-parallel: with `workers` > 1 the steps run on a {@link ModelPool} (one replica per core,
@@ -31,9 +31,9 @@ import { createProgress } from "../show/progress.ts";
 import { checkLabels, checkNumbers, checkSeed } from "../util/checks.ts";
 import { Rng } from "../util/rng.ts";
 import { configHash, dataFingerprint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { accuracy, argmaxRows, evaluate } from "./evaluate.ts";
-import { checkLossInputs, lossNeeds, type LossSpec } from "./losses.ts";
-import type { OptimizerConfig, OptimizerState, StepParams } from "./optim.ts";
+import { accuracy, argmaxRows, evaluate } from "../learn/evaluate.ts";
+import { checkLossInputs, lossNeeds, type LossSpec } from "../learn/losses.ts";
+import type { OptimizerConfig, OptimizerState, StepParams } from "../learn/optim.ts";
 import { scheduledParams, type ScheduleSpec } from "./schedule.ts";
 
 export { evaluate };

@@ -24,7 +24,7 @@
  */
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
-import { readTextIfExists, writeAtomic } from "../results/io.ts";
+import { readTextIfExists, writeAtomic } from "../util/files.ts";
 import { createProgress } from "../show/progress.ts";
 import { checkNumberList, checkNumbers, checkSeed } from "../util/checks.ts";
 import {

@@ -19,7 +19,7 @@ import { type SoftLabelOptions, type SoftLabels, softLabelsFromDistances } from 
 import { makeClassStreams } from "../db3/streams.ts";
 import type { ModelName, ModelSpec } from "../models/registry.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
-import { evaluate } from "../train/evaluate.ts";
+import { evaluate } from "../learn/evaluate.ts";
 import { train } from "../train/trainer.ts";
 
 /** One labelled pseudo set: images, generation classes, ledger ids. */

@@ -12,8 +12,9 @@
  * 2. starts `tools/serve.ts` on the foreign folder as it is, in a child process (both protocols,
  *    loopback): the endpoint expects NCHW normalised tensors, and the remote oracle's client-side
  *    adapter produces them;
- * 3. labels the DB3 transfer set with BD (the scale's DB3 settings) three times: in-process
- *    (`labelOracle`), over HTTP with an empty label cache (every query paid), and over HTTP again on
+ * 3. labels the DB3 transfer set with BD (the scale's DB3 settings) three times, each oracle opened
+ *    from a teacher source (`openTeacher`, the path every experiment's `teacher` parameter takes):
+ *    in-process (the folder with its adapter), over HTTP with an empty label cache (every query paid), and over HTTP again on
  *    the same cache (a resumed or repeated run: nothing paid); the HTTP distances must equal the
  *    in-process ones exactly;
  * 4. trains the DB3 student on the HTTP soft labels and records the run (ledger included).
@@ -27,7 +28,7 @@ import { repoRoot } from "../util/paths.ts";
 import { labelDistances } from "../db3/label_run.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { makeClassStreams } from "../db3/streams.ts";
-import { type Db3Settings, db3Settings, trainDb3Student } from "../experiments/db3.ts";
+import { type Db3Settings, db3Settings, trainDb3Student } from "./db3.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { type LabelOracle, labelOracle } from "../oracle/oracle.ts";
 import { type RunRecord, saveRun, startRun } from "../results/record.ts";
@@ -36,9 +37,11 @@ import type { InputAdapterOptions } from "../teachers/adapters.ts";
 import { exportChannelsFirst } from "../teachers/foreign.ts";
 import { loadTeacher, saveTeacherFolder } from "../teachers/load.ts";
 import { getTeacher } from "../train/teachers.ts";
-import { remoteLabelOracle, type RemoteUsage } from "./oracle.ts";
-import type { Protocol } from "./protocols.ts";
-import { spawnServer } from "./spawn.ts";
+import { RemoteLabelOracle, type RemoteUsage } from "../remote/oracle.ts";
+import { openTeacher, type OpenTeacherOptions } from "./open_teacher.ts";
+import type { TeacherSource } from "./teacher_source.ts";
+import type { Protocol } from "../remote/protocols.ts";
+import { spawnServer } from "../remote/spawn.ts";
 
 /** How the PyTorch-style export expects its input: NCHW, [0,255], MNIST mean/std (0.1307, 0.3081 · 255). */
 export const FOREIGN_INPUT: InputAdapterOptions = {
@@ -200,8 +203,14 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
     queriesPerSec: queries / Math.max(seconds, 1e-9),
   });
 
-  // In-process oracle on the file teacher.
-  const local = labelOracle(fileTeacher.model);
+  // Both oracles come from teacher sources, as a researcher's own teacher would: the folder (with
+  // its input adapter) in this process, then the same folder behind an HTTP endpoint.
+  const expect = { inputShape: fileTeacher.inputShape, numClasses: fileTeacher.numClasses };
+  const folderTeacher = await openTeacher({ kind: "folder", path: folder, adapter: FOREIGN_INPUT }, {
+    expect,
+    workers: 0,
+  });
+  const local = await folderTeacher.labelOracle();
   const t0 = performance.now();
   const dLocal = await bd(local, "BD in-process");
   rows.push(row("in-process", local.ledger.spent, {}, (performance.now() - t0) / 1000));
@@ -214,18 +223,28 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
   let dRemote;
   let maxDiff = 0;
   try {
-    const remote = await remoteLabelOracle({
+    const endpoint: TeacherSource = {
+      kind: "http",
       url: server.url,
-      model: "teacher",
       protocol,
+      model: "teacher",
+      adapter: FOREIGN_INPUT,
+    };
+    const httpOptions: OpenTeacherOptions = {
+      expect,
       binary,
-      input: FOREIGN_INPUT,
-      inputShape: fileTeacher.inputShape,
-      numClasses: fileTeacher.numClasses,
       batchSize: opts.batchSize ?? 512,
       concurrency: opts.concurrency ?? 4,
       cacheDir,
-    });
+    };
+    const remoteOracle = async () => {
+      const o = await (await openTeacher(endpoint, httpOptions)).labelOracle();
+      if (!(o instanceof RemoteLabelOracle)) {
+        throw new Error("an HTTP teacher source gave a non-remote oracle");
+      }
+      return o;
+    };
+    const remote = await remoteOracle();
     const t1 = performance.now();
     dRemote = await bd(remote, `BD over HTTP (${wire})`);
     first = remote.usage();
@@ -233,17 +252,7 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
     rows.push(row(`HTTP ${wire}`, first.paid + first.cacheHits, first, (performance.now() - t1) / 1000));
 
     // A second run on the same cache (what an interrupted run's resume costs: nothing).
-    const again = await remoteLabelOracle({
-      url: server.url,
-      model: "teacher",
-      protocol,
-      binary,
-      input: FOREIGN_INPUT,
-      inputShape: fileTeacher.inputShape,
-      numClasses: fileTeacher.numClasses,
-      batchSize: opts.batchSize ?? 512,
-      cacheDir,
-    });
+    const again = await remoteOracle();
     const t2 = performance.now();
     const dAgain = await bd(again, "BD over HTTP, rerun on the cache");
     rerun = again.usage();
@@ -299,6 +308,7 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
   }, { ledger, notes: [settings.note] });
   if (opts.save !== false) await saveRun(record);
   fileTeacher.model.dispose();
+  folderTeacher.model?.dispose();
   return {
     settings,
     protocol,

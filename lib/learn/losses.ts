@@ -1,4 +1,7 @@
 /**
+ * Losses of the trainer and its worker replicas (kept in `lib/learn`, below both `lib/train` and
+ * `lib/parallel`, so neither imports the other to share them).
+ *
  * Training losses for teachers and students, written as differentiable tfjs ops.
  *
  * Every loss is a sum of per-sample terms, each either divided by the batch size N ("mean" terms) or
