@@ -36,7 +36,12 @@ const CANDIDATES: Candidate[] = [
     flags: ["-O2", "-I/usr/include/torch/csrc/api/include"],
     libs: ["-ltorch", "-ltorch_cpu", "-lc10"],
   },
-  { id: "dnnl", source: "dnnl_lenet_step.cpp", flags: ["-O3", "-march=native", "-fopenmp"], libs: ["-ldnnl"] },
+  {
+    id: "dnnl",
+    source: "dnnl_lenet_step.cpp",
+    flags: ["-O3", "-march=native", "-fopenmp"],
+    libs: ["-ldnnl"],
+  },
   {
     id: "handwritten",
     source: "handwritten_lenet_step.cpp",
@@ -88,7 +93,10 @@ function cString(buf: Uint8Array): string {
 async function compile(c: Candidate): Promise<{ path: string } | { reason: string }> {
   const src = fileURLToPath(new URL(`./engines/${c.source}`, import.meta.url));
   const text = await Deno.readTextFile(src);
-  const hash = createHash("sha256").update(JSON.stringify([text, c.flags, c.libs])).digest("hex").slice(0, 12);
+  const hash = createHash("sha256").update(JSON.stringify([text, c.flags, c.libs])).digest("hex").slice(
+    0,
+    12,
+  );
   const dir = `${repoRoot()}/data/cache/native/bench`;
   const path = `${dir}/${c.id}-${hash}.so`;
   try {
@@ -156,7 +164,20 @@ function measureCandidate(id: string, path: string): Figure {
 async function runChild(id: string, path: string): Promise<Figure> {
   const self = fileURLToPath(import.meta.url);
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", self, "--child", id, path, "--seconds", `${seconds}`, "--batch", `${batch}`, "--threads", `${threads}`],
+    args: [
+      "run",
+      "-A",
+      self,
+      "--child",
+      id,
+      path,
+      "--seconds",
+      `${seconds}`,
+      "--batch",
+      `${batch}`,
+      "--threads",
+      `${threads}`,
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -184,7 +205,9 @@ export async function pytorchFigure(workload: string, secs: number, nthreads: nu
     const cfg = lines.find((l) => l.kind === "config");
     const row = lines.find((l) => l.kind === "row");
     const bad = lines.find((l) => l.kind === "error");
-    if (!row) return { id: "pytorch", engine: "PyTorch", load: loadAverage(), note: bad?.message ?? "no figure" };
+    if (!row) {
+      return { id: "pytorch", engine: "PyTorch", load: loadAverage(), note: bad?.message ?? "no figure" };
+    }
     return {
       id: "pytorch",
       engine: `PyTorch ${cfg.torch} (${cfg.threads} threads, BLAS ${cfg.libblas_alternative})`,
@@ -198,7 +221,9 @@ export async function pytorchFigure(workload: string, secs: number, nthreads: nu
       id: "pytorch",
       engine: "PyTorch",
       load: loadAverage(),
-      note: `not run: ${(e as Error).message}; install with apt-get install -y python3-torch libopenblas0-pthread`,
+      note: `not run: ${
+        (e as Error).message
+      }; install with apt-get install -y python3-torch libopenblas0-pthread`,
     };
   }
 }
@@ -214,7 +239,11 @@ figures.push(await pytorchFigure(`lenet5_train_adam_${batch}`, seconds, threads)
 for (const c of CANDIDATES) {
   if (only.length && !only.includes(c.id)) continue;
   const built = await compile(c);
-  figures.push("reason" in built ? { id: c.id, engine: c.id, load: loadAverage(), note: built.reason } : await runChild(c.id, built.path));
+  figures.push(
+    "reason" in built
+      ? { id: c.id, engine: c.id, load: loadAverage(), note: built.reason }
+      : await runChild(c.id, built.path),
+  );
 }
 figures.push(await pytorchFigure(`lenet5_train_adam_${batch}`, seconds, threads));
 const torchRates = figures.filter((f) => f.id === "pytorch" && f.rate).map((f) => f.rate!);
@@ -236,6 +265,8 @@ for (const f of figures) {
   const loss = f.firstLoss !== undefined ? `${f.firstLoss.toFixed(3)} → ${f.lastLoss!.toFixed(3)}` : "";
   const cpu = f.perCpu ? int(f.perCpu) : "";
   const cpuRatio = f.perCpu && f.id !== "pytorch" ? `${(f.perCpu / torchCpu).toFixed(2)}×` : "";
-  console.log(`| ${f.engine} | ${rate} | ${ratio} | ${cpu} | ${cpuRatio} | ${f.steps ?? ""} | ${loss} | ${f.load} |`);
+  console.log(
+    `| ${f.engine} | ${rate} | ${ratio} | ${cpu} | ${cpuRatio} | ${f.steps ?? ""} | ${loss} | ${f.load} |`,
+  );
 }
-if (args.includes("--json")) for (const f of figures) console.log(JSON.stringify(f));
+if (args.includes("--json")) { for (const f of figures) console.log(JSON.stringify(f)); }
