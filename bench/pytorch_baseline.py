@@ -200,7 +200,7 @@ def input_grad_workload(make, shape, batch):
         x.grad = None
         F.cross_entropy(model(x), y).backward()
         with torch.no_grad():
-            x -= 0.01 * x.grad
+            x.sub_(0.01 * x.grad)
 
     return step
 
