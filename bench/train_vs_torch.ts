@@ -18,11 +18,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "../lib/backend.ts";
 import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
+import { leNetDims, NativeLeNetGrads } from "../lib/native/lenet_grads.ts";
 import { NativePredictor } from "../lib/native/predictor.ts";
 import { logitsGradOracle } from "../lib/oracle/oracle.ts";
 import { ModelPool } from "../lib/parallel/pool.ts";
 import { gatherBatch, Replica } from "../lib/parallel/replica.ts";
-import type { OptimizerConfig } from "../lib/train/optim.ts";
+import { createOptimizerState, type OptimizerConfig, optimizerStep } from "../lib/train/optim.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 /** One row of the table: the workload id shared with pytorch_baseline.py, and the issue's target ratio. */
@@ -33,6 +34,8 @@ interface Workload {
   unit: string;
   /** Required kit/PyTorch ratio (issue 12, "Must show"). */
   target: number;
+  /** The PyTorch workload it is compared with, when not `id` (kit variants of one row). */
+  torchId?: string;
 }
 
 const WORKLOADS: Workload[] = [
@@ -50,6 +53,15 @@ const WORKLOADS: Workload[] = [
     unit: "images/s",
     target: 1.5,
   },
+  ...[128, 512].map((batch) => ({
+    id: `lenet5_train_adam_${batch}_native`,
+    what:
+      "DB3 LeNet-5 training, Adam — native gradients (lib/native/lenet_grads, not yet used by the trainer)",
+    batch,
+    unit: "images/s",
+    target: 1.5,
+    torchId: `lenet5_train_adam_${batch}`,
+  })),
   {
     id: "alexnet_half_train_adam_128",
     what: "DB3 AlexNet-half training, Adam",
@@ -215,6 +227,31 @@ async function labels(spec: ModelSpec, batch: number): Promise<Figure> {
   return { ...f, engine: `wasm, one process (native: ${r.reason.slice(0, 80)})` };
 }
 
+/** Training step on the native LeNet-5 gradient engine plus the kit's optimizer on flat arrays. */
+async function nativeTrain(spec: ModelSpec, batch: number, o: OptimizerConfig): Promise<Figure> {
+  const d = synthetic(spec, batch);
+  const model = buildModel(spec, 1);
+  const dims = leNetDims(model);
+  if (typeof dims === "string") throw new Error(dims);
+  const r = await NativeLeNetGrads.tryCreate(dims, { threads: 2 });
+  if (!r.ok) return { load: loadAverage(), note: `native engine unavailable: ${r.reason}` };
+  const params = model.getWeights().map((t) => t.dataSync() as Float32Array);
+  const sizes = params.map((p) => p.length);
+  const state = createOptimizerState(o, sizes);
+  const flat = new Float32Array(r.engine.paramCount), grads = new Float32Array(r.engine.paramCount);
+  const f = await timed(batch, () => {
+    let off = 0;
+    for (const p of params) flat.set(p, off), off += p.length;
+    r.engine.grads(flat, d.x, d.y, batch, grads);
+    off = 0;
+    const views = sizes.map((n) => grads.subarray(off, off += n));
+    optimizerStep(o, state, params, views, { lr: o.lr });
+  });
+  r.engine.close();
+  model.dispose();
+  return { ...f, engine: "native gradients (2 threads) + optimizerStep in JS, one process" };
+}
+
 /** CAKE synthesis step on the `logits+grad` oracle: CE to target classes, gradient wrt the inputs, update. */
 async function inputGrad(spec: ModelSpec, batch: number): Promise<Figure> {
   const d = synthetic(spec, batch);
@@ -243,6 +280,10 @@ async function kitChild(id: string): Promise<Figure> {
       return await poolTrain(LENET, 128, ADAM, 2);
     case "lenet5_train_adam_512":
       return await poolTrain(LENET, 512, ADAM, 2);
+    case "lenet5_train_adam_128_native":
+      return await nativeTrain(LENET, 128, ADAM);
+    case "lenet5_train_adam_512_native":
+      return await nativeTrain(LENET, 512, ADAM);
     case "alexnet_half_train_adam_128":
       return await replicaTrain(ALEXNET, 128, ADAM);
     case "alexnet_half_train_adam_512":
@@ -329,8 +370,12 @@ const only = opt("only", "").split(",").filter((s) => s);
 const chosen = WORKLOADS.filter((w) => !only.length || only.includes(w.id));
 const startLoad = loadAverage();
 const torch = args.includes("--no-torch")
-  ? { rows: new Map<string, Figure>(chosen.map((w) => [w.id, { load: "", note: "not run (--no-torch)" }])) }
-  : await torchFigures(chosen.map((w) => w.id));
+  ? {
+    rows: new Map<string, Figure>(
+      chosen.map((w) => [w.torchId ?? w.id, { load: "", note: "not run (--no-torch)" }]),
+    ),
+  }
+  : await torchFigures([...new Set(chosen.map((w) => w.torchId ?? w.id))]);
 const kit = new Map<string, Figure>();
 for (const w of chosen) kit.set(w.id, await kitFigure(w.id, Math.max(240, 40 * seconds)));
 
@@ -353,7 +398,7 @@ console.log(
 console.log("| workload | batch | PyTorch | kit | ratio | target | kit path |");
 console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
 for (const w of chosen) {
-  const t = torch.rows.get(w.id)!, k = kit.get(w.id)!;
+  const t = torch.rows.get(w.torchId ?? w.id)!, k = kit.get(w.id)!;
   const ratio = t.rate && k.rate ? `${(k.rate / t.rate).toFixed(2)}×` : "—";
   console.log(
     `| ${w.what}, ${w.unit} | ${w.batch} | ${cell(t)} | ${cell(k)} | ${ratio} | ≥ ${w.target.toFixed(1)}× | ${
@@ -363,6 +408,6 @@ for (const w of chosen) {
 }
 if (args.includes("--json")) {
   for (const w of chosen) {
-    console.log(JSON.stringify({ id: w.id, torch: torch.rows.get(w.id), kit: kit.get(w.id) }));
+    console.log(JSON.stringify({ id: w.id, torch: torch.rows.get(w.torchId ?? w.id), kit: kit.get(w.id) }));
   }
 }
