@@ -1,9 +1,12 @@
 // Candidate (b) for the native training engine: one DB3 LeNet-5 training step through Debian's oneDNN
 // 2.6 primitives (convolution, eltwise ReLU, max-pooling and inner product, forward-training and
-// backward), with softmax cross-entropy and Adam written by hand. Weights in the
-// layout each forward primitive prefers (format `any`), gradients in the same layout, so Adam is a
-// plain element-wise loop (activations: see ACT below). Threads: oneDNN's OpenMP runtime (omp_set_num_threads). Prototype for
-// measurement only (bench/engine_choice.ts), not a library module.
+// backward), with softmax cross-entropy and Adam written by hand. Weights live in the layout the forward
+// primitive prefers (format `any`); where a backward primitive wants another layout, weights are
+// reordered into it before backward-data and the weight gradient is reordered back after
+// backward-weights, so Adam stays a plain element-wise loop. Activations: see ACT below. Threads:
+// oneDNN's OpenMP runtime (omp_set_num_threads). Prototype for measurement only (bench/engine_choice.ts),
+// not a library module. Measured result: conv1's backward-weights still runs oneDNN's reference code on
+// AVX2 (see DESIGN.md, "Native training engine: choice by measurement").
 //
 // ABI: see bench/engines/libtorch_lenet_step.cpp (cand_init, cand_step, cand_describe).
 #include <omp.h>
