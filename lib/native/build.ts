@@ -1,9 +1,10 @@
 /**
- * Compile `forward.cpp` (the native inference engine) into a shared library at first use.
+ * Compile `forward.cpp` (the native inference engine), or another engine source of this folder
+ * (`BuildOptions.source`, e.g. `lenet_grads.cpp`), into a shared library at first use.
  *
  * - Compiler: `BKD_CXX` if set (only that one), else `g++`, else `c++`.
  * - Flags: {@link NATIVE_FLAGS} (`-O3 -march=native`, no `-ffast-math`).
- * - Output: `<repo>/data/cache/native/forward-<hash>.so` (or `BKD_NATIVE_CACHE`), where the hash covers
+ * - Output: `<repo>/data/cache/native/<source stem>-<hash>.so` (or `BKD_NATIVE_CACHE`), where the hash covers
  *   the source text, flags, the compiler's `--version` text, the CPU model name and feature flags
  *   (/proc/cpuinfo; Deno lets only `-A` read it) and what `-march=native` expands to for the compiler
  *   (native code is only valid on the CPU it was built for). The library is written to a
@@ -57,6 +58,8 @@ export interface BuildOptions {
   cacheDir?: string;
   /** Compiler to use instead of `BKD_CXX` / `g++` / `c++`. */
   compiler?: string;
+  /** Source file in lib/native/ to build (default `forward.cpp`); the library is named after it. */
+  source?: string;
 }
 
 /** Read an environment variable; undefined when unset or not permitted. */
@@ -146,7 +149,12 @@ const cache = new Map<string, Promise<NativeBuild | NativeUnavailable>>();
  */
 export function buildNative(opts: BuildOptions = {}): Promise<NativeBuild | NativeUnavailable> {
   if (!nativeEnabled()) return Promise.resolve({ ok: false, reason: "disabled by BKD_NATIVE=0" });
-  const key = JSON.stringify([opts.cacheDir ?? "", opts.compiler ?? "", envVar("BKD_CXX") ?? ""]);
+  const key = JSON.stringify([
+    opts.cacheDir ?? "",
+    opts.compiler ?? "",
+    envVar("BKD_CXX") ?? "",
+    opts.source ?? "",
+  ]);
   let p = cache.get(key);
   if (!p) {
     p = build(opts).catch((e) => ({ ok: false as const, reason: `native build failed: ${message(e)}` }));
@@ -163,12 +171,14 @@ async function build(opts: BuildOptions): Promise<NativeBuild | NativeUnavailabl
   } catch {
     // Permissions API unavailable: dlopen will tell.
   }
+  const file = opts.source ?? "forward.cpp";
+  const stem = file.replace(/\.cpp$/, "");
   let source: string, srcPath: string;
   try {
-    srcPath = fileURLToPath(new URL("./forward.cpp", import.meta.url));
+    srcPath = fileURLToPath(new URL(`./${file}`, import.meta.url));
     source = await Deno.readTextFile(srcPath);
   } catch (e) {
-    return { ok: false, reason: `cannot read lib/native/forward.cpp: ${message(e)}` };
+    return { ok: false, reason: `cannot read lib/native/${file}: ${message(e)}` };
   }
   const found = await findCompiler(opts.compiler);
   if (typeof found === "string") return { ok: false, reason: found };
@@ -180,7 +190,7 @@ async function build(opts: BuildOptions): Promise<NativeBuild | NativeUnavailabl
     .digest("hex")
     .slice(0, 16);
   const dir = opts.cacheDir ?? envVar("BKD_NATIVE_CACHE") ?? `${repoRoot()}/data/cache/native`;
-  const path = `${dir}/forward-${hash}.so`;
+  const path = `${dir}/${stem}-${hash}.so`;
   const info = {
     ok: true as const,
     path,
@@ -200,7 +210,7 @@ async function build(opts: BuildOptions): Promise<NativeBuild | NativeUnavailabl
   if (typeof r === "string" || !r.ok) {
     await Deno.remove(tmp).catch(() => {});
     const text = typeof r === "string" ? r : (r.err || r.out).trim();
-    return { ok: false, reason: `${found.cmd} could not compile forward.cpp: ${text.slice(0, 2000)}` };
+    return { ok: false, reason: `${found.cmd} could not compile ${file}: ${text.slice(0, 2000)}` };
   }
   try {
     await Deno.rename(tmp, path);

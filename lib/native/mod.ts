@@ -1,11 +1,19 @@
 /**
  * Native inference engine for sequential teachers: `forward.cpp` compiled locally (build.ts), a tfjs
  * model → plan converter (plan.ts), the FFI predictor (predictor.ts) and the engine choice with its
- * wasm-pool fallback (teacher_predictor.ts).
+ * wasm-pool fallback (teacher_predictor.ts); and the first piece of the native training engine, DB3 LeNet-5
+ * loss and gradients (lenet_grads.cpp / lenet_grads.ts; not wired into the trainer yet).
  *
  * @module
  */
 export { buildNative, type BuildOptions, NATIVE_FLAGS, type NativeBuild, nativeEnabled } from "./build.ts";
+export {
+  type LeNetDims,
+  leNetDims,
+  NativeLeNetGrads,
+  type NativeLeNetGradsOptions,
+  type NativeLeNetGradsResult,
+} from "./lenet_grads.ts";
 export { buildPlan, type NativePlan, type PlanOp, planOps, UnsupportedModelError } from "./plan.ts";
 export {
   type NativeCreateResult,
