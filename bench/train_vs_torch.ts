@@ -23,7 +23,7 @@ import { NativePredictor } from "../lib/native/predictor.ts";
 import { logitsGradOracle } from "../lib/oracle/oracle.ts";
 import { ModelPool } from "../lib/parallel/pool.ts";
 import { gatherBatch, Replica } from "../lib/parallel/replica.ts";
-import { createOptimizerState, type OptimizerConfig, optimizerStep } from "../lib/train/optim.ts";
+import { createOptimizerState, type OptimizerConfig, optimizerStep } from "../lib/learn/optim.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 /** One row of the table: the workload id shared with pytorch_baseline.py, and the target ratio. */

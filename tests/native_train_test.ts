@@ -17,7 +17,7 @@ import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
 import { nativeEnabled } from "../lib/native/build.ts";
 import { leNetDims, NativeLeNetGrads } from "../lib/native/lenet_grads.ts";
 import { gatherBatch, Replica } from "../lib/parallel/replica.ts";
-import { createOptimizerState, type OptimizerConfig, optimizerStep } from "../lib/train/optim.ts";
+import { createOptimizerState, type OptimizerConfig, optimizerStep } from "../lib/learn/optim.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 const opts = { ignore: !nativeEnabled(), sanitizeResources: false, sanitizeOps: false };
