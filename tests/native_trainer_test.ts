@@ -2,8 +2,8 @@
  * The trainer on the native training engine (issue 12), against the tfjs path ("wasm" engine; here on the
  * tfjs cpu backend, as tests/native_train_test.ts):
  * - agreement: 2 epochs on 300 MNIST images (fixed seed, so the same initial weights and batch order) give
- *   the same per-epoch losses on both engines within 1e-3 relative (float32 sums in different orders drift
- *   a little over 12 optimizer steps; observed ≤ 2e-5), for CE + Adam, DB3 KD (τ 20) + Adam and CE + SGD
+ *   the same per-epoch losses on both engines within 1e-4 relative (float32 sums in different orders drift
+ *   a little over 12 optimizer steps; observed ≤ 1.3e-7 on 2 cores), for CE + Adam, DB3 KD (τ 20) + Adam and CE + SGD
  *   with momentum, weight decay and a step schedule; the returned tfjs model holds the trained weights;
  * - determinism: the same seed gives bit-identical weights twice on the native engine;
  * - the switch: `engine: "wasm"` and `BKD_TRAIN_ENGINE=wasm` give the tfjs path, and the result and the run
@@ -84,7 +84,7 @@ for (const { name, cfg } of AGREEMENT) {
       assert.equal(native.history.length, 2);
       for (let e = 0; e < 2; e++) {
         const a = native.history[e].loss, b = wasm.history[e].loss;
-        assert.ok(Math.abs(a - b) <= 1e-3 * Math.abs(b), `epoch ${e + 1}: native ${a} vs wasm ${b}`);
+        assert.ok(Math.abs(a - b) <= 1e-4 * Math.abs(b), `epoch ${e + 1}: native ${a} vs wasm ${b}`);
       }
       assert.ok(native.history[1].loss < native.history[0].loss, "the loss falls: the run trained");
       // The tfjs model holds the native weights: they differ from the initial ones and stay close to
