@@ -18,7 +18,7 @@ import { initBackend } from "../lib/backend.ts";
 import { loadDataset } from "../lib/data/datasets.ts";
 import type { ModelSpec } from "../lib/models/registry.ts";
 import { nativeEnabled } from "../lib/native/build.ts";
-import { startRun } from "../lib/results/record.ts";
+import { runToRow, startRun } from "../lib/results/record.ts";
 import { parseTrainEngine } from "../lib/train/engine.ts";
 import { train, type TrainConfig, type TrainSet } from "../lib/train/trainer.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -153,6 +153,7 @@ Deno.test({
       "wasm→wasm",
       "native→native",
     ]);
+    assert.equal(runToRow(record).trainEngine, "wasm+native");
 
     await assert.rejects(
       () => withEnv("BKD_TRAIN_ENGINE", "gpu", () => train(SPEC, data, small)),

@@ -273,7 +273,8 @@ export function runToRow(r: RunRecord): FlatRow {
     startedAt: r.startedAt,
     wallTimeSec: Math.round(r.wallTimeSec * 1000) / 1000,
     backend: r.backend?.name ?? null,
-    trainEngine: r.trainEngines ? [...new Set(r.trainEngines.map((u) => u.engine))].join("+") : null,
+    // Only records that trained carry the column (older CSVs stay as they were).
+    ...(r.trainEngines ? { trainEngine: [...new Set(r.trainEngines.map((u) => u.engine))].join("+") } : {}),
     gitCommit: r.gitCommit,
     gitDirty: r.gitDirty,
     executionId: r.execution?.id ?? null,
