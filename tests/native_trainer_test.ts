@@ -10,6 +10,8 @@
  *   record say so; unknown values are a clear error;
  * - fallback: an unsupported model under `auto` trains on wasm with the reason recorded; under `native`
  *   it is a clear error.
+ * - checkpoints: a run stopped after epoch 1 on wasm resumes on native and gives the straight native run's
+ *   epoch-2 loss within 1e-4 relative (same optimizer state format on both engines).
  * Needs a C++ compiler (as tests/native_test.ts); BKD_NATIVE=0 skips it on purpose.
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -182,5 +184,29 @@ Deno.test({
     assert.equal(pool.trainEngine.engine, "wasm");
     assert.match(pool.trainEngine.nativeUnavailable ?? "", /workers: 2 asks for a tfjs worker pool/);
     for (const r of [viaEnv, forced, fell, pool]) r.model.dispose();
+  },
+});
+
+Deno.test({
+  name: "trainer: a checkpoint written on the wasm path resumes on the native engine",
+  ...opts,
+  fn: async () => {
+    await initBackend("cpu");
+    const data = await mnist300();
+    const dir = await Deno.makeTempDir({ prefix: "bkd-native-resume-" });
+    try {
+      const cfg = { ...BASE, batchSize: 100, checkpointDir: dir };
+      const first = await train(SPEC, data, { ...cfg, engine: "wasm", stopAfterEpochs: 1 });
+      assert.equal(first.complete, false);
+      const resumed = await train(SPEC, data, { ...cfg, engine: "native" });
+      assert.equal(resumed.resumedEpochs, 1);
+      assert.equal(resumed.trainEngine.engine, "native");
+      const straight = await train(SPEC, data, { ...BASE, batchSize: 100, engine: "native" });
+      const a = resumed.history[1].loss, b = straight.history[1].loss;
+      assert.ok(Math.abs(a - b) <= 1e-4 * Math.abs(b), `epoch 2 after resuming ${a} vs straight ${b}`);
+      for (const r of [first, resumed, straight]) r.model.dispose();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
