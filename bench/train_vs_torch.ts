@@ -5,7 +5,9 @@
  *
  * PyTorch: bench/pytorch_baseline.py with 2 threads (run when `/usr/bin/python3 -c "import torch"` works;
  * install with `apt-get install -y python3-torch libopenblas0-pthread`). The kit: its current path for each
- * workload (wasm worker pool / one wasm process for training, the native forward engine for the label
+ * workload (DB3 LeNet-5 training: `train(...)` end to end on the engine it picks, native unless unavailable,
+ * beside `train(...)` forced onto the wasm pool and the bare native gradient kernel; AlexNet and ResNet
+ * training: wasm worker pool / one wasm process; the native forward engine for the label
  * queries it supports, the `logits+grad` oracle on wasm for CAKE input gradients). Each kit workload runs
  * in its own subprocess with a time limit, so a wasm crash or abort becomes a row that says so instead of
  * ending the benchmark. Rates are wall clock after a warm-up step; the 1-minute load average is printed
@@ -25,6 +27,8 @@ import { ModelPool } from "../lib/parallel/pool.ts";
 import { gatherBatch, Replica } from "../lib/parallel/replica.ts";
 import { createOptimizerState, type OptimizerConfig, optimizerStep } from "../lib/learn/optim.ts";
 import { Rng } from "../lib/util/rng.ts";
+import type { TrainEngineChoice } from "../lib/train/engine.ts";
+import { train } from "../lib/train/trainer.ts";
 
 /** One row of the table: the workload id shared with pytorch_baseline.py, and the issue's target ratio. */
 interface Workload {
@@ -39,29 +43,31 @@ interface Workload {
 }
 
 const WORKLOADS: Workload[] = [
-  {
-    id: "lenet5_train_adam_128",
-    what: "DB3 LeNet-5 training, Adam",
-    batch: 128,
-    unit: "images/s",
-    target: 1.5,
-  },
-  {
-    id: "lenet5_train_adam_512",
-    what: "DB3 LeNet-5 training, Adam",
-    batch: 512,
-    unit: "images/s",
-    target: 1.5,
-  },
-  ...[128, 512].map((batch) => ({
-    id: `lenet5_train_adam_${batch}_native`,
-    what:
-      "DB3 LeNet-5 training, Adam — native gradients (lib/native/lenet_grads, not yet used by the trainer)",
-    batch,
-    unit: "images/s",
-    target: 1.5,
-    torchId: `lenet5_train_adam_${batch}`,
-  })),
+  ...[128, 512].flatMap((batch) => [
+    {
+      id: `lenet5_train_adam_${batch}`,
+      what: "DB3 LeNet-5 training, Adam — the trainer, train(...) end to end (engine auto)",
+      batch,
+      unit: "images/s",
+      target: 1.5,
+    },
+    {
+      id: `lenet5_train_adam_${batch}_wasm`,
+      what: "DB3 LeNet-5 training, Adam — the trainer forced onto wasm (engine wasm, 2 workers)",
+      batch,
+      unit: "images/s",
+      target: 1.5,
+      torchId: `lenet5_train_adam_${batch}`,
+    },
+    {
+      id: `lenet5_train_adam_${batch}_native`,
+      what: "DB3 LeNet-5 training, Adam — native gradient kernel + optimizerStep only (no trainer)",
+      batch,
+      unit: "images/s",
+      target: 1.5,
+      torchId: `lenet5_train_adam_${batch}`,
+    },
+  ]),
   {
     id: "alexnet_half_train_adam_128",
     what: "DB3 AlexNet-half training, Adam",
@@ -198,6 +204,37 @@ async function poolTrain(
   }
 }
 
+/**
+ * The trainer's real path: `train(...)` end to end (batch gathering, loss, gradients, optimizer, progress)
+ * on synthetic data of 8 batches, once as a warm-up (engine build, first-call costs), then for enough
+ * epochs to fill `seconds`; the figure is the trainer's own images/s over those epochs.
+ */
+async function trainerTrain(
+  spec: ModelSpec,
+  batch: number,
+  o: OptimizerConfig,
+  engine: TrainEngineChoice,
+  workers: number | "auto",
+): Promise<Figure> {
+  const d = synthetic(spec, batch * 8);
+  const data = { x: d.x, shape: d.shape, y: d.y };
+  const cfg = { batchSize: batch, seed: 1, loss: { kind: "ce" } as const, optimizer: o, engine, workers };
+  const warm = await train(spec, data, { ...cfg, epochs: 1, label: "bench warm-up" });
+  warm.model.dispose();
+  const epochs = Math.max(2, Math.ceil((seconds * warm.imagesPerSec) / (batch * 8)));
+  const load = loadAverage();
+  const r = await train(spec, data, { ...cfg, epochs, label: "bench" });
+  r.model.dispose();
+  const u = r.trainEngine;
+  return {
+    rate: r.imagesPerSec,
+    iters: epochs * 8,
+    load,
+    engine: `train(...), ${u.engine} engine (${u.threads} ${u.engine === "native" ? "threads" : "workers"})` +
+      (u.nativeUnavailable ? `; native unavailable: ${u.nativeUnavailable.slice(0, 80)}` : ""),
+  };
+}
+
 /** Training in this process (one wasm replica). */
 async function replicaTrain(spec: ModelSpec, batch: number, o: OptimizerConfig): Promise<Figure> {
   const d = synthetic(spec, batch);
@@ -277,9 +314,13 @@ async function kitChild(id: string): Promise<Figure> {
   await initBackend("wasm");
   switch (id) {
     case "lenet5_train_adam_128":
-      return await poolTrain(LENET, 128, ADAM, 2);
+      return await trainerTrain(LENET, 128, ADAM, "auto", "auto");
     case "lenet5_train_adam_512":
-      return await poolTrain(LENET, 512, ADAM, 2);
+      return await trainerTrain(LENET, 512, ADAM, "auto", "auto");
+    case "lenet5_train_adam_128_wasm":
+      return await trainerTrain(LENET, 128, ADAM, "wasm", 2);
+    case "lenet5_train_adam_512_wasm":
+      return await trainerTrain(LENET, 512, ADAM, "wasm", 2);
     case "lenet5_train_adam_128_native":
       return await nativeTrain(LENET, 128, ADAM);
     case "lenet5_train_adam_512_native":

@@ -17,6 +17,7 @@ export * from "./models/fingerprint.ts";
 export { coreCount, ModelPool } from "./parallel/pool.ts";
 export * from "./native/mod.ts";
 export * from "./train/trainer.ts";
+export * from "./train/engine.ts";
 export * from "./learn/losses.ts";
 export * from "./learn/optim.ts";
 export * from "./train/schedule.ts";

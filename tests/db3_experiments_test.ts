@@ -135,6 +135,14 @@ Deno.test({
       Deno.env.get("BKD_NATIVE") === "0" ? "pool" : "native",
       engine?.label ?? "no oracleEngine",
     );
+    // So is the training engine of every student (a DB3 LeNet-5: native unless BKD_NATIVE=0).
+    for (const rec of r.records) {
+      assert.deepEqual(
+        rec.trainEngines?.map((u) => u.engine),
+        [Deno.env.get("BKD_NATIVE") === "0" ? "wasm" : "native"],
+        `${rec.method}: ${JSON.stringify(rec.trainEngines)}`,
+      );
+    }
     const n = r.samples.y.length;
     assert.equal(r.rows.find((x) => x.method === "sd")!.queriesPerSample, 0);
     assert.equal(r.rows.find((x) => x.method === "kd")!.queriesPerSample, 1);

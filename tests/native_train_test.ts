@@ -6,6 +6,9 @@
  *   (28×28×1, 30×30×2 with odd pooled sizes, 32×32×3), widths and batch sizes (odd, split over threads);
  * - a short Adam run and a short SGD-with-momentum run from the same initial weights on the same batches
  *   give the same loss at every step within 1e-4 relative;
+ * - the kit's other losses (soft CE, DB3 KD with and without the hard term, standard KD) through
+ *   `lossGrads` + `nativeLossWeights`: loss within 1e-5 relative, gradients within the same bound, on a
+ *   batch split over 2 threads;
  * - the same call twice gives bit-identical gradients (determinism);
  * - clear errors: a non-LeNet model, a bad label, wrong array sizes, and an unusable compiler.
  * Needs a C++ compiler (as tests/native_test.ts); BKD_NATIVE=0 skips it on purpose.
@@ -15,7 +18,8 @@ import assert from "node:assert";
 import { initBackend } from "../lib/backend.ts";
 import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
 import { nativeEnabled } from "../lib/native/build.ts";
-import { leNetDims, NativeLeNetGrads } from "../lib/native/lenet_grads.ts";
+import { leNetDims, NativeLeNetGrads, nativeLossWeights } from "../lib/native/lenet_grads.ts";
+import type { LossSpec } from "../lib/learn/losses.ts";
 import { gatherBatch, Replica } from "../lib/parallel/replica.ts";
 import { createOptimizerState, type OptimizerConfig, optimizerStep } from "../lib/learn/optim.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -101,6 +105,70 @@ Deno.test({
       eng.close();
       model.dispose();
     }
+  },
+});
+
+const LOSSES: LossSpec[] = [
+  { kind: "soft-ce" },
+  { kind: "soft-ce", temperature: 3 },
+  { kind: "kd-db3" },
+  { kind: "kd-db3", temperature: 4, hard: false },
+  { kind: "kd", alpha: 0.7, temperature: 4 },
+  { kind: "kd", alpha: 1, temperature: 2 },
+];
+
+Deno.test({
+  name: "native LeNet-5 loss gradients match the tfjs cpu backend for soft CE, DB3 KD and standard KD",
+  ...opts,
+  fn: async () => {
+    await initBackend("cpu");
+    const spec: ModelSpec = { name: "db3-lenet5-fifth", inputShape: [28, 28, 1], numClasses: 10 };
+    const n = 9;
+    const model = buildModel(spec, 5);
+    const rep = new Replica(model);
+    const eng = await engineFor(rep, 2);
+    const rng = new Rng(6);
+    // Target scores spread like logits (some near-one-hot after /τ, some flat).
+    const batch = {
+      ...data(spec, n, 7),
+      targets: Float32Array.from({ length: n * 10 }, () => 12 * rng.uniform() - 6),
+    };
+    const params = concat(rep.getWeights());
+    const sizes = rep.getWeights().map((w) => w.length);
+    for (const loss of LOSSES) {
+      rep.configure(loss, { kind: "sgd", lr: 0.1 });
+      const ref = rep.gradients(batch, n);
+      const got = eng.lossGrads(params, batch, n, nativeLossWeights(loss, n));
+      const tag = JSON.stringify(loss);
+      assert.ok(
+        Math.abs(got.loss - ref.loss) <= 1e-5 * Math.abs(ref.loss) + 1e-7,
+        `${tag}: loss ${got.loss} vs ${ref.loss}`,
+      );
+      const a = split(got.grads, sizes), b = split(ref.grads, sizes);
+      model.weights.forEach((w, i) => {
+        let maxRef = 0, maxDiff = 0;
+        for (let j = 0; j < sizes[i]; j++) {
+          maxRef = Math.max(maxRef, Math.abs(b[i][j]));
+          maxDiff = Math.max(maxDiff, Math.abs(a[i][j] - b[i][j]));
+        }
+        assert.ok(maxRef > 0, `${tag} ${w.name}: the tfjs gradient is all zero; the case tests nothing`);
+        assert.ok(
+          maxDiff <= 1e-4 * maxRef + 1e-7,
+          `${tag} ${w.name}: max |native − tfjs| = ${maxDiff} (max |tfjs| = ${maxRef})`,
+        );
+      });
+    }
+    const noTargets = { x: batch.x, y: batch.y };
+    assert.throws(
+      () => eng.lossGrads(params, noTargets, n, nativeLossWeights({ kind: "kd-db3" }, n)),
+      /soft term; pass 9×10 target scores/,
+    );
+    assert.throws(
+      () => eng.lossGrads(params, batch, n, { hard: 0, soft: 1, tau: 0, kl: true }),
+      /temperature 0 must be > 0/,
+    );
+    eng.close();
+    model.dispose();
   },
 });
 

@@ -5,7 +5,10 @@
 // Contract.
 //   Network (lib/models/lenet.ts, db3LeNet5): NHWC input h×w×cin → conv c1 5×5 valid (+bias) → ReLU →
 //   maxpool 2×2 → conv c2 5×5 valid → ReLU → maxpool 2×2 → flatten (h, w, c order) → dense hid → ReLU →
-//   dense k (logits). Loss: mean over the batch of softmax cross-entropy against integer labels.
+//   dense k (logits). Loss (bkd_lenet_loss_grads): Σ_rows hard·CE(s, y) + soft·D(p ‖ q) with p = softmax(t/τ),
+//   q = softmax(s/τ), D = KL (kl ≠ 0) or soft cross-entropy −Σ p log q (kl = 0), t = target scores; the
+//   caller folds the 1/N of "mean" terms into hard and soft, so every loss of lib/learn/losses.ts is one
+//   (hard, soft, τ, kl) choice. bkd_lenet_grads: mean softmax cross-entropy (hard = 1/n, soft = 0).
 //   Parameters and gradients: one float array holding, in tfjs `model.getWeights()` order and layout,
 //   conv1 kernel [5,5,cin,c1], conv1 bias [c1], conv2 kernel [5,5,c1,c2], conv2 bias [c2],
 //   fc1 kernel [flat,hid], fc1 bias [hid], fc2 kernel [hid,k], fc2 bias [k].
@@ -25,6 +28,10 @@
 //   int64_t bkd_lenet_param_count(void* net)
 //   int32_t bkd_lenet_grads(void* net, const float* params, const float* x, const int32_t* y, int64_t n,
 //                           float* grads, float* loss, int32_t threads)   → 0, or −1 (label out of range)
+//   int32_t bkd_lenet_loss_grads(void* net, const float* params, const float* x, const int32_t* y,
+//                                const float* targets, int64_t n, const double* weights /* hard, soft, τ */,
+//                                int32_t kl, float* grads, float* loss, int32_t threads)
+//           → 0, −1 (label out of range; y is read only when hard ≠ 0), −2 (soft ≠ 0 with τ ≤ 0)
 //   void    bkd_lenet_free(void* net)
 #include <cmath>
 #include <cstdint>
@@ -139,8 +146,18 @@ struct Packed {
   }
 };
 
+// Per-row loss: hard · CE(s, y) + soft · [KL(p ‖ q) if kl, else CE(p, q)], p = softmax(t/τ), q = softmax(s/τ).
+// The weights already hold the 1/N of "mean" terms (see lib/learn/losses.ts).
+struct LossWeights {
+  double hard, soft, tau;
+  bool kl;
+  const float* targets;  // n×k target scores (read only when soft ≠ 0)
+};
+
 struct Work {
   Packed g;
+  const LossWeights* lw = nullptr;
+  std::vector<double> prob;
   std::vector<float> col1, z1, p1, col2, z2, p2, colT, dcol, dp1, da1, dz1, dz2, x3, z3, z4, a3T, x3T, da3, dx3;
   std::vector<int32_t> i1, i2;
   double loss = 0;
@@ -164,7 +181,7 @@ void unpack(const std::vector<float>& src, float*& dst, int rows, int real, int 
   dst += static_cast<size_t>(rows) * real;
 }
 
-void slice(const Net& net, Work& wk, const float* x, const int32_t* y, int64_t begin, int64_t end, int64_t total) {
+void slice(const Net& net, Work& wk, const float* x, const int32_t* y, int64_t begin, int64_t end) {
   const Dims& d = net.d;
   const Packed& W = net.w;
   const int n = static_cast<int>(end - begin);
@@ -203,21 +220,44 @@ void slice(const Net& net, Work& wk, const float* x, const int32_t* y, int64_t b
   biasAct(wk.z3.data(), n, d.hp, W.b3.data(), true);
   gemm(n, d.kp, d.hp, wk.z3.data(), d.hp, W.w4.data(), d.kp, wk.z4.data(), d.kp, false);
   biasAct(wk.z4.data(), n, d.kp, W.b4.data(), false);
-  for (int i = 0; i < n; i++) {  // softmax cross-entropy, mean over `total`; dz4 in place
+  const LossWeights& L = *wk.lw;
+  const int kk = d.k;
+  for (int i = 0; i < n; i++) {  // loss of row i (weights in LossWeights), dL/dlogits in place
     float* z = &wk.z4[static_cast<size_t>(i) * d.kp];
-    const int label = y[begin + i];
-    if (label < 0 || label >= d.k) {
-      wk.badLabel = true;
-      return;
+    std::vector<double>& dz = wk.prob;
+    dz.assign(kk, 0.0);
+    if (L.hard != 0) {  // hard · CE(s, y)
+      const int label = y[begin + i];
+      if (label < 0 || label >= d.k) {
+        wk.badLabel = true;
+        return;
+      }
+      float mx = z[0];
+      for (int c = 1; c < kk; c++) mx = z[c] > mx ? z[c] : mx;
+      double s = 0;
+      for (int c = 0; c < kk; c++) s += std::exp(static_cast<double>(z[c]) - mx);
+      wk.loss += L.hard * (std::log(s) + mx - z[label]);
+      for (int c = 0; c < kk; c++)
+        dz[c] += L.hard * (std::exp(static_cast<double>(z[c]) - mx) / s - (c == label ? 1.0 : 0.0));
     }
-    float mx = z[0];
-    for (int q = 1; q < d.k; q++) mx = z[q] > mx ? z[q] : mx;
-    double s = 0;
-    for (int q = 0; q < d.k; q++) s += std::exp(static_cast<double>(z[q]) - mx);
-    wk.loss += std::log(s) + mx - z[label];
-    for (int q = 0; q < d.k; q++)
-      z[q] = static_cast<float>((std::exp(static_cast<double>(z[q]) - mx) / s - (q == label ? 1.0 : 0.0)) / total);
-    for (int q = d.k; q < d.kp; q++) z[q] = 0;
+    if (L.soft != 0) {  // soft · KL(p ‖ q) or soft · CE(p, q), p = softmax(t/τ), q = softmax(s/τ)
+      const float* t = L.targets + static_cast<size_t>(begin + i) * kk;
+      const double tau = L.tau;
+      double ms = z[0] / tau, mt = t[0] / tau;
+      for (int c = 1; c < kk; c++) ms = std::max(ms, z[c] / tau), mt = std::max(mt, t[c] / tau);
+      double ss = 0, st = 0;
+      for (int c = 0; c < kk; c++) ss += std::exp(z[c] / tau - ms), st += std::exp(t[c] / tau - mt);
+      const double lss = std::log(ss) + ms, lst = std::log(st) + mt;
+      double v = 0;
+      for (int c = 0; c < kk; c++) {
+        const double logq = z[c] / tau - lss, logp = t[c] / tau - lst, p = std::exp(logp);
+        if (p > 0) v += p * ((L.kl ? logp : 0.0) - logq);
+        dz[c] += L.soft * (std::exp(logq) - p) / tau;
+      }
+      wk.loss += L.soft * v;
+    }
+    for (int c = 0; c < kk; c++) z[c] = static_cast<float>(dz[c]);
+    for (int c = kk; c < d.kp; c++) z[c] = 0;
   }
   wk.a3T.resize(static_cast<size_t>(d.hp) * n), wk.x3T.resize(static_cast<size_t>(d.flat) * n);
   wk.da3.resize(static_cast<size_t>(n) * d.hp), wk.dx3.resize(static_cast<size_t>(n) * d.flatp);
@@ -303,10 +343,12 @@ int64_t bkd_lenet_param_count(void* handle) {
          static_cast<int64_t>(d.flat) * d.hid + d.hid + static_cast<int64_t>(d.hid) * d.k + d.k;
 }
 
-int32_t bkd_lenet_grads(void* handle, const float* params, const float* x, const int32_t* y, int64_t n, float* grads,
-                        float* loss, int32_t threads) {
+int32_t bkd_lenet_loss_grads(void* handle, const float* params, const float* x, const int32_t* y, const float* targets,
+                             int64_t n, const double* weights, int32_t kl, float* grads, float* loss, int32_t threads) {
   Net& net = *static_cast<Net*>(handle);
   const Dims& d = net.d;
+  const LossWeights lw{weights[0], weights[1], weights[2], kl != 0, targets};
+  if (lw.soft != 0 && !(lw.tau > 0)) return -2;
   const float* src = params;
   net.w.zero(d);
   pack(src, net.w.w1, d.k1, d.c1, d.c1p), pack(src, net.w.b1, 1, d.c1, d.c1p);
@@ -321,16 +363,17 @@ int32_t bkd_lenet_grads(void* handle, const float* params, const float* x, const
   const int T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads < 1 ? 1 : threads, n)));
   if (net.work.size() < static_cast<size_t>(T)) net.work.resize(T);
   std::vector<std::thread> helpers;
+  for (int t = 0; t < T; t++) net.work[t].lw = &lw;
   for (int t = 1; t < T; t++)
-    helpers.emplace_back(slice, std::cref(net), std::ref(net.work[t]), x, y, n * t / T, n * (t + 1) / T, n);
-  slice(net, net.work[0], x, y, 0, n / T, n);
+    helpers.emplace_back(slice, std::cref(net), std::ref(net.work[t]), x, y, n * t / T, n * (t + 1) / T);
+  slice(net, net.work[0], x, y, 0, n / T);
   for (auto& h : helpers) h.join();
   double total = 0;
   for (int t = 0; t < T; t++) {
     if (net.work[t].badLabel) return -1;
     total += net.work[t].loss;
   }
-  *loss = static_cast<float>(total / static_cast<double>(n > 0 ? n : 1));
+  *loss = static_cast<float>(total);
   Packed& g = net.work[0].g;  // sum the other threads' gradients into thread 0's, in thread order
   for (int t = 1; t < T; t++) {
     Packed& o = net.work[t].g;
@@ -345,6 +388,12 @@ int32_t bkd_lenet_grads(void* handle, const float* params, const float* x, const
   unpack(g.w3, dst, d.flat, d.hid, d.hp), unpack(g.b3, dst, 1, d.hid, d.hp);
   unpack(g.w4, dst, d.hid, d.k, d.kp), unpack(g.b4, dst, 1, d.k, d.kp);
   return 0;
+}
+
+int32_t bkd_lenet_grads(void* handle, const float* params, const float* x, const int32_t* y, int64_t n, float* grads,
+                        float* loss, int32_t threads) {
+  const double weights[3] = {1.0 / static_cast<double>(n > 0 ? n : 1), 0.0, 1.0};
+  return bkd_lenet_loss_grads(handle, params, x, y, nullptr, n, weights, 0, grads, loss, threads);
 }
 
 void bkd_lenet_free(void* handle) { delete static_cast<Net*>(handle); }

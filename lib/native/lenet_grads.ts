@@ -4,7 +4,9 @@
  * `build.ts`, called with Deno FFI) on all cores. Parameters and gradients are flat float arrays in tfjs
  * `model.getWeights()` order and layout, so they interchange with the tfjs model directly.
  *
- * Not wired into the trainer yet (issue 12): the trainer still trains on wasm. {@link NativeLeNetGrads.tryCreate}
+ * Every loss of `lib/learn/losses.ts` (CE, soft CE, DB3 KD, standard KD) is one {@link NativeLossWeights}
+ * choice ({@link nativeLossWeights}). The trainer (`lib/train/native_stepper.ts`) trains DB3 LeNet-5s on it
+ * when it is available (issue 12). {@link NativeLeNetGrads.tryCreate}
  * returns `{ok: false, reason}` when the engine is disabled (`BKD_NATIVE=0`), cannot be built (no compiler,
  * missing permission) or the model is not a DB3 LeNet-5, so callers can fall back.
  *
@@ -12,6 +14,7 @@
  */
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { coreCount } from "../parallel/pool.ts";
+import { DEFAULT_TEMPERATURE, lossNeeds, type LossSpec } from "../learn/losses.ts";
 import { buildNative, type BuildOptions } from "./build.ts";
 
 const SYMBOLS = {
@@ -19,6 +22,22 @@ const SYMBOLS = {
   bkd_lenet_param_count: { parameters: ["pointer"], result: "i64" },
   bkd_lenet_grads: {
     parameters: ["pointer", "buffer", "buffer", "buffer", "i64", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  bkd_lenet_loss_grads: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i64",
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "i32",
+    ],
     result: "i32",
   },
   bkd_lenet_free: { parameters: ["pointer"], result: "void" },
@@ -36,6 +55,53 @@ export interface LeNetDims {
   c2: number;
   hid: number;
   k: number;
+}
+
+/**
+ * A loss as the native engine computes it, summed over the batch's rows:
+ * Σ_j hard·CE(s_j, y_j) + soft·D(p_j ‖ q_j), p = softmax(z/τ), q = softmax(s/τ), D = KL(p ‖ q) when `kl`,
+ * else the soft cross-entropy −Σ_k p_k log q_k. "Mean" terms carry their 1/N inside `hard`/`soft`.
+ */
+export interface NativeLossWeights {
+  /** Weight of each row's hard-label cross-entropy (0: labels are not read). */
+  hard: number;
+  /** Weight of each row's soft term (0: targets are not read). */
+  soft: number;
+  /** Temperature τ of the soft term. */
+  tau: number;
+  /** KL divergence (true) or soft cross-entropy (false) as the soft term. */
+  kl: boolean;
+}
+
+/**
+ * The native weights of `spec` (lib/learn/losses.ts) for a batch whose "mean" terms divide by `total`:
+ * `ce` → hard 1/N; `soft-ce` → soft 1/N, CE; `kd-db3` → hard 1/N (unless `hard: false`), soft 1 (a sum), KL;
+ * `kd` → hard (1−α)/N, soft α·τ²/N, KL.
+ */
+export function nativeLossWeights(spec: LossSpec, total: number): NativeLossWeights {
+  const need = lossNeeds(spec);
+  switch (spec.kind) {
+    case "ce":
+      return { hard: 1 / total, soft: 0, tau: 1, kl: false };
+    case "soft-ce":
+      return { hard: 0, soft: 1 / total, tau: spec.temperature ?? DEFAULT_TEMPERATURE["soft-ce"], kl: false };
+    case "kd-db3":
+      return {
+        hard: need.y ? 1 / total : 0,
+        soft: 1,
+        tau: spec.temperature ?? DEFAULT_TEMPERATURE["kd-db3"],
+        kl: true,
+      };
+    case "kd": {
+      const { alpha, temperature: tau } = spec;
+      return {
+        hard: need.y ? (1 - alpha) / total : 0,
+        soft: need.targets ? alpha * tau * tau / total : 0,
+        tau,
+        kl: true,
+      };
+    }
+  }
 }
 
 /** Result of {@link NativeLeNetGrads.tryCreate}. */
@@ -161,6 +227,64 @@ export class NativeLeNetGrads {
     if (rc !== 0) {
       throw new Error(`NativeLeNetGrads: a label is outside 0…${d.k - 1}; labels must be class indices`);
     }
+    return { loss: loss[0], grads };
+  }
+
+  /**
+   * The loss `w` (see {@link NativeLossWeights}) of the `n` images in `x`, with labels `y` (read when
+   * `w.hard ≠ 0`) and n×K target scores `targets` (read when `w.soft ≠ 0`), and its gradient with respect
+   * to `params`, written into `out` (or a new array).
+   */
+  lossGrads(
+    params: Float32Array,
+    batch: { x: Float32Array; y?: Int32Array; targets?: Float32Array },
+    n: number,
+    w: NativeLossWeights,
+    out?: Float32Array,
+  ): { loss: number; grads: Float32Array } {
+    if (this.#handle === null) throw new Error("NativeLeNetGrads: used after close(); create a new one");
+    const d = this.dims;
+    if (params.length !== this.paramCount) {
+      throw new Error(
+        `NativeLeNetGrads: params has ${params.length} floats, the network needs ${this.paramCount}`,
+      );
+    }
+    if (batch.x.length < n * d.h * d.w * d.cin) {
+      throw new Error(
+        `NativeLeNetGrads: ${n} images need ${n * d.h * d.w * d.cin} input floats, got ${batch.x.length}`,
+      );
+    }
+    if (w.hard !== 0 && (!batch.y || batch.y.length < n)) {
+      throw new Error(
+        `NativeLeNetGrads: the loss has a hard-label term; pass ${n} labels (got ${batch.y?.length ?? 0})`,
+      );
+    }
+    if (w.soft !== 0 && (!batch.targets || batch.targets.length < n * d.k)) {
+      throw new Error(
+        `NativeLeNetGrads: the loss has a soft term; pass ${n}×${d.k} target scores (got ${
+          batch.targets?.length ?? 0
+        })`,
+      );
+    }
+    const grads = out ?? new Float32Array(this.paramCount);
+    const loss = new Float32Array(1);
+    const rc = this.#lib.symbols.bkd_lenet_loss_grads(
+      this.#handle,
+      params,
+      batch.x,
+      batch.y ?? new Int32Array(1),
+      batch.targets ?? new Float32Array(1),
+      BigInt(n),
+      Float64Array.from([w.hard, w.soft, w.tau]),
+      w.kl ? 1 : 0,
+      grads,
+      loss,
+      this.threads,
+    );
+    if (rc === -1) {
+      throw new Error(`NativeLeNetGrads: a label is outside 0…${d.k - 1}; labels must be class indices`);
+    }
+    if (rc === -2) throw new Error(`NativeLeNetGrads: temperature ${w.tau} must be > 0`);
     return { loss: loss[0], grads };
   }
 

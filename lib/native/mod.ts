@@ -2,7 +2,8 @@
  * Native inference engine for sequential teachers: `forward.cpp` compiled locally (build.ts), a tfjs
  * model → plan converter (plan.ts), the FFI predictor (predictor.ts) and the engine choice with its
  * wasm-pool fallback (teacher_predictor.ts); and the first piece of the native training engine, DB3 LeNet-5
- * loss and gradients (lenet_grads.cpp / lenet_grads.ts; not wired into the trainer yet).
+ * loss and gradients for every kit loss (lenet_grads.cpp / lenet_grads.ts; the trainer uses it through
+ * lib/train/native_stepper.ts).
  *
  * @module
  */
@@ -13,6 +14,8 @@ export {
   NativeLeNetGrads,
   type NativeLeNetGradsOptions,
   type NativeLeNetGradsResult,
+  type NativeLossWeights,
+  nativeLossWeights,
 } from "./lenet_grads.ts";
 export { buildPlan, type NativePlan, type PlanOp, planOps, UnsupportedModelError } from "./plan.ts";
 export {

@@ -9,6 +9,7 @@
  */
 import { version_core as tfjsVersion } from "@tensorflow/tfjs-core";
 import { type BackendInfo, backendInfo } from "../backend.ts";
+import { trainEngineMark, trainEnginesSince, type TrainEngineUse } from "../train/engine.ts";
 import type { Scale } from "../scale.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { type CsvRow, parseCsv, toCsv, unionColumns } from "./csv.ts";
@@ -34,6 +35,12 @@ export interface RunRecord {
   config: Record<string, unknown>;
   /** Backend info at start (`null` if no backend was initialised). */
   backend: BackendInfo | null;
+  /**
+   * The engine of every `train(...)` call made while the run was open (native or wasm, what was asked
+   * for, why a fallback happened; lib/train/engine.ts). Absent when the run trained nothing, and in
+   * records written before this field existed.
+   */
+  trainEngines?: TrainEngineUse[];
   /** Versions that decide the result. */
   versions: { deno: string; tfjs: string; kit: string };
   /** `git rev-parse HEAD` of the checkout, `null` if unavailable. */
@@ -212,6 +219,7 @@ export function startRun(start: RunStart): RunHandle {
     `-${crypto.randomUUID().slice(0, 6)}`;
   const ctx = runContext();
   const backend = currentBackend();
+  const trainMark = trainEngineMark();
   return {
     id,
     startedAt: started.toISOString(),
@@ -227,6 +235,7 @@ export function startRun(start: RunStart): RunHandle {
         ...(extra.notes ?? []),
         ...(dropped.length ? [`metrics left out (not finite numbers): ${dropped.join(", ")}`] : []),
       ];
+      const trainEngines = trainEnginesSince(trainMark);
       return {
         id,
         experiment: start.experiment,
@@ -236,6 +245,7 @@ export function startRun(start: RunStart): RunHandle {
         seed: start.seed,
         config: { ...start.config, ...(extra.config ?? {}) },
         backend: backend ?? currentBackend(),
+        ...(trainEngines.length ? { trainEngines } : {}),
         versions: kitVersions(),
         gitCommit: ctx.gitCommit,
         gitDirty: ctx.gitDirty,
@@ -263,6 +273,8 @@ export function runToRow(r: RunRecord): FlatRow {
     startedAt: r.startedAt,
     wallTimeSec: Math.round(r.wallTimeSec * 1000) / 1000,
     backend: r.backend?.name ?? null,
+    // Only records that trained carry the column (older CSVs stay as they were).
+    ...(r.trainEngines ? { trainEngine: [...new Set(r.trainEngines.map((u) => u.engine))].join("+") } : {}),
     gitCommit: r.gitCommit,
     gitDirty: r.gitDirty,
     executionId: r.execution?.id ?? null,

@@ -17,6 +17,7 @@
  */
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { backendInfo } from "../backend.ts";
+import type { TrainEngineUse } from "./engine.ts";
 import { DATASET_NAMES, type DatasetName, loadDataset, repoRoot } from "../data/mod.ts";
 import { loadModelIfPresent, saveModel } from "../models/io.ts";
 import { MODEL_NAMES, type ModelName, type ModelSpec } from "../models/registry.ts";
@@ -171,6 +172,8 @@ export interface TeacherMeta {
   epochs: number;
   backend: string;
   workers: number;
+  /** The engine the teacher trained on (absent in folders written before it was recorded). */
+  trainEngine?: TrainEngineUse;
   wallTimeSec: number;
   imagesPerSec: number;
   recipe: TeacherRecipe;
@@ -263,6 +266,7 @@ export async function getTeacher(
     epochs: recipe.epochs,
     backend: backendInfo().name,
     workers: res.workers,
+    trainEngine: res.trainEngine,
     wallTimeSec: res.wallTimeSec,
     imagesPerSec: res.imagesPerSec,
     recipe,

@@ -10,6 +10,11 @@
  * the workers (≥ 20,000 images in total); otherwise (cpu, or the native, already multi-threaded
  * `tensorflow` backend) it trains in-process. Pass a number to force a pool on any backend.
  *
+ * Engine (issue 12, `engine.ts`): DB3 LeNet-5s train on the native engine (`native_stepper.ts`: C++ loss and
+ * gradients on all cores, the same optimizer, schedules and checkpoints) when it builds, everything else
+ * on the tfjs path above; `TrainConfig.engine` or `BKD_TRAIN_ENGINE` (`native` | `wasm` | `auto`) forces
+ * either. The result's `trainEngine` says which ran and, after a fallback, why.
+ *
  * Resuming: `checkpointDir` holds one checkpoint (weights, optimizer state, epoch, history, config
  * hash). A rerun with the same spec, data and config continues after the last finished epoch (a
  * finished run returns at once). A rerun with a *different* config or data throws an error naming
@@ -35,6 +40,9 @@ import { accuracy, argmaxRows, evaluate } from "../learn/evaluate.ts";
 import { checkLossInputs, lossNeeds, type LossSpec } from "../learn/losses.ts";
 import type { OptimizerConfig, OptimizerState, StepParams } from "../learn/optim.ts";
 import { scheduledParams, type ScheduleSpec } from "./schedule.ts";
+import { logTrainEngine, type TrainEngineChoice, trainEngineChoice, type TrainEngineUse } from "./engine.ts";
+import { openNativeStepper } from "./native_stepper.ts";
+import type { Stepper } from "./stepper.ts";
 
 export { evaluate };
 
@@ -77,6 +85,11 @@ export interface TrainConfig {
    * the full-split number a table reports.
    */
   testOf?: number;
+  /**
+   * Training engine: `native`, `wasm` (the tfjs path) or `auto` (default; see `engine.ts`); unset reads
+   * `BKD_TRAIN_ENGINE`. Not part of the config hash: both engines resume each other's checkpoints.
+   */
+  engine?: TrainEngineChoice;
 }
 
 /** "on 1,000 of 10,000 test images" / "on 10,000 test images": what a progress accuracy measured. */
@@ -118,8 +131,10 @@ export interface TrainResult {
   /** Training images per second over the epochs run in this call (NaN if none ran). */
   imagesPerSec: number;
   backend: BackendName;
-  /** Replicas used in this call. */
+  /** Replicas used in this call (1 on the native engine, which runs its own threads). */
   workers: number;
+  /** The engine the steps ran on, what was asked for and, after a fallback, why (also in run records). */
+  trainEngine: TrainEngineUse;
   /** True when all `cfg.epochs` are finished (false after `stopAfterEpochs`). */
   complete: boolean;
   /** Epochs that were restored from a checkpoint rather than run. */
@@ -143,15 +158,6 @@ export function resolveWorkers(
 /** The shuffling generator of epoch `epoch` (0-based): independent of how many epochs ran before. */
 export function epochRng(seed: number, epoch: number): Rng {
   return new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) >>> 0);
-}
-
-/** Steps on one replica in this thread, or on a pool. */
-interface Stepper {
-  step(idx: Int32Array, hp: StepParams): Promise<number>;
-  weights(): Promise<Float32Array[]>;
-  optimizerState(): Promise<OptimizerState>;
-  labels(x: Float32Array, n: number): Promise<Int32Array>;
-  close(): void;
 }
 
 function localStepper(r: Replica, data: TrainSet, evalBatch: number): Stepper {
@@ -259,10 +265,39 @@ export async function train(
   if (weights) local.setWeights(weights);
   const endEpoch = Math.min(cfg.epochs, cfg.stopAfterEpochs ?? cfg.epochs);
   const remaining = Math.max(0, endEpoch - startEpoch);
-  const workers = remaining > 0 ? resolveWorkers(cfg, n, backend) : 1;
+  const requested = trainEngineChoice(cfg.engine);
+  let stepper: Stepper | undefined;
+  let nativeWhy: string | undefined, nativeThreads = 0;
+  if (remaining === 0) nativeWhy = "no epochs left to run (all restored from the checkpoint)";
+  else if (requested !== "wasm") {
+    if (typeof cfg.workers === "number" && cfg.workers > 1) {
+      nativeWhy =
+        `workers: ${cfg.workers} asks for a tfjs worker pool (the native engine runs its own threads)`;
+    } else {
+      const r = await openNativeStepper(local, data, cfg.loss, cfg.optimizer, optState, evalBatch);
+      if (r.ok) stepper = r.stepper, nativeThreads = r.threads;
+      else nativeWhy = r.reason;
+    }
+    if (!stepper && requested === "native") {
+      throw new Error(
+        `train: the native training engine was asked for (${
+          cfg.engine !== undefined ? "TrainConfig.engine" : "BKD_TRAIN_ENGINE"
+        } = native) but cannot train ${spec.name}: ${nativeWhy}. Use engine "auto" or "wasm" for this run.`,
+      );
+    }
+  }
+  const workers = stepper || remaining === 0 ? 1 : resolveWorkers(cfg, n, backend);
+  const trainEngine: TrainEngineUse = {
+    label: cfg.label ?? `train ${spec.name}`,
+    model: spec.name,
+    requested,
+    engine: stepper ? "native" : "wasm",
+    ...(!stepper && requested !== "wasm" && nativeWhy ? { nativeUnavailable: nativeWhy } : {}),
+    threads: stepper ? nativeThreads : workers,
+  };
+  logTrainEngine(trainEngine);
 
-  let stepper: Stepper;
-  if (workers > 1) {
+  if (!stepper && workers > 1) {
     const pool = await ModelPool.create(spec, local.getWeights(), {
       workers,
       backend,
@@ -276,7 +311,7 @@ export async function train(
       throw e;
     }
     stepper = poolStepper(pool);
-  } else {
+  } else if (!stepper) {
     local.configure(cfg.loss, cfg.optimizer, optState);
     stepper = localStepper(local, data, evalBatch);
   }
@@ -342,7 +377,7 @@ export async function train(
         });
       }
     }
-    if (workers > 1) local.setWeights(await stepper.weights());
+    if (workers > 1 || trainEngine.engine === "native") local.setWeights(await stepper.weights());
   } finally {
     stepper.close();
   }
@@ -375,6 +410,7 @@ export async function train(
     imagesPerSec,
     backend,
     workers,
+    trainEngine,
     complete: history.length >= cfg.epochs,
     resumedEpochs: startEpoch,
     configHash: hash,
