@@ -6,6 +6,7 @@
  * The teacher is trained and exported by the test; the endpoint is the kit's real label server
  * (`tools/serve.ts`) on 127.0.0.1, stopped by its pid.
  */
+import { spawnServer } from "../lib/remote/spawn.ts";
 import assert from "node:assert/strict";
 import { runDb3Table } from "../lib/experiments/db3.ts";
 import { runZeroShot } from "../lib/experiments/zeroshot.ts";
@@ -106,39 +107,6 @@ Deno.test("teacher source: a label endpoint is refused for probs and logits+grad
   assert.ok(!JSON.stringify(withToken).includes("s3cret"));
 });
 
-/** Start `tools/serve.ts` on a teacher folder; resolves with its URL and pid once it prints the URL. */
-async function startServe(
-  folder: string,
-): Promise<{ url: string; pid: number; done: Promise<Deno.CommandStatus> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${repoRoot()}/tools/serve.ts`,
-      "--teacher",
-      folder,
-      "--protocol",
-      "kserve-v2",
-      "--port",
-      "0",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const pattern = /serving \S+ at (http:\/\/127\.0\.0\.1:\d+)/;
-  let text = "";
-  while (!pattern.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`serve exited before printing its URL:\n${text}`);
-    text += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* keep the pipe flowing */ }
-  })();
-  return { url: text.match(pattern)![1], pid: child.pid, done: child.status };
-}
-
 Deno.test({
   name:
     "teacher source: notebook 10's DB3 driver (folder, endpoint), notebook 30's ZSDB3KD driver and the runner's db3-label spec match the recipe teacher",
@@ -191,15 +159,14 @@ Deno.test({
         return await readDb3LabelResult(store);
       };
       const rnRecipe = await runner(), rnFolder = await runner(folder);
-      const server = await startServe(folder);
+      const server = await spawnServer({ teacher: folder, args: ["--protocol", "kserve-v2", "--port", "0"] });
       let fromHttp, zsHttp, rnHttp;
       try {
         fromHttp = await run(`${server.url}/v2/models/teacher`);
         zsHttp = await zs(`${server.url}/v2/models/teacher`);
         rnHttp = await runner(`${server.url}/v2/models/teacher`);
       } finally {
-        Deno.kill(server.pid, "SIGTERM");
-        await server.done;
+        await server.close(); // SIGTERM by pid, then wait for the exit
       }
       await assert.rejects(
         fetch(`${server.url}/v2/models/teacher`),
