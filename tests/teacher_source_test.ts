@@ -25,7 +25,6 @@ import {
 import { saveTeacherFolder } from "../lib/teachers/load.ts";
 import { getTeacher } from "../lib/train/teachers.ts";
 import { InputError } from "../lib/util/checks.ts";
-import { repoRoot } from "../lib/util/paths.ts";
 
 const D = { dataset: "mnist" as const, scale: "smoke" as const, seed: 3 };
 
