@@ -20,10 +20,6 @@ import { buildNative, type BuildOptions } from "./build.ts";
 const SYMBOLS = {
   bkd_lenet_create: { parameters: ["buffer", "buffer", "i32"], result: "pointer" },
   bkd_lenet_param_count: { parameters: ["pointer"], result: "i64" },
-  bkd_lenet_grads: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "i64", "buffer", "buffer", "i32"],
-    result: "i32",
-  },
   bkd_lenet_loss_grads: {
     parameters: [
       "pointer",
@@ -199,35 +195,9 @@ export class NativeLeNetGrads {
     n: number,
     out?: Float32Array,
   ): { loss: number; grads: Float32Array } {
-    if (this.#handle === null) throw new Error("NativeLeNetGrads: used after close(); create a new one");
-    const d = this.dims;
-    if (params.length !== this.paramCount) {
-      throw new Error(
-        `NativeLeNetGrads: params has ${params.length} floats, the network needs ${this.paramCount}`,
-      );
-    }
-    if (x.length < n * d.h * d.w * d.cin || y.length < n) {
-      throw new Error(
-        `NativeLeNetGrads: ${n} images need ${n * d.h * d.w * d.cin} input floats and ${n} labels; ` +
-          `got ${x.length} and ${y.length}`,
-      );
-    }
-    const grads = out ?? new Float32Array(this.paramCount);
-    const loss = new Float32Array(1);
-    const rc = this.#lib.symbols.bkd_lenet_grads(
-      this.#handle,
-      params,
-      x,
-      y,
-      BigInt(n),
-      grads,
-      loss,
-      this.threads,
-    );
-    if (rc !== 0) {
-      throw new Error(`NativeLeNetGrads: a label is outside 0…${d.k - 1}; labels must be class indices`);
-    }
-    return { loss: loss[0], grads };
+    // Mean CE is the general loss with a hard term of 1/n and no soft term (as bkd_lenet_grads in C).
+    const ce: NativeLossWeights = { hard: 1 / Math.max(n, 1), soft: 0, tau: 1, kl: false };
+    return this.lossGrads(params, { x, y }, n, ce, out);
   }
 
   /**
