@@ -42,6 +42,7 @@ import {
   TeacherAccessError,
   type TeacherSource,
 } from "./teacher_source.ts";
+import { pathExists } from "../util/files.ts";
 
 /** Options of {@link openTeacher}. */
 export interface OpenTeacherOptions {
@@ -90,18 +91,14 @@ export interface OpenTeacher {
   close(): void;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
-
 /**
  * A folder path as given, or — when it is relative and absent from the working directory (notebooks run
  * in `notebooks/`) — relative to the repository root, where `deno task notebooks` is started.
  */
 async function folderPath(path: string): Promise<string> {
-  if (isAbsolute(path) || await exists(path)) return path;
+  if (isAbsolute(path) || await pathExists(path)) return path;
   const fromRoot = resolve(repoRoot(), path);
-  return await exists(fromRoot) ? fromRoot : path;
+  return await pathExists(fromRoot) ? fromRoot : path;
 }
 
 /** Open `source` for a method needing `opts.need` (see the module doc). */
@@ -125,14 +122,14 @@ export async function openTeacher(
     ({ model, spec, meta } = t);
     name = t.spec.name;
     [inputShape, numClasses] = [t.spec.inputShape, t.spec.numClasses];
-  } else if (await exists(`${dir}/spec.json`)) {
+  } else if (await pathExists(`${dir}/spec.json`)) {
     const t = await loadModel(dir);
     ({ model, spec } = t);
     const m = t.meta as Partial<TeacherMeta> | null;
     meta = m && typeof m.testAcc === "number" && typeof m.dataset === "string" ? m as TeacherMeta : null;
     name = t.spec.name;
     [inputShape, numClasses] = [t.spec.inputShape, t.spec.numClasses];
-  } else if (await exists(`${dir}/model.json`)) {
+  } else if (await pathExists(`${dir}/model.json`)) {
     const t = await loadTeacher(dir, {
       input: source.adapter,
       ...(opts.expect ? { expect: opts.expect.inputShape } : {}),

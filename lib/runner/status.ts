@@ -9,6 +9,7 @@
 import { JOURNAL_PREFIX, journalImages } from "./journal.ts";
 import type { QueuedTask } from "./executors/slurm.ts";
 import type { RunStore } from "./store.ts";
+import { pathExists } from "../util/files.ts";
 
 /** One level's counts. */
 export interface LevelStatus {
@@ -32,15 +33,6 @@ export interface RunStatus {
   queriesDone: number;
   /** Queries paid by unfinished units' attempts so far (journals). */
   queriesInFlight: number;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function journalsOf(dir: string): Promise<string[]> {
@@ -84,7 +76,7 @@ export async function runStatus(store: RunStore, queue: QueuedTask[] = []): Prom
       if (await store.claimHolder(key)) s.running++;
       else if (inQueue.get(i) === "RUNNING") s.running++;
       else if (inQueue.has(i)) s.queued++;
-      else if (journals.length > 0 || await exists(`${store.root}/logs/${level.name}-${i}.log`)) {
+      else if (journals.length > 0 || await pathExists(`${store.root}/logs/${level.name}-${i}.log`)) {
         s.failed++;
         s.failedIndices.push(i);
       } else s.notStarted++;

@@ -16,6 +16,7 @@ import { parseScale } from "../scale.ts";
 import { InputError } from "../util/checks.ts";
 import { getTeacher } from "../train/teachers.ts";
 import { loadTeacher, type LoadTeacherOptions } from "./load.ts";
+import { pathExists } from "../util/files.ts";
 
 /** A resolved teacher. */
 export interface ResolvedTeacher {
@@ -28,22 +29,13 @@ export interface ResolvedTeacher {
   source: string;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Resolve `arg` (see the module doc); `fileOptions` apply to TF.js folders. */
 export async function resolveTeacher(
   arg: string,
   fileOptions: LoadTeacherOptions = {},
 ): Promise<ResolvedTeacher> {
   const dir = arg.replace(/\/+$/, "");
-  if (await exists(`${dir}/spec.json`)) {
+  if (await pathExists(`${dir}/spec.json`)) {
     const t = await loadModel(dir);
     return {
       model: t.model,
@@ -53,7 +45,7 @@ export async function resolveTeacher(
       source: `kit checkpoint ${dir}`,
     };
   }
-  if (await exists(`${dir}/model.json`)) {
+  if (await pathExists(`${dir}/model.json`)) {
     const t = await loadTeacher(dir, fileOptions);
     return {
       model: t.model,

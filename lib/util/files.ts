@@ -25,6 +25,11 @@ export async function writeAtomic(path: string, data: string | Uint8Array): Prom
   }
 }
 
+/** Whether `path` can be stat'ed (a file or folder is there); any error counts as "no". */
+export async function pathExists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
 /** Read a text file, or `undefined` when it does not exist. */
 export async function readTextIfExists(path: string): Promise<string | undefined> {
   try {
