@@ -28,7 +28,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["remote"], // HTTP transport for label-only teachers
   ["db3", "zeroshot", "cake"], // the methods (labelers, generators, synthesisers)
   ["results"], // run records, tables
-  ["experiments", "runner", "report"], // drivers, specs, the runner, the report
+  ["runner"], // the runner: run stores, plans, units, executors (knows no experiment)
+  ["experiments"], // experiment specs (settings tables), their units, running them
+  ["views", "report"], // tables, claims and figures built from results; the static report
   ["mod.ts"], // the public barrel
 ];
 

@@ -8,8 +8,9 @@ import nodeAssert from "node:assert/strict";
 import { resolve } from "node:path";
 import { BD_DEFAULTS } from "../lib/db3/bd.ts";
 import { Ledger } from "../lib/oracle/ledger.ts";
-import { DB3_LABEL_SETTINGS, db3LabelPlan, db3LabelSpec } from "../lib/runner/db3_label_spec.ts";
-import { readDb3LabelResult, resolveTeacher } from "../lib/runner/db3_label_units.ts";
+import { DB3_LABEL_SETTINGS, db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
+import { readDb3LabelResult, resolveTeacher } from "../lib/experiments/db3_label_units.ts";
+import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { runLocal } from "../lib/runner/executors/local.ts";
 import { k8sManifests } from "../lib/runner/executors/k8s.ts";
@@ -134,7 +135,7 @@ Deno.test("run store: a unit commits once, needs its dependencies, and a differe
     assertEquals(runs, 1);
     assertEquals(await store.readText("toy-a-0", "out.txt"), "unit a[0]");
     assertEquals(JSON.parse(await store.readText("toy-a-0", "done.json")).runs, 1);
-    const reports = await runInProcess(store, { family });
+    const reports = await runInProcess(store, family);
     assertEquals(reports.map((r) => `${r.level}${r.index}:${r.status}`), [
       "a0:already-done",
       "a1:ran",
@@ -253,7 +254,7 @@ Deno.test("db3-label: 1 shard in process equals 3 shards on the local executor; 
   const three = await Deno.makeTempDir({ prefix: "bkd-three-" });
   try {
     const s1 = await RunStore.create(one, db3LabelPlan({ ...spec, shardSize: spec.n }, fingerprint));
-    await runInProcess(s1);
+    await runInProcess(s1, familyOf(s1.plan.family));
     const r1 = await readDb3LabelResult(s1);
 
     const plan3 = db3LabelPlan(spec, fingerprint);
@@ -460,7 +461,7 @@ Deno.test("db3-label: a per-sample budget holds across shards and the reduce che
   const root = await Deno.makeTempDir({ prefix: "bkd-budget-" });
   try {
     const store = await RunStore.create(root, db3LabelPlan(spec, fingerprint));
-    await runInProcess(store);
+    await runInProcess(store, familyOf(store.plan.family));
     const r = await readDb3LabelResult(store);
     const spent = Object.values(r.paid.bySample).map((e) => e.spent);
     assertEquals(spent.length, 6);

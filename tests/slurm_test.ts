@@ -8,8 +8,9 @@
  */
 import nodeAssert from "node:assert/strict";
 import { resolve } from "node:path";
-import { db3LabelPlan, db3LabelSpec } from "../lib/runner/db3_label_spec.ts";
-import { readDb3LabelResult, resolveTeacher } from "../lib/runner/db3_label_units.ts";
+import { db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
+import { readDb3LabelResult, resolveTeacher } from "../lib/experiments/db3_label_units.ts";
+import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { queuedTasks, submitSlurm } from "../lib/runner/executors/slurm.ts";
 import { journalImages } from "../lib/runner/journal.ts";
@@ -84,7 +85,7 @@ Deno.test({
       });
       const { fingerprint } = await resolveTeacher(spec);
       const ref = await RunStore.create(one, db3LabelPlan({ ...spec, shardSize: spec.n }, fingerprint));
-      await runInProcess(ref);
+      await runInProcess(ref, familyOf(ref.plan.family));
       const r1 = await readDb3LabelResult(ref);
 
       plan = db3LabelPlan(spec, fingerprint);

@@ -10,8 +10,13 @@ import { spawnServer } from "../lib/remote/spawn.ts";
 import assert from "node:assert/strict";
 import { runDb3Table } from "../lib/experiments/db3.ts";
 import { runZeroShot } from "../lib/experiments/zeroshot.ts";
-import { db3LabelPlan, db3LabelSpec } from "../lib/runner/db3_label_spec.ts";
-import { type Db3LabelResult, readDb3LabelResult, resolveTeacher } from "../lib/runner/db3_label_units.ts";
+import { db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
+import {
+  type Db3LabelResult,
+  readDb3LabelResult,
+  resolveTeacher,
+} from "../lib/experiments/db3_label_units.ts";
+import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { RunStore } from "../lib/runner/store.ts";
 import { openTeacher } from "../lib/experiments/open_teacher.ts";
@@ -154,7 +159,7 @@ Deno.test({
         const spec = db3LabelSpec({ dataset: "mnist", scale: "smoke", seed: 1, engine: "pool", teacher });
         const { fingerprint } = await resolveTeacher(spec);
         const store = await RunStore.create(`${tmp}/store-${stores++}`, db3LabelPlan(spec, fingerprint));
-        await runInProcess(store);
+        await runInProcess(store, familyOf(store.plan.family));
         return await readDb3LabelResult(store);
       };
       const rnRecipe = await runner(), rnFolder = await runner(folder);

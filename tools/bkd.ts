@@ -18,9 +18,9 @@
  * Exit codes: 0 done, 1 a unit or the run failed, 2 bad input (retrying cannot help).
  */
 import { parseArgs } from "node:util";
-import { db3LabelPlan, estimateBd } from "../lib/runner/db3_label_spec.ts";
-import { readDb3LabelResult, resolveTeacher } from "../lib/runner/db3_label_units.ts";
-import { familyOf } from "../lib/runner/families.ts";
+import { db3LabelPlan, estimateBd } from "../lib/experiments/db3_label_spec.ts";
+import { readDb3LabelResult, resolveTeacher } from "../lib/experiments/db3_label_units.ts";
+import { familyOf } from "../lib/experiments/families.ts";
 import { RunStore } from "../lib/runner/store.ts";
 import { runUnit } from "../lib/runner/unit.ts";
 import { unitIndexFrom } from "../lib/runner/command.ts";
@@ -95,7 +95,9 @@ async function cmdRun(f: Flags): Promise<number> {
   const store = await openOrCreate(f, root);
   const onUnit = (r: UnitReport) =>
     console.error(`${r.level}[${r.index}] ${r.status} (${r.seconds.toFixed(1)} s)`);
-  if (executor === "in-process") return reportUnits(await runInProcess(store, { onUnit }));
+  if (executor === "in-process") {
+    return reportUnits(await runInProcess(store, familyOf(store.plan.family), { onUnit }));
+  }
   if (executor === "local") {
     return reportUnits(await runLocal(store, { workers: int(str(f, "workers"), "workers") ?? 2, onUnit }));
   }

@@ -4,7 +4,7 @@
  */
 import { resolve } from "node:path";
 import { parseScale, SCALES } from "../lib/scale.ts";
-import { type Db3LabelOverride, type Db3LabelSpec, db3LabelSpec } from "../lib/runner/db3_label_spec.ts";
+import { type Db3LabelOverride, type Db3LabelSpec, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
 import type { DatasetName } from "../lib/data/types.ts";
 import { parseEngine } from "../lib/native/teacher_predictor.ts";
 

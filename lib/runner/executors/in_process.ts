@@ -5,7 +5,6 @@
  * @module
  */
 import type { Family } from "../family.ts";
-import { familyOf } from "../families.ts";
 import type { RunStore } from "../store.ts";
 import { runUnit, type UnitStatus } from "../unit.ts";
 
@@ -22,9 +21,9 @@ export interface UnitReport {
 /** Run the whole plan here; `onUnit` hears about each unit as it ends. */
 export async function runInProcess(
   store: RunStore,
-  opts: { onUnit?: (r: UnitReport) => void; family?: Family } = {},
+  family: Family,
+  opts: { onUnit?: (r: UnitReport) => void } = {},
 ): Promise<UnitReport[]> {
-  const family = opts.family ?? familyOf(store.plan.family);
   const out: UnitReport[] = [];
   for (const level of store.plan.levels) {
     for (let i = 0; i < level.keys.length; i++) {

@@ -10,14 +10,14 @@ import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { makeClassStreams } from "../db3/streams.ts";
 import { loadDataset } from "../data/datasets.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
-import { type OpenTeacher, openTeacher } from "../experiments/open_teacher.ts";
-import type { TeacherSource } from "../experiments/teacher_source.ts";
+import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
+import type { TeacherSource } from "./teacher_source.ts";
 import { type Db3LabelSpec, shardRanges, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
-import type { Family, UnitContext, UnitOutput } from "./family.ts";
-import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "./journal.ts";
-import { mergeLedgers } from "./ledgers.ts";
-import { levelOf } from "./plan.ts";
-import type { RunStore } from "./store.ts";
+import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
+import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "../runner/journal.ts";
+import { mergeLedgers } from "../runner/ledgers.ts";
+import { levelOf } from "../runner/plan.ts";
+import type { RunStore } from "../runner/store.ts";
 
 /** What a labeling shard saves beside `distances.f32`. */
 export interface ShardResult {

@@ -18,9 +18,9 @@ import {
   type HttpTeacherSource,
   parseTeacherSource,
   type TeacherSource,
-} from "../experiments/teacher_source.ts";
-import { hashOf } from "./hash.ts";
-import type { RunPlan } from "./plan.ts";
+} from "./teacher_source.ts";
+import { hashOf } from "../runner/hash.ts";
+import type { RunPlan } from "../runner/plan.ts";
 
 /** BD options that decide the distances (the reference defaults' fields). */
 export type Db3LabelBd = typeof BD_DEFAULTS;

@@ -4,7 +4,7 @@
  * @module
  */
 import { DB3_LABEL_FAMILY } from "./db3_label_units.ts";
-import type { Family } from "./family.ts";
+import type { Family } from "../runner/family.ts";
 
 /** Families by name. */
 export const FAMILIES: Record<string, Family> = { [DB3_LABEL_FAMILY.name]: DB3_LABEL_FAMILY };

@@ -1,0 +1,73 @@
+/**
+ * Running an experiment: its plan goes into a run store (by default one per plan under
+ * `data/runs/`, so a rerun of the same spec finds its finished units) and an executor runs every
+ * unfinished unit. Notebooks use the in-process executor; `local` starts one process per unit.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { createProgress } from "../show/progress.ts";
+import { hashOf } from "../runner/hash.ts";
+import type { RunPlan } from "../runner/plan.ts";
+import { RunStore } from "../runner/store.ts";
+import { runInProcess, type UnitReport } from "../runner/executors/in_process.ts";
+import { runLocal } from "../runner/executors/local.ts";
+import { repoRoot } from "../util/paths.ts";
+import { familyOf } from "./families.ts";
+
+/** Executors a notebook or test can start here (Slurm and Kubernetes go through `deno task bkd`). */
+export type LocalExecutor = "in-process" | "local";
+
+/** Options of {@link runExperiment}. */
+export interface RunExperimentOptions {
+  /** Run store folder (default {@link defaultStoreRoot}). */
+  store?: string;
+  /** Default "in-process". */
+  executor?: LocalExecutor;
+  /** Unit processes for the local executor (default 2). */
+  workers?: number;
+  /** Hears about every unit as it ends (default: a progress bar over the plan's units). */
+  onUnit?: (r: UnitReport) => void;
+}
+
+/** `data/runs/<family>-<first 16 hex of the plan's hash>` in the repository. */
+export function defaultStoreRoot(plan: RunPlan): string {
+  return resolve(repoRoot(), "data", "runs", `${plan.family}-${hashOf(plan).slice(0, 16)}`);
+}
+
+/** Raised when units failed; names them and where their logs are. */
+export class RunFailedError extends Error {
+  constructor(readonly failed: UnitReport[], root: string) {
+    super(
+      `${failed.length} unit(s) failed: ` +
+        failed.map((r) => `${r.level}[${r.index}]${r.detail ? ` (${r.detail.split("\n")[0]})` : ""}`).join(
+          "; ",
+        ) + `. Logs and partial work are in ${root}; fix the cause and run again (finished units are kept)`,
+    );
+    this.name = "RunFailedError";
+  }
+}
+
+/**
+ * Run every unfinished unit of `plan` and return its store (finished units are never redone). Throws
+ * {@link RunFailedError} when a unit failed.
+ */
+export async function runExperiment(plan: RunPlan, opts: RunExperimentOptions = {}): Promise<RunStore> {
+  const store = await RunStore.create(opts.store ?? defaultStoreRoot(plan), plan);
+  const total = plan.levels.reduce((a, l) => a + l.keys.length, 0);
+  let onUnit = opts.onUnit;
+  let bar: ReturnType<typeof createProgress> | undefined;
+  if (!onUnit) {
+    bar = createProgress({ label: `${plan.family} units`, total, unit: "unit" });
+    let n = 0;
+    onUnit = (r) => bar!.update(++n, `${r.level}[${r.index}] ${r.status} ${r.seconds.toFixed(1)} s`);
+  }
+  const family = familyOf(plan.family);
+  const reports = (opts.executor ?? "in-process") === "in-process"
+    ? await runInProcess(store, family, { onUnit })
+    : await runLocal(store, { workers: opts.workers, onUnit });
+  bar?.done();
+  const failed = reports.filter((r) => r.status === "failed");
+  if (failed.length > 0) throw new RunFailedError(failed, store.root);
+  return store;
+}
