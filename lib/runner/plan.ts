@@ -30,6 +30,21 @@ export interface LevelPlan {
   deps: string[];
   /** One line per unit saying what it does (e.g. "samples 0–9"). */
   describe: string[];
+  /**
+   * Estimated cost of one unit of this level, from the kit's measured rates (for `bkd plan`): teacher
+   * queries (images) and CPU-seconds. Absent: not estimated.
+   */
+  estimate?: UnitEstimate;
+}
+
+/** What one unit is expected to cost. */
+export interface UnitEstimate {
+  /** Teacher queries (images sent to the teacher). */
+  queries: number;
+  /** CPU-seconds on the reference machine (2 cores, AVX2). */
+  cpuSeconds: number;
+  /** Where the rate comes from (a bench file, a measured run). */
+  source: string;
 }
 
 /** A whole run: the spec it came from and its levels in dependency order. */
