@@ -319,7 +319,7 @@ export async function saveRun(
 /**
  * Rewrite `<dir>/<experiment>.csv` from the JSON records in `<dir>/<experiment>/` (one row per
  * record, oldest first, the union of their columns). Serialised across processes by an exclusive
- * lock on a file in the system temp folder, named after the CSV's real path. Records marked superseded
+ * lock on the runs folder itself. Records marked superseded
  * are left out unless `includeSuperseded` (the archive in `superseded/`). Returns the rows written.
  */
 export async function rebuildRunsCsv(
@@ -329,7 +329,7 @@ export async function rebuildRunsCsv(
   const dir = opts.dir ?? DEFAULT_RUNS_DIR;
   const { csv } = runPaths(experiment, dir);
   await Deno.mkdir(dir, { recursive: true });
-  return await withFileLock(await lockPathFor(csv), async () => {
+  return await withFolderLock(csv, async () => {
     const rows = (await loadRuns(experiment, { dir, includeSuperseded: opts.includeSuperseded })).map(
       runToRow,
     );
@@ -339,32 +339,18 @@ export async function rebuildRunsCsv(
   });
 }
 
-/** FNV-1a of a string, as 8 hex digits (names lock files; not a security hash). */
-function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
-}
-
-/** Lock file for `path`: outside the repo (no stray files in results/), same for every process. */
-async function lockPathFor(path: string): Promise<string> {
+/**
+ * Run `f` holding an exclusive `flock` on the folder that holds `path` (the folder itself is locked,
+ * so no lock file is left behind anywhere; the lock is released when the descriptor closes).
+ */
+async function withFolderLock<T>(path: string, f: () => Promise<T>): Promise<T> {
   const slash = path.lastIndexOf("/");
-  const real = `${await Deno.realPath(path.slice(0, slash) || "/")}${path.slice(slash)}`;
-  const tmp = Deno.env.get("TMPDIR") || "/tmp";
-  return `${tmp}/bkd-runs-${fnv1a(real)}.lock`;
-}
-
-/** Run `f` holding an exclusive `flock` on `lockPath` (created if missing; left in place). */
-async function withFileLock<T>(lockPath: string, f: () => Promise<T>): Promise<T> {
-  const file = await Deno.open(lockPath, { create: true, write: true });
+  const dir = await Deno.open(slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : ".", { read: true });
   try {
-    await file.lock(true);
+    await dir.lock(true);
     return await f();
   } finally {
-    file.close(); // closing the descriptor releases the lock
+    dir.close();
   }
 }
 
