@@ -13,6 +13,7 @@ export * from "./notebook.ts";
 export * from "./outputs.ts";
 export * from "./page.ts";
 export * from "./raster.ts";
+export * from "./readme_table.ts";
 export * from "./records.ts";
 export * from "./site.ts";
 export * from "./summary.ts";

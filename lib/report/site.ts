@@ -69,6 +69,8 @@ export interface BuiltSite {
   excluded: string[];
   /** Number of summary rows. */
   rows: number;
+  /** The index entries (summary rows per notebook), e.g. for the README's table. */
+  entries: IndexEntry[];
   /** Whether MathJax was copied (some page has maths). */
   mathjax: boolean;
 }
@@ -149,6 +151,7 @@ export async function buildSite(opts: BuildOptions): Promise<BuiltSite> {
     pages: notebooks.map((nb) => nb.name),
     excluded: all.filter((nb) => !nb.inReport).map((nb) => nb.name),
     rows: entries.reduce((a, e) => a + e.rows.length, 0),
+    entries,
     mathjax: maths,
   };
 }
