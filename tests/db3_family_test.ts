@@ -1,0 +1,145 @@
+/**
+ * The `db3` family (notebooks 10/11/12 on the runner): the settings table's paper base is the methods'
+ * reference settings and the overrides reproduce the notebooks' laptop and smoke settings; its BD
+ * shards have exactly a db3-label run's keys; and a smoke run in one process equals the same run
+ * split into ≥ 3 BD and MBD shards, each unit a process of the local executor (distances, soft labels,
+ * ledgers, student accuracies).
+ */
+import assert from "node:assert/strict";
+import { BD_DEFAULTS } from "../lib/db3/bd.ts";
+import { MBD_DEFAULTS } from "../lib/db3/mbd.ts";
+import { SD_DEFAULTS } from "../lib/db3/sd.ts";
+import { db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
+import { bdLabelSpec, db3Plan, db3Spec } from "../lib/experiments/db3_plan.ts";
+import { DB3_SETTINGS, db3Settings } from "../lib/experiments/db3_spec.ts";
+import { runDb3 } from "../lib/experiments/db3.ts";
+import { splitInvariantView } from "../lib/runner/ledgers.ts";
+import { levelOf } from "../lib/runner/plan.ts";
+
+Deno.test("db3 settings: paper is the methods' reference; laptop and smoke as the notebooks ran them", () => {
+  for (const arch of ["lenet", "alexnet"] as const) {
+    const p = DB3_SETTINGS[arch].paper.base;
+    assert.deepEqual(p.bd, BD_DEFAULTS);
+    const { seed: _seed, ...mbd } = MBD_DEFAULTS;
+    assert.deepEqual(p.mbd, mbd);
+    assert.deepEqual(p.sd, SD_DEFAULTS);
+    assert.equal(p.samplesPerClass, 0, "paper: every training image");
+    assert.equal(p.testLimit, 0);
+    // algorithms.md: batch 512, Adam (1e-3 LeNet students, 5e-3 AlexNet students), 200 epochs, τ = 20.
+    assert.deepEqual(
+      { ...p.student },
+      {
+        model: arch === "lenet" ? "db3-lenet5-half" : "db3-alexnet-half",
+        epochs: 200,
+        batchSize: 512,
+        lr: arch === "lenet" ? 1e-3 : 5e-3,
+        temperature: 20,
+        epochTestLimit: null,
+      },
+    );
+  }
+  const laptop = db3Settings("laptop", "mnist");
+  assert.equal(laptop.samplesPerClass, 40);
+  assert.equal(laptop.mbd.queryLimit, 2000);
+  assert.deepEqual(laptop.mbd.snapshotAt, [500, 1000, 1500, 2000]);
+  assert.equal(laptop.mbd.kGrad, 200);
+  assert.deepEqual({ ...laptop.student, model: "" }, {
+    model: "",
+    epochs: 200,
+    batchSize: 64,
+    lr: 1e-3,
+    temperature: 20,
+    epochTestLimit: 1000,
+  });
+  const cifar = db3Settings("laptop", "cifar10");
+  assert.equal(cifar.bd.candidates, 51);
+  assert.equal(cifar.mbd.kGrad, 50);
+  assert.equal(cifar.student.batchSize, 32);
+  const smoke = db3Settings("smoke", "fmnist");
+  assert.equal(smoke.bd.candidates, 11);
+  assert.equal(smoke.student.epochs, 2);
+  assert.equal(smoke.testLimit, 500);
+  // An unknown --set key is an error naming the known ones.
+  assert.throws(() => db3Settings("smoke", "mnist", { student: { epoch: 3 } } as never), /student\.epoch/);
+});
+
+Deno.test("db3 plan: its BD shards have a db3-label run's keys; paper labels every training image", () => {
+  const fp = "f".repeat(64);
+  for (const scale of ["paper", "smoke"] as const) {
+    const spec = db3Spec({
+      dataset: "mnist",
+      scale,
+      seeds: [1, 2],
+      labelSeed: 0,
+      teacher: "mnist:db3-lenet5:laptop:1",
+    });
+    const label = levelOf(db3Plan(spec, fp), "label");
+    const ls = bdLabelSpec(spec);
+    assert.deepEqual(label.keys, levelOf(db3LabelPlan(ls, fp), "label").keys);
+    if (scale === "paper") {
+      // The db3-label run's own spec at paper scale (1,000 samples per shard): the same keys.
+      const own = db3LabelSpec({
+        dataset: "mnist",
+        scale: "paper",
+        seed: 0,
+        teacher: "mnist:db3-lenet5:laptop:1",
+      });
+      assert.deepEqual(label.keys, levelOf(db3LabelPlan(own, fp), "label").keys);
+      assert.equal(label.keys.length, 60);
+    }
+  }
+  const plan = db3Plan(db3Spec({ dataset: "mnist", scale: "smoke", seeds: [1, 2, 3] }), fp);
+  assert.equal(levelOf(plan, "student").keys.length, 15);
+  for (const l of plan.levels) assert.ok(l.estimate && l.estimate.source.length > 0, l.name);
+});
+
+Deno.test({
+  name: "db3 family: a smoke run in one process equals the run split into ≥ 3 shards on the local executor",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "bkd-db3-family-" });
+    try {
+      const req = {
+        dataset: "mnist" as const,
+        scale: "smoke" as const,
+        seeds: [1],
+        override: { chunk: { bd: 4, mbd: 4 } },
+        save: false,
+      };
+      const one = await runDb3({ ...req, cache: `${tmp}/one` });
+      const split = await runDb3({ ...req, cache: `${tmp}/split`, executor: "local", workers: 2 });
+      const plan = db3Plan(db3Spec(req), "x");
+      assert.ok(levelOf(plan, "label").keys.length >= 3 && levelOf(plan, "mbd").keys.length >= 3);
+      for (const m of ["sd", "bd", "mbd"] as const) {
+        const a = one.distances[m]!, b = split.distances[m]!;
+        assert.deepEqual(b.distances, a.distances, `${m} distances`);
+        assert.deepEqual(b.teacherLabels, a.teacherLabels, `${m} teacher labels`);
+        assert.deepEqual(split.softLabels[m]!.z, one.softLabels[m]!.z, `${m} soft labels`);
+        if (m !== "sd") {
+          assert.deepEqual(splitInvariantView(b.ledger!), splitInvariantView(a.ledger!), `${m} ledger`);
+          const perSample = Object.values(a.ledger!.bySample).reduce((s, e) => s + e.spent, 0);
+          assert.equal(a.ledger!.totals.spent, perSample, `${m}: total = Σ per-sample`);
+          assert.ok(a.ledger!.totals.spent > 0);
+        }
+      }
+      assert.deepEqual(split.distances.mbd!.snapshots, one.distances.mbd!.snapshots);
+      assert.deepEqual(
+        split.rows.map((r) => [r.method, r.testAcc]),
+        one.rows.map((r) => [r.method, r.testAcc]),
+      );
+      assert.deepEqual(
+        split.records.map((r) => [r.method, r.metrics.testAcc, JSON.stringify(r.ledger ?? null)]),
+        one.records.map((r) => [r.method, r.metrics.testAcc, JSON.stringify(r.ledger ?? null)]),
+      );
+      assert.deepEqual(one.rows.map((r) => r.method), ["teacher", "ce", "kd", "sd", "bd", "mbd"]);
+      assert.equal(one.rows.find((r) => r.method === "kd")!.queriesPerSample, 1);
+      for (const q of one.distances.mbd!.queries!) assert.ok(q <= one.settings.mbd.queryLimit);
+      // A rerun finds every unit done and collects the same numbers.
+      const again = await runDb3({ ...req, cache: `${tmp}/one` });
+      assert.deepEqual(again.rows, one.rows);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
