@@ -15,6 +15,13 @@ import { DB3_SETTINGS, db3Settings } from "../lib/experiments/db3_spec.ts";
 import { runDb3 } from "../lib/experiments/db3.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
 import { levelOf } from "../lib/runner/plan.ts";
+import { resolve } from "node:path";
+import { resolveTeacher } from "../lib/experiments/db3_label_units.ts";
+import { familyOf } from "../lib/experiments/families.ts";
+import { runInProcess } from "../lib/runner/executors/in_process.ts";
+import { RunStore } from "../lib/runner/store.ts";
+
+const REPO = resolve(import.meta.dirname!, "..");
 
 Deno.test("db3 settings: paper is the methods' reference; laptop and smoke as the notebooks ran them", () => {
   for (const arch of ["lenet", "alexnet"] as const) {
@@ -138,6 +145,74 @@ Deno.test({
       // A rerun finds every unit done and collects the same numbers.
       const again = await runDb3({ ...req, cache: `${tmp}/one` });
       assert.deepEqual(again.rows, one.rows);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "bkd import: a finished labeling run's shards feed a db3 run (hard-linked, never redone)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "bkd-db3-import-" });
+    try {
+      const spec = db3Spec({
+        dataset: "mnist",
+        scale: "smoke",
+        methods: ["ce", "bd"],
+        override: { chunk: { bd: 4 } },
+      });
+      const { fingerprint } = await resolveTeacher(spec);
+      // A db3-label run over the same transfer set (its spec is the db3 run's BD labeling spec).
+      const old = await RunStore.create(`${tmp}/old`, db3LabelPlan(bdLabelSpec(spec), fingerprint));
+      await runInProcess(old, familyOf("db3-label"));
+      const cli = async (...args: string[]) => {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", `${REPO}/tools/bkd.ts`, ...args],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        return {
+          code: out.code,
+          text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr),
+        };
+      };
+      const imp = await cli(
+        "import",
+        "--store",
+        `${tmp}/new`,
+        "--from",
+        `${tmp}/old`,
+        "--notebook",
+        "10",
+        "--scale",
+        "smoke",
+        "--methods",
+        "ce,bd",
+        "--set",
+        "chunk.bd=4",
+      );
+      assert.equal(imp.code, 0, imp.text);
+      assert.match(imp.text, /imported 3 unit\(s\) \(label 3\)/);
+      const store = await RunStore.open(`${tmp}/new`);
+      const label = levelOf(store.plan, "label");
+      for (const key of label.keys) {
+        const a = await Deno.stat(`${old.unitDir(key)}/distances.f32`);
+        const b = await Deno.stat(`${store.unitDir(key)}/distances.f32`);
+        assert.equal(b.ino, a.ino, "hard-linked");
+      }
+      const reports = await runInProcess(store, familyOf("db3"));
+      assert.deepEqual(
+        reports.filter((r) => r.level === "label").map((r) => r.status),
+        ["already-done", "already-done", "already-done"],
+      );
+      assert.ok(reports.every((r) => r.status !== "failed"), JSON.stringify(reports));
+      // An unknown --set key fails with exit 2 and names the known keys.
+      const bad = await cli("plan", "--notebook", "10", "--set", "student.epoch=3");
+      assert.equal(bad.code, 2);
+      assert.match(bad.text, /unknown key\(s\) student\.epoch/);
     } finally {
       await Deno.remove(tmp, { recursive: true });
     }
