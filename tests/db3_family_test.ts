@@ -141,7 +141,7 @@ Deno.test({
       );
       assert.deepEqual(one.rows.map((r) => r.method), ["teacher", "ce", "kd", "sd", "bd", "mbd"]);
       assert.equal(one.rows.find((r) => r.method === "kd")!.queriesPerSample, 1);
-      for (const q of one.distances.mbd!.queries!) assert.ok(q <= one.settings.mbd.queryLimit);
+      for (const q of one.distances.mbd!.queries!) assert.ok(q <= one.settings.mbd.queryLimit!);
       // A rerun finds every unit done and collects the same numbers.
       const again = await runDb3({ ...req, cache: `${tmp}/one` });
       assert.deepEqual(again.rows, one.rows);

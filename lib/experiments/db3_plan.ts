@@ -10,6 +10,8 @@
  *
  * @module
  */
+import { BD_DEFAULTS } from "../db3/bd.ts";
+import { MBD_DEFAULTS } from "../db3/mbd.ts";
 import type { TeacherEngine } from "../native/teacher_predictor.ts";
 import type { DatasetName } from "../data/types.ts";
 import type { Scale } from "../scale.ts";
@@ -98,7 +100,8 @@ export function bdLabelSpec(spec: Db3Spec): Db3LabelSpec {
     dataset: spec.dataset,
     teacher: spec.teacher,
     method: "bd",
-    bd: spec.settings.bd,
+    // Unset fields filled in, so equal options give equal keys however they were written.
+    bd: { ...BD_DEFAULTS, ...spec.settings.bd },
     n: transferSize(spec),
     shardSize: spec.settings.chunk.bd,
     seed: spec.labelSeed,
@@ -177,8 +180,8 @@ export function db3Plan(spec: Db3Spec, teacherFingerprint: string): RunPlan {
   if (m.has("bd") || m.has("mbd")) levels.push(labelLevel(labelSpec, teacherFingerprint));
   if (m.has("mbd")) {
     const rs = ranges(n, s.chunk.mbd);
-    const f = s.mbd.queryLimit / DB3_RATES.mbdQueryLimit;
-    const bd = estimateBd(s.chunk.mbd, s.bd);
+    const f = (s.mbd.queryLimit ?? MBD_DEFAULTS.queryLimit) / DB3_RATES.mbdQueryLimit;
+    const bd = estimateBd(s.chunk.mbd, labelSpec.bd);
     levels.push({
       name: "mbd",
       kind: "db3-mbd-shard",

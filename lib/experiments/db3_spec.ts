@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { BD_DEFAULTS } from "../db3/bd.ts";
-import { MBD_DEFAULTS } from "../db3/mbd.ts";
-import { SD_DEFAULTS } from "../db3/sd.ts";
+import { BD_DEFAULTS, type BdOptions } from "../db3/bd.ts";
+import { MBD_DEFAULTS, type MbdOptions } from "../db3/mbd.ts";
+import { SD_DEFAULTS, type SdOptions } from "../db3/sd.ts";
 import type { SoftLabelOptions } from "../db3/soft_labels.ts";
 import type { DatasetName } from "../data/types.ts";
 import type { ModelName } from "../models/registry.ts";
@@ -27,8 +27,8 @@ export type Db3TableMethod = "ce" | "kd" | "sd" | "bd" | "mbd";
 /** All student rows, in table order. */
 export const DB3_TABLE_METHODS: readonly Db3TableMethod[] = ["ce", "kd", "sd", "bd", "mbd"];
 
-/** MBD options a run sets (its seed is the run's labeling seed). */
-export type Db3Mbd = Omit<typeof MBD_DEFAULTS, "seed">;
+/** MBD options a run sets (its seed is the run's labeling seed; unset fields: the reference defaults). */
+export type Db3Mbd = Omit<MbdOptions, "bd" | "lockstep" | "seed">;
 
 /** What a DB3 run's numbers depend on, at one scale. */
 export interface Db3Config {
@@ -36,10 +36,10 @@ export interface Db3Config {
   samplesPerClass: number;
   /** Test images used for accuracy (0: all). */
   testLimit: number;
-  /** SD (sample distance) options. */
-  sd: typeof SD_DEFAULTS;
-  /** BD (boundary distance) options. */
-  bd: typeof BD_DEFAULTS;
+  /** SD (sample distance) options (unset fields: the reference defaults). */
+  sd: SdOptions;
+  /** BD (boundary distance) options (unset fields: the reference defaults). */
+  bd: Omit<BdOptions, "lockstep">;
   /** MBD (minimal boundary distance) options. */
   mbd: Db3Mbd;
   student: {

@@ -171,7 +171,7 @@ async function mbdShard(ctx: UnitContext): Promise<UnitOutput> {
     const r = await minimalBoundaryDistances(j.oracle, samples, streams, {
       ...spec.settings.mbd,
       seed: spec.labelSeed,
-      bd: spec.settings.bd,
+      bd: label.bd,
       init,
     });
     const out = {
