@@ -12,7 +12,7 @@ import { SD_DEFAULTS } from "../lib/db3/sd.ts";
 import { db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
 import { bdLabelSpec, db3Plan, db3Spec } from "../lib/experiments/db3_plan.ts";
 import { DB3_SETTINGS, db3Settings } from "../lib/experiments/db3_spec.ts";
-import { runDb3 } from "../lib/experiments/db3.ts";
+import { collectDb3, runDb3 } from "../lib/experiments/db3.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
 import { levelOf } from "../lib/runner/plan.ts";
 import { resolve } from "node:path";
@@ -158,12 +158,13 @@ Deno.test({
   fn: async () => {
     const tmp = await Deno.makeTempDir({ prefix: "bkd-db3-import-" });
     try {
-      const spec = db3Spec({
-        dataset: "mnist",
-        scale: "smoke",
-        methods: ["ce", "bd"],
-        override: { chunk: { bd: 4 } },
-      });
+      const req = {
+        dataset: "mnist" as const,
+        scale: "smoke" as const,
+        methods: ["ce" as const, "bd" as const, "mbd" as const],
+        override: { chunk: { bd: 4, mbd: 3 } },
+      };
+      const spec = db3Spec(req);
       const { fingerprint } = await resolveTeacher(spec);
       // A db3-label run over the same transfer set (its spec is the db3 run's BD labeling spec).
       const old = await RunStore.create(`${tmp}/old`, db3LabelPlan(bdLabelSpec(spec), fingerprint));
@@ -190,9 +191,11 @@ Deno.test({
         "--scale",
         "smoke",
         "--methods",
-        "ce,bd",
+        "ce,bd,mbd",
         "--set",
         "chunk.bd=4",
+        "--set",
+        "chunk.mbd=3",
       );
       assert.equal(imp.code, 0, imp.text);
       assert.match(imp.text, /imported 3 unit\(s\) \(label 3\)/);
@@ -203,12 +206,31 @@ Deno.test({
         const b = await Deno.stat(`${store.unitDir(key)}/distances.f32`);
         assert.equal(b.ino, a.ino, "hard-linked");
       }
+      // Shard 0 as an older kit wrote it (no best candidates): MBD runs BD again for those samples.
+      const path = `${store.unitDir(label.keys[0])}/result.json`;
+      const shard = JSON.parse(await Deno.readTextFile(path));
+      delete shard.bestCandidate;
+      await Deno.remove(path); // a hard link: replace the file, never write through to the old store
+      await Deno.writeTextFile(path, JSON.stringify(shard));
       const reports = await runInProcess(store, familyOf("db3"));
       assert.deepEqual(
         reports.filter((r) => r.level === "label").map((r) => r.status),
         ["already-done", "already-done", "already-done"],
       );
       assert.ok(reports.every((r) => r.status !== "failed"), JSON.stringify(reports));
+      const imported = await collectDb3(store);
+      const fresh = await runDb3({ ...req, cache: `${tmp}/fresh`, save: false });
+      assert.deepEqual(imported.distances.mbd!.distances, fresh.distances.mbd!.distances);
+      assert.deepEqual(imported.distances.bd!.ledger, fresh.distances.bd!.ledger);
+      // The recomputed BD queries are booked: MBD's ledger is larger by exactly the BD share of the MBD
+      // shards that read BD shard 0 (samples 0–2 and 3–5 against BD's 0–3).
+      const bd0 = Object.entries(fresh.distances.bd!.ledger!.bySample).filter(([id]) => Number(id) < 6)
+        .reduce((a, [, e]) => a + e.spent, 0);
+      assert.ok(bd0 > 0);
+      assert.equal(
+        imported.distances.mbd!.ledger!.totals.spent,
+        fresh.distances.mbd!.ledger!.totals.spent + bd0,
+      );
       // An unknown --set key fails with exit 2 and names the known keys.
       const bad = await cli("plan", "--notebook", "10", "--set", "student.epoch=3");
       assert.equal(bad.code, 2);

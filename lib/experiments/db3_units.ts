@@ -107,14 +107,18 @@ async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
   }
 }
 
-/** The BD shards' results covering samples [a, b), as MBD's starting point. */
+/**
+ * The BD shards' results covering samples [a, b), as MBD's starting point; null when a shard was
+ * written before shards kept their best candidates (e.g. imported from an older db3-label run): MBD
+ * then runs BD again for its samples and its ledger books those queries.
+ */
 async function bdInit(
   store: RunStore,
   label: Db3LabelSpec,
   a: number,
   b: number,
   k: number,
-): Promise<BdResult> {
+): Promise<BdResult | null> {
   const level = levelOf(store.plan, "label");
   const n = b - a;
   const init = {
@@ -136,12 +140,7 @@ async function bdInit(
     if (e <= a || s >= b) continue;
     const key = level.keys[i];
     const r = JSON.parse(await store.readText(key, "result.json")) as ShardResult;
-    if (!r.bestCandidate) {
-      throw new Error(
-        `BD shard ${key.slice(0, 12)} (samples ${s}–${e - 1}) was written before shards kept their best ` +
-          `candidates, which MBD starts from: delete units/${key} in ${store.root} to relabel it`,
-      );
-    }
+    if (!r.bestCandidate) return null;
     const d = new Float32Array((await store.readBytes(key, "distances.f32")).slice().buffer);
     for (let g = Math.max(s, a); g < Math.min(e, b); g++) {
       const i0 = g - s, j = g - a;
@@ -172,7 +171,7 @@ async function mbdShard(ctx: UnitContext): Promise<UnitOutput> {
       ...spec.settings.mbd,
       seed: spec.labelSeed,
       bd: label.bd,
-      init,
+      ...(init ? { init } : {}),
     });
     const out = {
       start: a,
@@ -183,6 +182,8 @@ async function mbdShard(ctx: UnitContext): Promise<UnitOutput> {
       exhausted: r.exhausted,
       ledger: r.ledger,
       lost: j.lost,
+      // BD run again here (its shards lacked best candidates): its "bd.*" queries are in `ledger`.
+      bdRecomputed: init === null,
       seconds: (performance.now() - t0) / 1000,
     };
     return {
