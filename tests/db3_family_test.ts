@@ -142,6 +142,13 @@ Deno.test({
       assert.deepEqual(one.rows.map((r) => r.method), ["teacher", "ce", "kd", "sd", "bd", "mbd"]);
       assert.equal(one.rows.find((r) => r.method === "kd")!.queriesPerSample, 1);
       for (const q of one.distances.mbd!.queries!) assert.ok(q <= one.settings.mbd.queryLimit!);
+      // Paper scale in a notebook: only collect a finished store (of this notebook's dataset).
+      const collected = await runDb3({ ...req, scale: "paper", cache: one.store, collectOnly: true });
+      assert.deepEqual(collected.rows, one.rows);
+      await assert.rejects(
+        runDb3({ ...req, dataset: "fmnist", cache: one.store, collectOnly: true }),
+        /holds a db3 run on mnist, not db3 on fmnist/,
+      );
       // A rerun finds every unit done and collects the same numbers.
       const again = await runDb3({ ...req, cache: `${tmp}/one` });
       assert.deepEqual(again.rows, one.rows);

@@ -51,6 +51,13 @@ export async function runDb3(opts: Db3RunOptions): Promise<Db3TableResult> {
   if (opts.collectOnly) {
     if (typeof cache !== "string") throw new Error("db3: collecting needs the run store folder (cache: DIR)");
     const store = await RunStore.open(resolve(cache));
+    const got = store.plan.spec as { family?: string; dataset?: string };
+    if (got.family !== "db3" || got.dataset !== spec.dataset) {
+      throw new Error(
+        `db3: run store ${store.root} holds a ${got.family} run on ${got.dataset}, not db3 on ${spec.dataset}: ` +
+          `give the store made by \`deno task bkd run --notebook …\` for this notebook`,
+      );
+    }
     return await finish(store, opts.save);
   }
   const need = spec.methods.includes("kd") ? "probs" : "label";
