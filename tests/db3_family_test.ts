@@ -114,8 +114,16 @@ Deno.test({
         override: { chunk: { bd: 4, mbd: 4 } },
         save: false,
       };
-      const one = await runDb3({ ...req, cache: `${tmp}/one` });
-      const split = await runDb3({ ...req, cache: `${tmp}/split`, executor: "local", workers: 2 });
+      const one = await runDb3({ ...req, cache: `${tmp}/a/one` });
+      const split = await runDb3({ ...req, cache: `${tmp}/b/split`, executor: "local", workers: 2 });
+      // Separate folders: stores beside each other share finished units, which would hide the split.
+      for (const k of levelOf((await RunStore.open(`${tmp}/b/split`)).plan, "label").keys) {
+        assert.notEqual(
+          await Deno.readTextFile(`${tmp}/b/split/units/${k}/done.json`),
+          await Deno.readTextFile(`${tmp}/a/one/units/${k}/done.json`),
+          "each run computed its own labels",
+        );
+      }
       const plan = db3Plan(db3Spec(req), "x");
       assert.ok(levelOf(plan, "label").keys.length >= 3 && levelOf(plan, "mbd").keys.length >= 3);
       for (const m of ["sd", "bd", "mbd"] as const) {
@@ -149,8 +157,23 @@ Deno.test({
         runDb3({ ...req, dataset: "fmnist", cache: one.store, collectOnly: true }),
         /holds a db3 run on mnist, not db3 on fmnist/,
       );
+      // Another experiment beside it (other rows, other records) takes its finished labeling by key.
+      const other = await runDb3({
+        ...req,
+        methods: ["ce", "bd"],
+        experiment: "db3-other",
+        cache: `${tmp}/a/other`,
+      });
+      for (const k of levelOf((await RunStore.open(`${tmp}/a/other`)).plan, "label").keys) {
+        assert.equal(
+          (await Deno.stat(`${tmp}/a/other/units/${k}/done.json`)).ino,
+          (await Deno.stat(`${tmp}/a/one/units/${k}/done.json`)).ino,
+          "label unit shared (hard link), not recomputed",
+        );
+      }
+      assert.deepEqual(other.distances.bd!.distances, one.distances.bd!.distances);
       // A rerun finds every unit done and collects the same numbers.
-      const again = await runDb3({ ...req, cache: `${tmp}/one` });
+      const again = await runDb3({ ...req, cache: `${tmp}/a/one` });
       assert.deepEqual(again.rows, one.rows);
     } finally {
       await Deno.remove(tmp, { recursive: true });
@@ -226,7 +249,7 @@ Deno.test({
       );
       assert.ok(reports.every((r) => r.status !== "failed"), JSON.stringify(reports));
       const imported = await collectDb3(store);
-      const fresh = await runDb3({ ...req, cache: `${tmp}/fresh`, save: false });
+      const fresh = await runDb3({ ...req, cache: `${tmp}/f/fresh`, save: false });
       assert.deepEqual(imported.distances.mbd!.distances, fresh.distances.mbd!.distances);
       assert.deepEqual(imported.distances.bd!.ledger, fresh.distances.bd!.ledger);
       // The recomputed BD queries are booked: MBD's ledger is larger by exactly the BD share of the MBD

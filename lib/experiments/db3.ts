@@ -3,22 +3,24 @@
  * MBD) → students, beside the label-only CE student and the standard-KD student (probs access), on
  * the same images. The experiment is the `db3` family (spec and settings in `db3_spec.ts`, plan in
  * `db3_plan.ts`, units in `db3_units.ts` and `db3_student.ts`); {@link runDb3} runs it through the
- * runner and collects the result. A rerun of the same spec finds its finished units in the run store.
+ * runner and collects the result. A rerun of the same spec finds its finished units in the run store,
+ * and a new store takes the finished units it shares with the stores beside it (by key).
  *
  * @module
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { saveRun } from "../results/record.ts";
 import { hashOf } from "../runner/hash.ts";
+import { importUnits } from "../runner/import.ts";
 import { RunStore } from "../runner/store.ts";
 import type { Scale } from "../scale.ts";
 import { collectDb3, type Db3TableResult } from "./db3_collect.ts";
 import { resolveTeacher } from "./db3_label_units.ts";
 import { db3Plan, type Db3Request, db3Spec } from "./db3_plan.ts";
 import type { Db3Config, Db3Settings } from "./db3_spec.ts";
-import { type LocalExecutor, runExperiment } from "./run.ts";
+import { defaultStoreRoot, type LocalExecutor, runExperiment } from "./run.ts";
 import type { DeepPartial } from "./settings.ts";
 
 export { collectDb3, type Db3Row, type Db3TableResult } from "./db3_collect.ts";
@@ -65,14 +67,27 @@ export async function runDb3(opts: Db3RunOptions): Promise<Db3TableResult> {
   const plan = db3Plan(spec, fingerprint);
   const temp = cache === false ? await mkdtemp(`${tmpdir()}/bkd-db3-`) : undefined;
   try {
-    const store = await runExperiment(plan, {
-      executor: opts.executor,
-      workers: opts.workers,
-      ...(temp ? { store: `${temp}/run` } : typeof cache === "string" ? { store: resolve(cache) } : {}),
-    });
+    const root = temp ? `${temp}/run` : typeof cache === "string" ? resolve(cache) : defaultStoreRoot(plan);
+    if (!temp) await shareFinishedUnits(await RunStore.create(root, plan));
+    const store = await runExperiment(plan, { executor: opts.executor, workers: opts.workers, store: root });
     return await finish(store, opts.save);
   } finally {
     if (temp) await rm(temp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Import the finished units of the run stores beside `store` whose keys its plan has (hard links): a
+ * notebook sharing another's labeling (notebook 13 and notebook 10, or a db3-label run) never pays it
+ * twice. A folder that is not a readable run store is passed over.
+ */
+async function shareFinishedUnits(store: RunStore): Promise<void> {
+  const parent = dirname(store.root);
+  for await (const e of Deno.readDir(parent)) {
+    const other = `${parent}/${e.name}`;
+    if (!e.isDirectory || other === store.root) continue;
+    const from = await RunStore.open(other).catch(() => undefined);
+    if (from && ["db3", "db3-label"].includes(from.plan.family)) await importUnits(store, from);
   }
 }
 
