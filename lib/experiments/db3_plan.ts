@@ -171,7 +171,7 @@ export function db3Plan(spec: Db3Spec, teacherFingerprint: string): RunPlan {
     "teacher test accuracy",
     { engine: spec.engine, testLimit: s.testLimit },
     est(
-      spec.teacher.kind === "recipe" ? 0 : 10000,
+      spec.teacher.kind === "recipe" ? 0 : s.testLimit || 10000,
       5,
       "recipe: its metadata; otherwise one label query per test image",
     ),
