@@ -5,9 +5,15 @@
  *   run     --store DIR --executor E [spec flags] [--workers N] [--throttle N] [--sbatch-opt=O]… [--wait]
  *           [--image I --pvc P --mount PATH [--apply]]          (E: in-process | local | slurm | k8s)
  *   status  --store DIR                        done / running / queued / failed units, queries
- *   collect --store DIR [--runs-dir DIR]       reduce, save the run record, print the table
+ *   collect --store DIR [--runs-dir DIR]       reduce, save the run record(s), print the table
  *   unit    --store DIR --level L [--index I]  one unit (index also from SLURM_ARRAY_TASK_ID or
  *                                              JOB_COMPLETION_INDEX)
+ *   import  --store NEW --from OLD [spec flags] copy (hard-link) every done unit of OLD whose key is in
+ *                                              NEW's plan (NEW is created from the spec flags if new)
+ *
+ * Notebook experiments (registry lib/experiments/notebooks.ts): --notebook ID --scale S [--seeds 1,2,3]
+ * [--seed N (labeling seed)] [--methods ce,kd,sd,bd,mbd] [--teacher SOURCE] [--engine E]
+ * [--set key=value]… (settings overrides, e.g. --set student.epochs=20; an unknown key is an error).
  *
  * Spec flags (family db3-label): --dataset mnist|fmnist|cifar10 --scale smoke|laptop|paper --seed N
  * --n N --shard-size N --candidates N --engine auto|native|pool --teacher SOURCE (a model folder, an
@@ -17,8 +23,9 @@
  *
  * Exit codes: 0 done, 1 a unit or the run failed, 2 bad input (retrying cannot help).
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { db3LabelPlan, estimateBd } from "../lib/experiments/db3_label_spec.ts";
+import { db3LabelPlan } from "../lib/experiments/db3_label_spec.ts";
 import { readDb3LabelResult, resolveTeacher } from "../lib/experiments/db3_label_units.ts";
 import { familyOf } from "../lib/experiments/families.ts";
 import { RunStore } from "../lib/runner/store.ts";
@@ -32,13 +39,21 @@ import { runStatus } from "../lib/runner/status.ts";
 import { levelOf } from "../lib/runner/plan.ts";
 import { formatProgressLine } from "../lib/show/progress.ts";
 import { saveRun, startRun } from "../lib/results/record.ts";
+import { notebookExperiment } from "../lib/experiments/notebooks.ts";
+import { collectDb3 } from "../lib/experiments/db3_collect.ts";
+import { importUnits } from "../lib/runner/import.ts";
+import { parseEngine } from "../lib/native/teacher_predictor.ts";
+import { parseScale, SCALES } from "../lib/scale.ts";
+import type { RunPlan } from "../lib/runner/plan.ts";
 import {
   fail,
   type Flags,
   InputError,
   int,
+  intList,
   mdTable,
   needStore,
+  setOverrides,
   SPEC_FLAGS,
   specFrom,
   str,
@@ -46,37 +61,90 @@ import {
 
 const EXECUTORS = ["in-process", "local", "slurm", "k8s"] as const;
 
-function cmdPlan(f: Flags): void {
+/** The spec of `--notebook ID` and its experiment (see the header for the flags). */
+function notebookSpec(f: Flags) {
+  const id = str(f, "notebook")!;
+  const exp = (() => {
+    try {
+      return notebookExperiment(id);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  })();
+  const sc = str(f, "scale") ?? "smoke";
+  if (!SCALES.includes(sc as never)) fail(`unknown --scale "${sc}"; use one of ${SCALES.join(", ")}`);
+  const e = str(f, "engine");
+  const sets = f.set;
+  try {
+    const spec = exp.spec({
+      scale: parseScale(sc),
+      seeds: intList(str(f, "seeds"), "seeds"),
+      labelSeed: int(str(f, "seed"), "seed"),
+      methods: str(f, "methods")?.split(",").map((m) => m.trim()),
+      teacher: str(f, "teacher"),
+      engine: e === undefined ? undefined : parseEngine(e) ?? fail(`unknown --engine "${e}"`),
+      override: setOverrides(Array.isArray(sets) ? sets : []),
+    });
+    return { exp, spec };
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    fail((err as Error).message);
+  }
+}
+
+/** The plan the flags describe (teacher resolved, i.e. trained if needed, only when `resolve`). */
+async function planFrom(f: Flags, resolveTeacherNow: boolean): Promise<RunPlan> {
+  if (str(f, "notebook") !== undefined) {
+    const { exp, spec } = notebookSpec(f);
+    return exp.plan(spec, resolveTeacherNow ? await exp.fingerprint(spec) : "(teacher not resolved)");
+  }
   const spec = specFrom(f);
-  const plan = db3LabelPlan(spec, "(teacher not resolved)");
-  const est = estimateBd(spec.n, spec.bd);
-  console.log(
-    `db3-label ${spec.dataset} at ${spec.scale}: ${spec.n} samples, BD ${spec.bd.candidates} candidates`,
+  return db3LabelPlan(
+    spec,
+    resolveTeacherNow ? (await resolveTeacher(spec)).fingerprint : "(teacher not resolved)",
   );
-  console.log(mdTable(plan.levels.map((l) => ({
-    level: l.name,
-    units: l.keys.length,
-    "cores/unit": l.resources.cores,
-    "MB/unit": l.resources.memoryMB,
-    "time limit min": l.resources.timeMinutes,
-  }))));
-  const coreHours = est.cpuSeconds / 3600;
+}
+
+async function cmdPlan(f: Flags): Promise<void> {
+  const plan = await planFrom(f, false);
+  const s = plan.spec as { dataset?: string; scale?: string };
+  console.log(`${plan.family} ${s.dataset ?? ""} at ${s.scale ?? "?"}`);
+  let queries = 0, cpu = 0;
+  const sources = new Set<string>();
+  console.log(mdTable(plan.levels.map((l) => {
+    const n = l.keys.length;
+    const q = l.estimate ? n * l.estimate.queries : NaN, c = l.estimate ? n * l.estimate.cpuSeconds : NaN;
+    if (l.estimate) {
+      queries += q;
+      cpu += c;
+      sources.add(`${l.name}: ${l.estimate.source}`);
+    }
+    return {
+      level: l.name,
+      units: n,
+      "teacher queries": Number.isNaN(q) ? "?" : Math.round(q),
+      "core-hours": Number.isNaN(c) ? "?" : (c / 3600).toFixed(3),
+      "cores/unit": l.resources.cores,
+      "MB/unit": l.resources.memoryMB,
+      "time limit min": l.resources.timeMinutes,
+    };
+  })));
+  const coreHours = cpu / 3600;
   console.log(
-    `teacher queries ≈ ${Math.round(est.queries).toLocaleString("en-US")}; ≈ ${
+    `teacher queries ≈ ${Math.round(queries).toLocaleString("en-US")}; ≈ ${
       coreHours.toFixed(2)
     } core-hours ` +
       `(wall ≈ ${(coreHours / 2).toFixed(2)} h on 2 cores, ${(coreHours / 64).toFixed(3)} h on 64, ` +
-      `${(coreHours / 512).toFixed(4)} h on 512; rates from results/bench/db3.md)`,
+      `${(coreHours / 512).toFixed(4)} h on 512)`,
   );
+  console.log(`rates: ${[...sources].join("; ")}`);
 }
 
 async function openOrCreate(f: Flags, root: string): Promise<RunStore> {
   const hasSpec = SPEC_FLAGS.some((k) => f[k] !== undefined);
   const exists = await Deno.stat(`${root}/run.json`).then(() => true, () => false);
   if (exists && !hasSpec) return RunStore.open(root);
-  const spec = specFrom(f);
-  const t = await resolveTeacher(spec);
-  return RunStore.create(root, db3LabelPlan(spec, t.fingerprint));
+  return RunStore.create(root, await planFrom(f, true));
 }
 
 function reportUnits(reports: UnitReport[]): number {
@@ -178,6 +246,19 @@ async function cmdStatus(f: Flags): Promise<number> {
 
 async function cmdCollect(f: Flags): Promise<number> {
   const store = await RunStore.open(needStore(f));
+  if (store.plan.family === "db3") {
+    const r = await collectDb3(store);
+    const dir = str(f, "runs-dir");
+    for (const rec of r.records) console.log(`record: ${(await saveRun(rec, dir ? { dir } : {})).json}`);
+    console.log(mdTable(r.rows.map((x) => ({
+      method: x.method,
+      "final acc (%)": (100 * x.testAcc).toFixed(2),
+      "± over seeds (pp)": x.testAccSpread === undefined ? "" : (100 * x.testAccSpread).toFixed(2),
+      "queries / image": x.queriesPerSample,
+      "trained on": x.trainedOn,
+    }))));
+    return 0;
+  }
   const reduce = levelOf(store.plan, "reduce");
   if (!(await store.isDone(reduce.keys[0]))) await runUnit(store, familyOf(store.plan.family), "reduce", 0);
   const r = await readDb3LabelResult(store);
@@ -225,17 +306,45 @@ async function cmdUnit(f: Flags): Promise<number> {
   return r.status === "held-elsewhere" ? 1 : 0;
 }
 
-const USAGE = "usage: bkd plan|run|status|collect|unit [flags]  (see the header of tools/bkd.ts)";
+async function cmdImport(f: Flags): Promise<number> {
+  const root = needStore(f);
+  const from = str(f, "from") ?? fail("--from OLD is required: the run store to take finished units from");
+  const target = await openOrCreate(f, root);
+  const r = await importUnits(target, await RunStore.open(resolve(from)));
+  const n = Object.values(r.imported).reduce((a, b) => a + b, 0);
+  console.log(
+    `imported ${n} unit(s) (${
+      Object.entries(r.imported).map(([l, k]) => `${l} ${k}`).join(", ") || "none"
+    }); ` +
+      `${r.alreadyDone} already done; ${r.linked} file(s) hard-linked, ${r.copied} copied`,
+  );
+  return 0;
+}
+
+const USAGE = "usage: bkd plan|run|status|collect|unit|import [flags]  (see the header of tools/bkd.ts)";
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
     options: Object.fromEntries([
-      ...["store", "executor", "workers", "throttle", "image", "pvc", "mount", "runs-dir", "level", "index"]
+      ...[
+        "store",
+        "executor",
+        "workers",
+        "throttle",
+        "image",
+        "pvc",
+        "mount",
+        "runs-dir",
+        "level",
+        "index",
+        "from",
+      ]
         .map((k) => [k, { type: "string" }]),
       ...SPEC_FLAGS.map((k) => [k, { type: "string" }]),
       ["sbatch-opt", { type: "string", multiple: true }],
+      ["set", { type: "string", multiple: true }],
       ["apply", { type: "boolean" }],
       ["wait", { type: "boolean" }],
     ]),
@@ -243,8 +352,10 @@ async function main(argv: string[]): Promise<number> {
   const f = values as Flags;
   switch (cmd) {
     case "plan":
-      cmdPlan(f);
+      await cmdPlan(f);
       return 0;
+    case "import":
+      return await cmdImport(f);
     case "run":
       return await cmdRun(f);
     case "status":

@@ -11,7 +11,20 @@ import { parseEngine } from "../lib/native/teacher_predictor.ts";
 /** Datasets a db3-label run may use. */
 export const DATASETS: DatasetName[] = ["mnist", "fmnist", "cifar10"];
 /** Flags that make up a spec (their presence means "this spec", not "resume the store's"). */
-export const SPEC_FLAGS = ["dataset", "scale", "seed", "n", "shard-size", "candidates", "engine", "teacher"];
+export const SPEC_FLAGS = [
+  "dataset",
+  "scale",
+  "seed",
+  "n",
+  "shard-size",
+  "candidates",
+  "engine",
+  "teacher",
+  "notebook",
+  "methods",
+  "seeds",
+  "set",
+];
 
 /** Bad input: the CLI exits 2 (retrying cannot help). */
 export class InputError extends Error {}
@@ -61,6 +74,36 @@ export function specFrom(f: Flags): Db3LabelSpec {
     override,
     ...(teacher !== undefined ? { teacher } : {}),
   });
+}
+
+/** A comma-separated list of non-negative integers (`--seeds 1,2,3`), or undefined when absent. */
+export function intList(v: string | undefined, name: string): number[] | undefined {
+  return v === undefined ? undefined : v.split(",").map((x) => int(x.trim(), name)!);
+}
+
+/**
+ * `--set key=value` flags as one nested override: `student.epochs=20` → `{student: {epochs: 20}}`.
+ * A value is read as JSON when it parses (numbers, booleans, arrays), else as a string. Whether a key
+ * exists is checked by the settings table (`resolveSettings`).
+ */
+export function setOverrides(sets: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of sets) {
+    const eq = s.indexOf("=");
+    if (eq <= 0) fail(`--set ${s}: write --set key=value, e.g. --set student.epochs=20`);
+    const path = s.slice(0, eq).split(".");
+    const text = s.slice(eq + 1);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = text;
+    }
+    let o = out;
+    for (const k of path.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
+    o[path[path.length - 1]] = value;
+  }
+  return out;
 }
 
 /** The absolute `--store` folder; its absence is an input error. */

@@ -20,7 +20,7 @@ import {
   type TeacherSource,
 } from "./teacher_source.ts";
 import { hashOf } from "../runner/hash.ts";
-import type { RunPlan } from "../runner/plan.ts";
+import type { LevelPlan, RunPlan } from "../runner/plan.ts";
 
 /** BD options that decide the distances (the reference defaults' fields). */
 export type Db3LabelBd = typeof BD_DEFAULTS;
@@ -62,6 +62,13 @@ export interface Db3LabelSpec {
   engine: TeacherEngine;
   /** Per-sample query budget (images), or null for none. */
   budgetPerSample: number | null;
+  /**
+   * Label a class-balanced transfer set (`samplesPerClass` training images per class drawn with
+   * `seed`, in training order) instead of the first `n` training images; sample ids are then indices
+   * into that set. Absent in db3-label runs (their keys do not change); set by the `db3` family below
+   * paper scale.
+   */
+  samplesPerClass?: number;
 }
 
 /** Fields a scale may override. */
@@ -178,9 +185,8 @@ export function estimateBd(samples: number, bd: Db3LabelBd): { queries: number; 
   };
 }
 
-/** The plan: one "label" level (a unit per shard) and one "reduce" level reading them all. */
-export function db3LabelPlan(spec: Db3LabelSpec, teacherFingerprint: string): RunPlan {
-  const ranges = shardRanges(spec);
+/** The key of every labeling shard: the spec fields a shard's answers depend on, the teacher, its range. */
+export function labelShardKeys(spec: Db3LabelSpec, teacherFingerprint: string): string[] {
   const shared = {
     family: spec.family,
     dataset: spec.dataset,
@@ -191,30 +197,43 @@ export function db3LabelPlan(spec: Db3LabelSpec, teacherFingerprint: string): Ru
     seed: spec.seed,
     engine: spec.engine,
     budgetPerSample: spec.budgetPerSample,
+    samplesPerClass: spec.samplesPerClass,
   };
-  const labelKeys = ranges.map((r) => hashOf({ kind: "db3-label-shard", ...shared, range: r }));
-  const worst = estimateBd(spec.shardSize, spec.bd).cpuSeconds;
+  return shardRanges(spec).map((r) => hashOf({ kind: "db3-label-shard", ...shared, range: r }));
+}
+
+/** The labeling level of a plan (shared by db3-label and db3, so their shards are interchangeable). */
+export function labelLevel(spec: Db3LabelSpec, teacherFingerprint: string): LevelPlan {
+  const worst = estimateBd(spec.shardSize, spec.bd);
+  return {
+    name: "label",
+    kind: "db3-label-shard",
+    keys: labelShardKeys(spec, teacherFingerprint),
+    // 2 cores (the native engine's threads); time: 4× the measured rate plus start-up.
+    resources: { cores: 2, memoryMB: 3000, timeMinutes: Math.ceil((4 * worst.cpuSeconds) / 60) + 10 },
+    deps: [],
+    describe: shardRanges(spec).map(([a, b]) => `samples ${a}–${b - 1}`),
+    estimate: { ...worst, source: "results/bench/db3.md (BD lean, MNIST, native engine, 2 threads)" },
+  };
+}
+
+/** The plan: one "label" level (a unit per shard) and one "reduce" level reading them all. */
+export function db3LabelPlan(spec: Db3LabelSpec, teacherFingerprint: string): RunPlan {
+  const label = labelLevel(spec, teacherFingerprint);
   return {
     family: spec.family,
     spec: spec as unknown as Record<string, unknown>,
     teacher: teacherFingerprint,
     levels: [
-      {
-        name: "label",
-        kind: "db3-label-shard",
-        keys: labelKeys,
-        // 2 cores (the native engine's threads); time: 4× the measured rate plus start-up.
-        resources: { cores: 2, memoryMB: 3000, timeMinutes: Math.ceil((4 * worst) / 60) + 10 },
-        deps: [],
-        describe: ranges.map(([a, b]) => `samples ${a}–${b - 1}`),
-      },
+      label,
       {
         name: "reduce",
         kind: "db3-label-reduce",
-        keys: [hashOf({ kind: "db3-label-reduce", inputs: labelKeys })],
+        keys: [hashOf({ kind: "db3-label-reduce", inputs: label.keys })],
         resources: { cores: 1, memoryMB: 2000 + Math.ceil(spec.n / 100), timeMinutes: 30 },
         deps: ["label"],
-        describe: [`merge ${ranges.length} shards: distances, ledger, soft labels`],
+        describe: [`merge ${label.keys.length} shards: distances, ledger, soft labels`],
+        estimate: { queries: 0, cpuSeconds: 5, source: "no teacher queries; reads the shards" },
       },
     ],
   };

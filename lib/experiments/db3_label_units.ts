@@ -7,8 +7,10 @@
 import { initBackend } from "../backend.ts";
 import { boundaryDistances } from "../db3/bd.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
-import { makeClassStreams } from "../db3/streams.ts";
+import { type ClassStreams, type Db3Samples, makeClassStreams } from "../db3/streams.ts";
 import { loadDataset } from "../data/datasets.ts";
+import { stratifiedSubset } from "../data/subsets.ts";
+import type { LabeledData } from "../data/types.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
 import type { TeacherSource } from "./teacher_source.ts";
@@ -29,6 +31,8 @@ export interface ShardResult {
   exhausted: number[];
   /** Queries per (sample, class), excluding the init query. */
   queries: number[];
+  /** Stream index of the best candidate per (sample, class), −1 if none (MBD starts from it). */
+  bestCandidate?: number[];
   /** Ledger of the attempt that finished. */
   ledger: LedgerSnapshot;
   /** Queries paid by earlier attempts that died (replayed from their journals). */
@@ -60,21 +64,31 @@ export interface Db3LabelResult {
 }
 
 /** Open a spec's teacher (recipe, folder or endpoint; an endpoint's token from the environment). */
-async function openSpecTeacher(spec: Db3LabelSpec): Promise<OpenTeacher> {
+export async function openSpecTeacher(
+  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
+  need: "label" | "probs" = "label",
+  method = "db3-label",
+): Promise<OpenTeacher> {
   await initBackend();
   const token = spec.teacher.kind === "http" ? Deno.env.get(TEACHER_TOKEN_ENV) : undefined;
   const source = (token ? { ...spec.teacher, token } : spec.teacher) as TeacherSource;
   const probe = await loadDataset(spec.dataset, "test", { limit: 1 });
   return await openTeacher(source, {
-    need: "label",
-    method: "db3-label",
+    need,
+    method,
     expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
     engine: spec.engine,
   });
 }
 
-async function loadTeacher(spec: Db3LabelSpec, expected: string): Promise<OpenTeacher> {
-  const t = await openSpecTeacher(spec);
+/** {@link openSpecTeacher}, checked against the fingerprint the run was planned with. */
+export async function loadTeacher(
+  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
+  expected: string,
+  need: "label" | "probs" = "label",
+  method = "db3-label",
+): Promise<OpenTeacher> {
+  const t = await openSpecTeacher(spec, need, method);
   if (t.fingerprint !== expected) {
     t.close();
     throw new Error(
@@ -94,33 +108,58 @@ async function loadTeacher(spec: Db3LabelSpec, expected: string): Promise<OpenTe
  * its test accuracy when the kit trained it (else null).
  */
 export async function resolveTeacher(
-  spec: Db3LabelSpec,
+  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
+  need: "label" | "probs" = "label",
 ): Promise<{ fingerprint: string; testAcc: number | null }> {
-  const t = await openSpecTeacher(spec);
+  const t = await openSpecTeacher(
+    spec,
+    need,
+    need === "probs" ? "DB3 table row kd (standard KD)" : "db3-label",
+  );
   const out = { fingerprint: t.fingerprint, testAcc: t.meta?.testAcc ?? null };
   t.close();
   t.model?.dispose();
   return out;
 }
 
-async function labelShard(ctx: UnitContext): Promise<UnitOutput> {
-  const t0 = performance.now();
-  const spec = ctx.plan.spec as unknown as Db3LabelSpec;
-  const [start, end] = shardRanges(spec)[ctx.index];
-  const teacher = await loadTeacher(spec, ctx.plan.teacher);
+/**
+ * The images a labeling spec covers (the first `n` training images, or its class-balanced transfer
+ * set) and the class streams its candidates come from.
+ */
+export async function labelSamples(spec: Db3LabelSpec): Promise<{ set: LabeledData; streams: ClassStreams }> {
   const train = await loadDataset(spec.dataset, "train");
-  if (end > train.y.length) {
-    throw new RangeError(`db3-label: n = ${spec.n} but ${spec.dataset} train has ${train.y.length} images`);
+  const set = spec.samplesPerClass ? stratifiedSubset(train, spec.samplesPerClass, spec.seed) : train;
+  if (spec.n > set.y.length) {
+    throw new RangeError(
+      `db3-label: n = ${spec.n} but the ${spec.dataset} set to label has ${set.y.length} images`,
+    );
   }
-  const streams = makeClassStreams(train, spec.seed);
-  const dim = train.shape.slice(1).reduce((a, b) => a * b, 1);
-  const samples = {
-    x: train.x.slice(start * dim, end * dim),
-    y: train.y.slice(start, end),
-    shape: [end - start, ...train.shape.slice(1)],
-    numClasses: train.numClasses,
+  return { set, streams: makeClassStreams(train, spec.seed) };
+}
+
+/** Contiguous samples [start, end) of `set`, with their indices as sample ids. */
+export function sampleRange(set: LabeledData, start: number, end: number): Db3Samples {
+  const dim = set.shape.slice(1).reduce((a, b) => a * b, 1);
+  return {
+    x: set.x.slice(start * dim, end * dim),
+    y: set.y.slice(start, end),
+    shape: [end - start, ...set.shape.slice(1)],
+    numClasses: set.numClasses,
     ids: Int32Array.from({ length: end - start }, (_, i) => start + i),
   };
+}
+
+/**
+ * A labeling shard: BD over samples `shardRanges(spec)[ctx.index]` through a journaled oracle. The one
+ * code path of db3-label's shards and of the `db3` family's BD shards (`spec` is then derived from the
+ * db3 spec), so a finished shard of either serves both.
+ */
+export async function labelShard(ctx: UnitContext, spec: Db3LabelSpec): Promise<UnitOutput> {
+  const t0 = performance.now();
+  const [start, end] = shardRanges(spec)[ctx.index];
+  const teacher = await loadTeacher(spec, ctx.plan.teacher);
+  const { set, streams } = await labelSamples(spec);
+  const samples = sampleRange(set, start, end);
   const journal = `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`;
   const lost = await ledgerFromJournals(await otherJournals(ctx.workDir, journal));
   const ledger = new Ledger({ perSample: spec.budgetPerSample ?? undefined });
@@ -141,6 +180,7 @@ async function labelShard(ctx: UnitContext): Promise<UnitOutput> {
       misclassified: [...r.misclassified],
       exhausted: [...r.exhausted],
       queries: [...r.queries],
+      bestCandidate: [...r.bestCandidate],
       ledger: r.ledger,
       lost,
       engine: teacher.engine,
@@ -165,10 +205,16 @@ function f32(bytes: Uint8Array): Float32Array {
   return new Float32Array(bytes.slice().buffer);
 }
 
-/** Read every finished shard in sample order and merge them (the reduce, without saving). */
-export async function reduceShards(store: RunStore): Promise<Db3LabelResult> {
-  const spec = store.plan.spec as unknown as Db3LabelSpec;
-  const level = levelOf(store.plan, "label");
+/**
+ * Read every finished shard of level `levelName` (default "label") in sample order and merge them (the
+ * reduce, without saving); `spec` defaults to the plan's (a db3-label run).
+ */
+export async function reduceShards(
+  store: RunStore,
+  spec = store.plan.spec as unknown as Db3LabelSpec,
+  levelName = "label",
+): Promise<Db3LabelResult & { exhausted: Uint8Array; queries: Int32Array }> {
+  const level = levelOf(store.plan, levelName);
   const shards: ShardResult[] = [];
   const parts: Float32Array[] = [];
   for (const key of level.keys) {
@@ -178,11 +224,14 @@ export async function reduceShards(store: RunStore): Promise<Db3LabelResult> {
   const k = parts.length > 0 ? parts[0].length / (shards[0].end - shards[0].start) : 0;
   const distances = new Float32Array(spec.n * k);
   const y = new Int32Array(spec.n), teacherLabels = new Int32Array(spec.n);
+  const exhausted = new Uint8Array(spec.n), queries = new Int32Array(spec.n * k);
   let misclassified = 0, unitSeconds = 0;
   shards.forEach((s, i) => {
     distances.set(parts[i], s.start * k);
     y.set(s.y, s.start);
     teacherLabels.set(s.teacherLabels, s.start);
+    exhausted.set(s.exhausted, s.start);
+    queries.set(s.queries, s.start * k);
     misclassified += s.misclassified.reduce((a, b) => a + b, 0);
     unitSeconds += s.seconds;
   });
@@ -206,13 +255,15 @@ export async function reduceShards(store: RunStore): Promise<Db3LabelResult> {
     paid,
     unitSeconds,
     engine: shards[0]?.engine ?? null,
+    exhausted,
+    queries,
   };
 }
 
 async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
   const r = await reduceShards(ctx.store);
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  const { distances, z, y, teacherLabels, ...rest } = r;
+  const { distances, z, y, teacherLabels, exhausted: _e, queries: _q, ...rest } = r;
   const summary = { ...rest, y: [...y], teacherLabels: [...teacherLabels] };
   return {
     files: {
@@ -244,7 +295,7 @@ export async function readDb3LabelResult(store: RunStore): Promise<Db3LabelResul
 export const DB3_LABEL_FAMILY: Family = {
   name: "db3-label",
   runUnit(kind, ctx) {
-    if (kind === "db3-label-shard") return labelShard(ctx);
+    if (kind === "db3-label-shard") return labelShard(ctx, ctx.plan.spec as unknown as Db3LabelSpec);
     if (kind === "db3-label-reduce") return reduceUnit(ctx);
     throw new Error(`db3-label has no unit kind "${kind}" (kinds: db3-label-shard, db3-label-reduce)`);
   },
