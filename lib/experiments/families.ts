@@ -5,9 +5,13 @@
  */
 import { DB3_LABEL_FAMILY } from "./db3_label_units.ts";
 import type { Family } from "../runner/family.ts";
+import { ZSDB3KD_FAMILY } from "./zs_student_units.ts";
 
 /** Families by name. */
-export const FAMILIES: Record<string, Family> = { [DB3_LABEL_FAMILY.name]: DB3_LABEL_FAMILY };
+export const FAMILIES: Record<string, Family> = {
+  [DB3_LABEL_FAMILY.name]: DB3_LABEL_FAMILY,
+  [ZSDB3KD_FAMILY.name]: ZSDB3KD_FAMILY,
+};
 
 /** The family called `name`, or an error listing the known ones. */
 export function familyOf(name: string): Family {

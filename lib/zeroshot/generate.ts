@@ -11,6 +11,11 @@
  * X is saved at iteration 0 (the raw accepted noise) and at each of `snapshotAt` (5, 10, …, 40).
  * Each pseudo sample's class is its generation class c, which every step preserves.
  *
+ * A sample whose random initial directions never left its class starts from the direction to the
+ * nearest accepted noise image of another class of its round (iteration 0: known labels, no query). The
+ * round's iteration-0 images, not the moving ones, so each sample's path depends on its own queries
+ * only and a contiguous range of samples can be optimised in a unit of its own (`lib/experiments/zs_*`).
+ *
  * Samples of a round are ids `idOffset + round·K·perClass + j`; their queries (boundary searches and
  * steps) are booked under those ids, the noise draws untagged. With `checkpointDir` the state is saved
  * after every iteration (arrays in `state.bin`, the rest in `state.json`) and a later call with the
@@ -151,7 +156,8 @@ export function snapshotX(set: PseudoSet, iteration: number): Float32Array {
   return s.x;
 }
 
-function mix(...v: number[]): number {
+/** The seed of one stream from several integers (FNV-1a): rounds and iterations get their own streams. */
+export function seedMix(...v: number[]): number {
   let h = 2166136261;
   for (const x of v) h = Math.imul(h ^ (x | 0), 16777619) >>> 0;
   return h;
@@ -295,10 +301,13 @@ async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpo
   };
 }
 
-/** Move every sample away from its boundary: X ← clip(X − λΘ), halving λ where the label would change. */
-async function stepAway(
+/**
+ * Move every sample away from its boundary: X ← clip(X − λΘ), halving λ where the label would change.
+ * Each sample's steps depend on its own answers only (a shard of the samples moves them the same way).
+ */
+export async function stepAway(
   oracle: LabelOracle,
-  s: RoundState,
+  s: { x: Float32Array; y: Int32Array; ids: Int32Array },
   g: Float32Array,
   theta: Float32Array,
   stepSize: number,
@@ -470,7 +479,11 @@ async function generate(
   for (let r = cp.done.length; r < o.rounds; r++) {
     let s = cp.current;
     if (!s) {
-      const init = await initPseudoNoise(oracle, { ...noise, perClass: o.perClass, seed: mix(o.seed, r, 1) });
+      const init = await initPseudoNoise(oracle, {
+        ...noise,
+        perClass: o.perClass,
+        seed: seedMix(o.seed, r, 1),
+      });
       const n = init.y.length;
       const base = o.idOffset + r * K * o.perClass;
       s = {
@@ -492,9 +505,9 @@ async function generate(
       const before = oracle.ledger.spent;
       const ub = await untargetedBoundary(oracle, s.x, s.y, {
         ...ut,
-        seed: mix(o.seed, r, it, 2),
+        seed: seedMix(o.seed, r, it, 2),
         ids: s.ids,
-        anchors: o.anchorFallback ? { x: s.x.slice(), labels: s.y } : undefined,
+        anchors: o.anchorFallback ? { x: s.snaps[0].x, labels: s.y } : undefined,
       });
       for (let i = 0; i < s.y.length; i++) s.searchQueries[i] += ub.queries[i];
       const st = await stepAway(oracle, s, ub.distances, ub.directions, o.stepSize, o.maxHalvings);
