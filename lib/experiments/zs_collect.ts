@@ -50,6 +50,8 @@ export interface ZeroShotResult {
   /** Paper's student and teacher accuracy (percent), table A. */
   paperAcc: number | null;
   paperTeacherAcc: number | null;
+  /** Test images the accuracies are measured on. */
+  testImages: number;
   /** Seconds the init and generation units took, summed. */
   generationSeconds: number;
   records: RunRecord[];
@@ -154,6 +156,7 @@ async function collectSeed(store: RunStore, seed: number, cells: ZsCell[]): Prom
     perSampleBudget: spec.settings.perSampleBudget,
     paperAcc: paper?.studentAcc[0].mean ?? null,
     paperTeacherAcc: paper?.teacherAcc[0].mean ?? null,
+    testImages: red.testImages,
     generationSeconds: gen.seconds,
     records: mine.map((c) => c.record),
   };

@@ -132,6 +132,8 @@ export interface ZsReduced {
   /** Largest spend of one pseudo sample: its generation and one labeling (≤ the per-sample budget). */
   maxSampleSpend: number;
   teacher: { name: string; spec: unknown; testAcc: number; source: string; engine: unknown };
+  /** Test images the accuracies are measured on. */
+  testImages: number;
 }
 
 export async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
@@ -202,6 +204,7 @@ export async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
       generation: { ledger, paid, seconds: gen.seconds },
       labels,
       maxSampleSpend,
+      testImages: test.y.length,
       teacher: {
         name: teacher.name,
         spec: teacher.spec ?? null,
