@@ -116,6 +116,45 @@ Deno.test("untargeted boundary: 3-class linear teacher, distance to the nearest 
   );
 });
 
+Deno.test("untargeted boundary: a sample's search does not depend on the other samples of its batch", async () => {
+  // Several rounds of shared initial directions with few tries, and anchor fallbacks: the rounds that
+  // follow must not depend on when the other samples of the batch stopped (generation shards rely on it).
+  // Samples 0-2 lie within 0.01 of a boundary (random tries flip them soon), 3-7 beyond 0.3 (they
+  // never flip): alone, the first three stop trying early. With one random stream for all rounds
+  // (before the generation shards) their later rounds drew other directions and this test failed.
+  const dim = 6, n = 8;
+  const w = randomWeights(3, dim, 3);
+  const teacher = linearTeacher(w, [0, 0.2, -0.2], [dim]);
+  const r = new Rng(9);
+  const near: number[][] = [], far: number[][] = [];
+  while (near.length < 3 || far.length < 5) {
+    const p = Array.from({ length: dim }, () => r.uniform());
+    const d = linearDistance(w, teacher.scores(p));
+    if (d < 0.01 && near.length < 3) near.push(p);
+    else if (d > 0.3 && far.length < 5) far.push(p);
+  }
+  const x = Float32Array.from([...near, ...far].flat());
+  const y = Int32Array.from({ length: n }, (_, i) => {
+    const z = teacher.scores(x, i * dim);
+    return z.indexOf(Math.max(...z));
+  });
+  const ids = Int32Array.from({ length: n }, (_, i) => 100 + i);
+  const opts = { initDirections: 3, maxInitTries: 2, initScale: 0.05, kGrad: 8, queryLimit: 400, seed: 4 };
+  const anchors = { x, labels: y };
+  const whole = await untargetedBoundary(labelOracle(teacher), x, y, { ...opts, ids, anchors });
+  for (const [a, b] of [[0, 3], [3, 8]]) {
+    const part = await untargetedBoundary(labelOracle(teacher), x.slice(a * dim, b * dim), y.slice(a, b), {
+      ...opts,
+      ids: ids.slice(a, b),
+      anchors,
+    });
+    assert.deepEqual(Array.from(part.distances), Array.from(whole.distances.slice(a, b)));
+    assert.deepEqual(Array.from(part.queries), Array.from(whole.queries.slice(a, b)));
+    assert.deepEqual(Array.from(part.directions), Array.from(whole.directions.slice(a * dim, b * dim)));
+    assert.deepEqual(Array.from(part.anchorStarts), Array.from(whole.anchorStarts.slice(a, b)));
+  }
+});
+
 Deno.test("untargeted boundary: the query limit and the ledger's per-sample budget are never crossed", async () => {
   const dim = 8, n = 4;
   const w = randomWeights(2, dim, 4);
