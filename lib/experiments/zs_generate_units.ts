@@ -102,7 +102,7 @@ export async function generateUnit(ctx: UnitContext): Promise<UnitOutput> {
   const per = spec.numClasses * g.perClass;
   const kept = keptIterations(spec);
   const its = g.iterations;
-  const out: GenResult = {
+  const out: Omit<GenResult, "ledger" | "lost" | "seconds"> = {
     ids: [],
     y: [],
     round: [],
@@ -111,9 +111,6 @@ export async function generateUnit(ctx: UnitContext): Promise<UnitOutput> {
     queries: new Array(its).fill(0),
     moved: new Array(its).fill(0),
     stepSum: new Array(its).fill(0),
-    ledger: { totals: { spent: 0 } } as LedgerSnapshot,
-    lost: { totals: { spent: 0 } } as LedgerSnapshot,
-    seconds: 0,
   };
   const snaps: Float32Array[][] = kept.map(() => []);
   const dists: Float32Array[][] = Array.from({ length: its }, () => []);
@@ -159,16 +156,23 @@ export async function generateUnit(ctx: UnitContext): Promise<UnitOutput> {
       out.origin.push(...init.origin.slice(j0, j1));
       out.searchQueries.push(...search);
     }
-    out.ledger = oracle.ledger.snapshot();
-    out.lost = u.lost;
-    out.seconds = (performance.now() - t0) / 1000;
+    const result: GenResult = {
+      ...out,
+      ledger: oracle.ledger.snapshot(),
+      lost: u.lost,
+      seconds: (performance.now() - t0) / 1000,
+    };
     return {
       files: {
         "x.f32": bytesOf(concat(snaps.flat())),
         "distances.f32": bytesOf(concat(dists.flat())),
-        "gen.json": JSON.stringify(out) + "\n",
+        "gen.json": JSON.stringify(result) + "\n",
       },
-      done: { samples: out.ids.length, queries: out.ledger.totals.spent, lostQueries: u.lost.totals.spent },
+      done: {
+        samples: out.ids.length,
+        queries: result.ledger.totals.spent,
+        lostQueries: u.lost.totals.spent,
+      },
     };
   } finally {
     u.close();
@@ -214,27 +218,36 @@ export interface Generation {
   engine: unknown;
 }
 
-/** Read a seed's finished init and generation units (see {@link Generation}). */
-export async function readGeneration(store: RunStore, seed: number): Promise<Generation> {
+/**
+ * Read a seed's finished init and generation units (see {@link Generation}), with the snapshots of
+ * `iterations` only (default: every kept iteration; at paper scale one snapshot of a seed is ~100 MB).
+ */
+export async function readGeneration(
+  store: RunStore,
+  seed: number,
+  iterations?: number[],
+): Promise<Generation> {
   const spec = store.plan.spec as unknown as ZsSpec;
   const g = spec.settings.generate;
-  const kept = keptIterations(spec);
+  const all = keptIterations(spec);
+  const kept = iterations ? all.filter((i) => iterations.includes(i)) : all;
   const units = zsUnits(spec);
   const inits = [];
   for (let r = 0; r < g.rounds; r++) inits.push(await readInit(store, spec, seed, r));
   const imageShape = inits[0].imageShape;
   const dim = imageShape.reduce((p, q) => p * q, 1);
   const level = levelOf(store.plan, "generate");
-  const parts: { r: GenResult; x: Float32Array; d: Float32Array; name: string }[] = [];
+  const parts: { r: GenResult; xs: Float32Array[]; d: Float32Array; name: string }[] = [];
   for (let i = 0; i < units.generate.length; i++) {
     if (units.generate[i].seed !== seed) continue;
     const key = level.keys[i];
-    parts.push({
-      r: JSON.parse(await store.readText(key, "gen.json")) as GenResult,
-      x: f32Of(await store.readBytes(key, "x.f32")),
-      d: f32Of(await store.readBytes(key, "distances.f32")),
-      name: `generate[${i}] (${level.describe[i]})`,
-    });
+    const r = JSON.parse(await store.readText(key, "gen.json")) as GenResult;
+    const m = r.ids.length;
+    // Keep only the wanted snapshots of the file (k-major: all of a shard's samples per kept iteration).
+    const x = kept.length > 0 ? f32Of(await store.readBytes(key, "x.f32")) : new Float32Array(0);
+    const xs = kept.map((it) => x.slice(all.indexOf(it) * m * dim, (all.indexOf(it) + 1) * m * dim));
+    const d = f32Of(await store.readBytes(key, "distances.f32"));
+    parts.push({ r, xs, d, name: `generate[${i}] (${level.describe[i]})` });
   }
   const n = parts.reduce((s, p) => s + p.r.ids.length, 0);
   const snapshots = kept.map((iteration) => ({ iteration, x: new Float32Array(n * dim) }));
@@ -242,7 +255,7 @@ export async function readGeneration(store: RunStore, seed: number): Promise<Gen
   let off = 0;
   for (const p of parts) {
     const m = p.r.ids.length;
-    kept.forEach((_, k) => snapshots[k].x.set(p.x.subarray(k * m * dim, (k + 1) * m * dim), off * dim));
+    p.xs.forEach((x, j) => snapshots[j].x.set(x, off * dim));
     distances.forEach((d, it) => d.set(p.d.subarray(it * m, (it + 1) * m), off));
     off += m;
   }

@@ -57,7 +57,7 @@ export async function labelUnit(ctx: UnitContext): Promise<UnitOutput> {
   const t0 = performance.now();
   const spec = ctx.plan.spec as unknown as ZsSpec;
   const { seed, iteration, range: [a, b] } = zsUnits(spec).label[ctx.index];
-  const gen = await readGeneration(ctx.store, seed);
+  const gen = await readGeneration(ctx.store, seed, [iteration]);
   const all = batchAt(gen, iteration);
   const n = all.y.length, dim = all.imageShape.reduce((p, q) => p * q, 1);
   const streams = makeClassStreams({ ...all, shape: [n, ...all.imageShape] }, seed);
@@ -140,7 +140,7 @@ export async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = ctx.plan.spec as unknown as ZsSpec;
   const seed = zsUnits(spec).reduce[ctx.index];
   const budget = spec.settings.perSampleBudget;
-  const gen = await readGeneration(ctx.store, seed);
+  const gen = await readGeneration(ctx.store, seed, []);
   const ledger = mergeLedgers(gen.ledgers, { disjoint: true, names: gen.names, perSample: budget });
   const paid = mergeLedgers([ledger, ...gen.lost], { perSample: budget });
   const level = levelOf(ctx.store.plan, "label");

@@ -104,7 +104,7 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
   const cell = zsUnits(spec).student[ctx.index];
   const { seed, iteration: it } = cell;
   const s = spec.settings;
-  const gen = await readGeneration(ctx.store, seed);
+  const gen = await readGeneration(ctx.store, seed, [it]);
   const red = await readReduced(ctx.store, seed);
   const test = await testSplit(spec);
   const batch = batchAt(gen, it);
