@@ -13,10 +13,11 @@ import { readGeneration } from "../lib/experiments/zs_generate_units.ts";
 import { readReduced } from "../lib/experiments/zs_label_units.ts";
 import { ZS_SETTINGS, zsSettings } from "../lib/experiments/zs_settings.ts";
 import { zsNotebookSpec, zsPlan, zsSpec } from "../lib/experiments/zs_spec.ts";
-import { resolveZsTeacher } from "../lib/experiments/zs_teacher.ts";
+import { loadZsTeacher, resolveZsTeacher } from "../lib/experiments/zs_teacher.ts";
+import { Ledger } from "../lib/oracle/ledger.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
 import type { RunStore } from "../lib/runner/store.ts";
-import { GENERATE_DEFAULTS } from "../lib/zeroshot/generate.ts";
+import { GENERATE_DEFAULTS, generatePseudoSamples } from "../lib/zeroshot/generate.ts";
 import { NOISE_INIT_DEFAULTS } from "../lib/zeroshot/noise_init.ts";
 import { UNTARGETED_DEFAULTS } from "../lib/zeroshot/untargeted.ts";
 
@@ -130,7 +131,7 @@ async function snapshot(store: RunStore, r: ZeroShotSeedsResult) {
 
 Deno.test({
   name:
-    "zsdb3kd split invariance: 1 shard in process = 3 shards on the local executor; train split never read",
+    "zsdb3kd split invariance: 1 shard in process = 3 shards on the local executor = generatePseudoSamples; train split never read",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -154,6 +155,18 @@ Deno.test({
       const sa = await snapshot(a, ra), sb = await snapshot(b, rb);
       assert.equal(sa.ids.length, 20);
       assert.deepEqual(sb, sa);
+      // The family's generation is the library's: generatePseudoSamples in one process, same settings.
+      const teacher = await loadZsTeacher(spec(20), fingerprint);
+      const oracle = await teacher.labelOracle(new Ledger({ perSample: spec(20).settings.perSampleBudget }));
+      const whole = await generatePseudoSamples(oracle, {
+        ...spec(20).settings.generate,
+        seed: 1,
+        progress: false,
+      });
+      teacher.close();
+      teacher.model?.dispose();
+      assert.deepEqual(sa.x, whole.snapshots.map((q) => Array.from(q.x)));
+      assert.deepEqual(sa.generation, splitInvariantView(whole.ledger));
       // Budgets: generation + one labeling of a pseudo sample never cross the per-sample budget.
       assert.ok(ra.runs[0].maxSampleSpend > 0 && ra.runs[0].maxSampleSpend <= ra.runs[0].perSampleBudget);
       assert.equal(ra.runs[0].records.length, 2, "one run record per student, with its ledger");

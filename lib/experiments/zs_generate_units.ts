@@ -10,9 +10,8 @@ import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import type { UnitContext, UnitOutput } from "../runner/family.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
-import { seedMix, stepAway } from "../zeroshot/generate.ts";
+import { type MovingSamples, optimiseIteration, seedMix } from "../zeroshot/generate.ts";
 import { initPseudoNoise, type NoiseInitReport } from "../zeroshot/noise_init.ts";
-import { untargetedBoundary } from "../zeroshot/untargeted.ts";
 import { loadZsTeacher, unitOracle } from "./zs_teacher.ts";
 import { type ZsSpec, zsUnits } from "./zs_spec.ts";
 
@@ -125,36 +124,30 @@ export async function generateUnit(ctx: UnitContext): Promise<UnitOutput> {
       const init = await readInit(ctx.store, spec, seed, r);
       const j0 = Math.max(0, a - base), j1 = Math.min(init.y.length, b - base);
       if (j1 <= j0) continue;
-      const s = {
+      const s: MovingSamples = {
         x: init.x0.slice(j0 * dim, j1 * dim),
         y: Int32Array.from(init.y.slice(j0, j1)),
         ids: Int32Array.from({ length: j1 - j0 }, (_, j) => base + j0 + j),
+        iteration: 0,
+        snaps: [],
+        distances: [],
+        searchQueries: new Int32Array(j1 - j0),
       };
+      s.snaps.push({ iteration: 0, x: s.x.slice() });
       const anchors = g.anchorFallback ? { x: init.x0, labels: Int32Array.from(init.y) } : undefined;
-      const search = new Int32Array(j1 - j0);
-      snaps[0].push(s.x.slice());
-      for (let it = 1; it <= its; it++) {
-        const before = oracle.ledger.spent;
-        const ub = await untargetedBoundary(oracle, s.x, s.y, {
-          ...g.untargeted,
-          seed: seedMix(seed, r, it, 2),
-          ids: s.ids,
-          anchors,
-        });
-        for (let i = 0; i < search.length; i++) search[i] += ub.queries[i];
-        const st = await stepAway(oracle, s, ub.distances, ub.directions, g.stepSize, g.maxHalvings);
-        dists[it - 1].push(ub.distances);
-        out.queries[it - 1] += oracle.ledger.spent - before;
-        out.moved[it - 1] += st.moved;
-        out.stepSum[it - 1] += st.stepSum;
-        const k = kept.indexOf(it);
-        if (k > 0) snaps[k].push(s.x.slice());
+      while (s.iteration < its) {
+        const step = await optimiseIteration(oracle, s, { ...g, seed, round: r, snapshotAt: kept, anchors });
+        out.queries[s.iteration - 1] += step.queries;
+        out.moved[s.iteration - 1] += step.moved;
+        out.stepSum[s.iteration - 1] += step.stepSum;
       }
+      s.snaps.forEach((q, k) => snaps[k].push(q.x));
+      s.distances.forEach((d, i) => dists[i].push(d));
       out.ids.push(...s.ids);
       out.y.push(...s.y);
       out.round.push(...new Array(s.y.length).fill(r));
       out.origin.push(...init.origin.slice(j0, j1));
-      out.searchQueries.push(...search);
+      out.searchQueries.push(...s.searchQueries);
     }
     const result: GenResult = {
       ...out,
