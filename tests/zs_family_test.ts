@@ -1,7 +1,8 @@
 /**
  * The zsdb3kd family on the runner: its settings table (paper = the methods' reference defaults,
  * laptop and smoke = the settings the notebooks ran before the runner), its plan, and split invariance
- * (one generation shard in this process vs three shards in unit processes of the local executor give
+ * (one generation shard in this process vs three shards in unit processes of the local executor, one of them
+ * killed mid-run and resumed, give
  * the same pseudo samples, distances, soft labels, ledgers and student accuracies).
  */
 import assert from "node:assert/strict";
@@ -16,7 +17,9 @@ import { zsNotebookSpec, zsPlan, zsSpec } from "../lib/experiments/zs_spec.ts";
 import { loadZsTeacher, resolveZsTeacher } from "../lib/experiments/zs_teacher.ts";
 import { Ledger } from "../lib/oracle/ledger.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
-import type { RunStore } from "../lib/runner/store.ts";
+import { RunStore } from "../lib/runner/store.ts";
+import { runLocal } from "../lib/runner/executors/local.ts";
+import { journalImages } from "../lib/runner/journal.ts";
 import { GENERATE_DEFAULTS, generatePseudoSamples } from "../lib/zeroshot/generate.ts";
 import { NOISE_INIT_DEFAULTS } from "../lib/zeroshot/noise_init.ts";
 import { UNTARGETED_DEFAULTS } from "../lib/zeroshot/untargeted.ts";
@@ -111,6 +114,16 @@ Deno.test("zsdb3kd plan: levels, cells and keys follow the spec and the teacher"
   );
 });
 
+async function journalsPaid(dir: string): Promise<number> {
+  let total = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) total += await journalImages(`${dir}/${e.name}`);
+  } catch {
+    // not started yet
+  }
+  return total;
+}
+
 async function snapshot(store: RunStore, r: ZeroShotSeedsResult) {
   const seed = r.runs[0].seed;
   const gen = await readGeneration(store, seed);
@@ -131,7 +144,7 @@ async function snapshot(store: RunStore, r: ZeroShotSeedsResult) {
 
 Deno.test({
   name:
-    "zsdb3kd split invariance: 1 shard in process = 3 shards on the local executor = generatePseudoSamples; train split never read",
+    "zsdb3kd split invariance: 1 shard in process = 3 shards in unit processes (one killed, resumed) = generatePseudoSamples",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -145,16 +158,33 @@ Deno.test({
       for (const e of datasetReadLog()) assert.equal(e.split, "test", `read ${e.name}/${e.split}`);
       const planB = zsPlan(spec(7), fingerprint);
       assert.equal(planB.levels.find((l) => l.name === "generate")!.keys.length, 3);
-      const b = await runExperiment(planB, {
-        store: `${tmp}/three`,
-        executor: "local",
+      // Three generation shards in unit processes; generate[1] is killed once the teacher has answered
+      // some of its queries, then the run is resumed.
+      const b = await RunStore.create(`${tmp}/three`, planB);
+      const victim = `${tmp}/three/work/${planB.levels[1].keys[1]}`;
+      const first = await runLocal(b, {
         workers: 2,
-        onUnit: () => {},
+        onStart: (level, index, child) => {
+          if (level !== "generate" || index !== 1) return;
+          (async () => {
+            while ((await journalsPaid(victim)) === 0) await new Promise((r) => setTimeout(r, 10));
+            child.kill("SIGKILL");
+          })();
+        },
       });
+      assert.deepEqual(first.filter((r) => r.status === "failed").map((r) => `${r.level}${r.index}`), [
+        "generate1",
+      ]);
+      const killedPaid = await journalsPaid(victim);
+      assert.ok(killedPaid > 0);
+      const second = await runLocal(b, { workers: 2 });
+      assert.ok(second.every((r) => r.status === "ran"), JSON.stringify(second));
       const ra = await collectZeroShot(a), rb = await collectZeroShot(b);
       const sa = await snapshot(a, ra), sb = await snapshot(b, rb);
       assert.equal(sa.ids.length, 20);
-      assert.deepEqual(sb, sa);
+      // The killed attempt's queries are paid on top of the split-invariant ledgers.
+      assert.equal(sb.totalQueries, sa.totalQueries + killedPaid);
+      assert.deepEqual({ ...sb, totalQueries: 0 }, { ...sa, totalQueries: 0 });
       // The family's generation is the library's: generatePseudoSamples in one process, same settings.
       const teacher = await loadZsTeacher(spec(20), fingerprint);
       const oracle = await teacher.labelOracle(new Ledger({ perSample: spec(20).settings.perSampleBudget }));
