@@ -1,9 +1,9 @@
 /**
  * The zsdb3kd family on the runner: its settings table (paper = the methods' reference defaults,
  * laptop and smoke = the settings the notebooks ran before the runner), its plan, and split invariance
- * (one generation shard in this process vs three shards in unit processes of the local executor, one of them
- * killed mid-run and resumed, give
- * the same pseudo samples, distances, soft labels, ledgers and student accuracies).
+ * (one generation shard in this process vs three shards in unit processes of the local executor, one of
+ * them killed mid-run and resumed, give the same pseudo samples, distances, soft labels, ledgers and
+ * student accuracies).
  */
 import assert from "node:assert/strict";
 import { BD_DEFAULTS } from "../lib/db3/bd.ts";
