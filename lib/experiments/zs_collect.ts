@@ -1,7 +1,7 @@
 /**
  * Collecting a finished zsdb3kd run store into what notebooks 30–33 show: per seed the pseudo set
- * (as `generatePseudoSamples` returns it), the students, the ledgers and the run records; over the
- * seeds the zsdb3kd-vs-noise summary; and notebook 33's sweep. With `save` the run records (one per
+ * (as `generatePseudoSamples` returns it), the students, the ledgers and the run records; and
+ * notebook 33's sweep. With `save` the run records (one per
  * main student, built by its unit) are written to `results/runs` (the same id each time: a rerun
  * overwrites, never duplicates).
  *
@@ -57,24 +57,11 @@ export interface ZeroShotResult {
   records: RunRecord[];
 }
 
-/** A whole run: every seed, the zsdb3kd-vs-noise summary and the sweep. */
+/** A whole run: every seed and the sweep. */
 export interface ZeroShotSeedsResult {
   spec: ZsSpec;
   runs: ZeroShotResult[];
-  summary: { variant: string; mean: number; std: number; values: number[]; meanQueries: number }[];
-  /**
-   * zsdb3kd − noise per seed, and whether the mean gap exceeds both seed-to-seed spreads (false with
-   * one seed: there is no spread to beat). `verdict` says it in words for the notebooks.
-   */
-  gap: { perSeed: number[]; mean: number; spread: number; beatsSpread: boolean; verdict: string };
   sweep: ZeroShotSweepRow[];
-}
-
-/** Mean and sample standard deviation. */
-export function meanStd(v: number[]): { mean: number; std: number } {
-  const mean = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
-  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
-  return { mean, std };
 }
 
 async function readCells(store: RunStore): Promise<ZsCell[]> {
@@ -172,23 +159,8 @@ export async function collectZeroShot(
   const runs: ZeroShotResult[] = [];
   for (const seed of zsUnits(spec).reduce) runs.push(await collectSeed(store, seed, cells));
   if (opts.save) { for (const run of runs) for (const rec of run.records) await saveRun(rec); }
-  const pick = (v: "zsdb3kd" | "noise") =>
-    runs.map((r) => r.students.filter((s) => s.variant === v).sort((a, b) => b.iteration - a.iteration)[0]);
-  const summary = (["zsdb3kd", "noise"] as const).map((variant) => {
-    const rows = pick(variant).filter((s) => s !== undefined);
-    const values = rows.map((s) => s.testAcc);
-    return { variant, ...meanStd(values), values, meanQueries: meanStd(rows.map((s) => s.queries)).mean };
-  });
-  const z = pick("zsdb3kd"), n = pick("noise");
-  const perSeed = runs.flatMap((_, i) => (z[i] && n[i] ? [z[i].testAcc - n[i].testAcc] : []));
-  const mean = meanStd(perSeed).mean;
-  const spread = Math.max(summary[0].std, summary[1].std);
-  const beatsSpread = runs.length >= 2 && mean > spread;
-  const verdict = runs.length < 2
-    ? "not compared with a spread (one seed: run several to measure it)"
-    : `${beatsSpread ? "larger" : "not larger"} than the seed-to-seed spread`;
   const sweep = cells.flatMap((c) => (c.kind === "sweep" ? [c.row] : []));
-  return { spec, runs, summary, gap: { perSeed, mean, spread, beatsSpread, verdict }, sweep };
+  return { spec, runs, sweep };
 }
 
 /** Options of {@link runZeroShotNotebook}: the notebooks' vocabulary. */

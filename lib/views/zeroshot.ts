@@ -8,17 +8,62 @@ import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { formatSeeds } from "../results/seeds.ts";
 import { curveVerdict } from "../results/verdict.ts";
 import { type PseudoSet, snapshotX } from "../zeroshot/generate.ts";
-import { meanStd, type ZeroShotResult, type ZeroShotSeedsResult } from "../experiments/zs_collect.ts";
+import type { ZeroShotResult, ZeroShotSeedsResult } from "../experiments/zs_collect.ts";
 
 const pct = (v: number) => 100 * v;
+
+/** Mean and sample standard deviation. */
+export function meanStd(v: number[]): { mean: number; std: number } {
+  const mean = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { mean, std };
+}
+
+/** Over the seeds: each variant's last student (mean, std, values, mean queries). */
+export interface VariantSummary {
+  variant: "zsdb3kd" | "noise";
+  mean: number;
+  std: number;
+  values: number[];
+  meanQueries: number;
+}
+
+/**
+ * The zsdb3kd-vs-noise summary over the seeds, and the gap: zsdb3kd − noise per seed, and whether
+ * the mean gap exceeds both seed-to-seed spreads (false with one seed: there is no spread to beat),
+ * with `verdict` saying it in words.
+ */
+export function seedSummary(r: ZeroShotSeedsResult): {
+  summary: VariantSummary[];
+  gap: { perSeed: number[]; mean: number; spread: number; beatsSpread: boolean; verdict: string };
+} {
+  const runs = r.runs;
+  const pick = (v: "zsdb3kd" | "noise") =>
+    runs.map((x) => x.students.filter((s) => s.variant === v).sort((a, b) => b.iteration - a.iteration)[0]);
+  const summary = (["zsdb3kd", "noise"] as const).map((variant) => {
+    const rows = pick(variant).filter((s) => s !== undefined);
+    const values = rows.map((s) => s.testAcc);
+    return { variant, ...meanStd(values), values, meanQueries: meanStd(rows.map((s) => s.queries)).mean };
+  });
+  const z = pick("zsdb3kd"), n = pick("noise");
+  const perSeed = runs.flatMap((_, i) => (z[i] && n[i] ? [z[i].testAcc - n[i].testAcc] : []));
+  const mean = meanStd(perSeed).mean;
+  const spread = Math.max(summary[0].std, summary[1].std);
+  const beatsSpread = runs.length >= 2 && mean > spread;
+  const verdict = runs.length < 2
+    ? "not compared with a spread (one seed: run several to measure it)"
+    : `${beatsSpread ? "larger" : "not larger"} than the seed-to-seed spread`;
+  return { summary, gap: { perSeed, mean, spread, beatsSpread, verdict } };
+}
 
 /** Paper vs measured, side by side (accuracies in percent; measured = mean ± std over seeds). */
 export function paperVsMeasuredRows(r: ZeroShotSeedsResult): Record<string, string | number | null>[] {
   const run0 = r.runs[0];
   const fmt = (m: { values: number[] }) => formatSeeds(m.values.map(pct));
   const teacher = meanStd(r.runs.map((x) => x.teacher.testAcc));
-  const z = r.summary.find((s) => s.variant === "zsdb3kd")!;
-  const n = r.summary.find((s) => s.variant === "noise")!;
+  const { summary } = seedSummary(r);
+  const z = summary.find((s) => s.variant === "zsdb3kd")!;
+  const n = summary.find((s) => s.variant === "noise")!;
   const last = run0.students.filter((s) => s.variant === "zsdb3kd").at(-1)?.iteration ?? 0;
   return [
     {
