@@ -201,12 +201,21 @@ function estimates(spec: ZsSpec): Record<"init" | "generate" | "label" | "studen
   const pool = Math.min(s.label.bd.candidates, g.perClass * g.rounds);
   const labelQ = n * ZS_RATES.labelQueriesPerSample * (pool / 50);
   const students = g.perClass * g.rounds * spec.numClasses * s.student.epochs;
+  // A sweep cell relabels up to its largest subset (the main students ask nothing).
+  const sweepQ = spec.sweep.counts.length === 0
+    ? 0
+    : Math.max(...spec.sweep.counts) * spec.numClasses * ZS_RATES.labelQueriesPerSample * (pool / 50);
   const src = ZS_RATES.source;
   return {
     init: { queries: initQ, cpuSeconds: initQ * ZS_RATES.cpuSecondsPerQuery * f, source: src },
     generate: { queries: genQ, cpuSeconds: genQ * ZS_RATES.cpuSecondsPerQuery * f, source: src },
     label: { queries: labelQ, cpuSeconds: labelQ * ZS_RATES.labelCpuSecondsPerQuery * f, source: src },
-    student: { queries: 0, cpuSeconds: students * ZS_RATES.studentCpuSecondsPerImage * f, source: src },
+    student: {
+      queries: sweepQ,
+      cpuSeconds:
+        (students * ZS_RATES.studentCpuSecondsPerImage + sweepQ * ZS_RATES.labelCpuSecondsPerQuery) * f,
+      source: src,
+    },
   };
 }
 
