@@ -165,7 +165,10 @@ export async function collectZeroShot(
 
 /** Options of {@link runZeroShotNotebook}: the notebooks' vocabulary. */
 export interface ZsRunOptions extends ZsNotebookOverrides {
-  /** Run store folder; default one per plan under `data/runs/` (a rerun reuses finished units); false: a fresh temporary store. */
+  /**
+   * Run store folder; default one per plan under `data/runs/` (a rerun reuses finished units); false: a
+   * temporary store, removed once the result is collected.
+   */
   cache?: string | false;
   /** Save the run records (default true). */
   save?: boolean;
@@ -178,7 +181,14 @@ export async function runZeroShotNotebook(
   o: ZsRunOptions = {},
 ): Promise<ZeroShotSeedsResult> {
   const plan = await zsNotebookPlan(notebook, scale, o);
-  const root = o.cache === false ? await Deno.makeTempDir({ prefix: "bkd-zsdb3kd-" }) : o.cache;
-  const store = await runExperiment(plan, { store: root });
-  return await collectZeroShot(store, { save: o.save ?? true });
+  const save = o.save ?? true;
+  if (o.cache !== false) {
+    return await collectZeroShot(await runExperiment(plan, { store: o.cache }), { save });
+  }
+  const root = await Deno.makeTempDir({ prefix: "bkd-zsdb3kd-" });
+  try {
+    return await collectZeroShot(await runExperiment(plan, { store: root }), { save });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 }
