@@ -11,8 +11,12 @@
  * 3. `label` — per iteration with a student, the same ranges: BD distances towards the other classes.
  *    A level of its own, not inside `generate`: BD's direction streams are the *whole* pseudo pool of
  *    that iteration, which exists only once every generation shard is done.
- * 4. `reduce` — one unit per seed: the pseudo set in id order, the soft labels of each labelled
- *    iteration, exact ledgers, the teacher's test accuracy.
+ * 4. `reduce` — one unit per seed: exact ledgers (generation and each labeling; no sample over its
+ *    budget), the soft labels of each labelled iteration, the teacher's test accuracy. The pseudo
+ *    samples stay in the generation units' files and are read back in id order.
+ *
+ * Seeds enter as in `generatePseudoSamples`: (seed, round, iteration) streams and per-id streams, so
+ * the shard size (an execution setting) never changes a number.
  * 5. `student` — one unit per cell: (seed, iteration) students, and for notebook 33 the (seed, iteration,
  *    pseudo samples per class) cells of the per-class sweep (relabelled with their own pools).
  *
@@ -23,12 +27,11 @@ import type { TeacherEngine } from "../native/teacher_predictor.ts";
 import type { Scale } from "../scale.ts";
 import { hashOf } from "../runner/hash.ts";
 import type { LevelPlan, RunPlan, UnitEstimate } from "../runner/plan.ts";
-import type { Db3LabelTeacher } from "./db3_label_spec.ts";
+import { type Db3LabelTeacher, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
 import type { DeepPartial } from "./settings.ts";
 import { type ZsSettings, zsSettings } from "./zs_settings.ts";
 import { zsEstimates } from "./zs_estimate.ts";
 import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
-import { TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
 import { resolveZsTeacher } from "./zs_teacher.ts";
 
 /** Classes of every dataset the family runs on. */
