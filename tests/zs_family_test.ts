@@ -21,6 +21,7 @@ import { RunStore } from "../lib/runner/store.ts";
 import { runLocal } from "../lib/runner/executors/local.ts";
 import { journalImages } from "../lib/runner/journal.ts";
 import { GENERATE_DEFAULTS, generatePseudoSamples } from "../lib/zeroshot/generate.ts";
+import { seedSummary } from "../lib/views/zeroshot.ts";
 import { NOISE_INIT_DEFAULTS } from "../lib/zeroshot/noise_init.ts";
 import { UNTARGETED_DEFAULTS } from "../lib/zeroshot/untargeted.ts";
 
@@ -212,4 +213,30 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
     }
   },
+});
+
+Deno.test("zsdb3kd views: the seed summary compares each seed's last students and judges the gap by the spread", () => {
+  const run = (seed: number, z: number, n: number) => ({
+    seed,
+    students: [
+      { variant: "noise", iteration: 0, testAcc: n, queries: 100 },
+      { variant: "zsdb3kd", iteration: 2, testAcc: z - 0.1, queries: 200 },
+      { variant: "zsdb3kd", iteration: 4, testAcc: z, queries: 300 },
+    ],
+  });
+  const two = { runs: [run(1, 0.5, 0.3), run(2, 0.6, 0.3)] } as unknown as ZeroShotSeedsResult;
+  const { summary, gap } = seedSummary(two);
+  assert.deepEqual(summary.map((s) => [s.variant, s.values, s.meanQueries]), [
+    ["zsdb3kd", [0.5, 0.6], 300],
+    ["noise", [0.3, 0.3], 100],
+  ]);
+  assert.ok(Math.abs(gap.mean - 0.25) < 1e-12 && Math.abs(gap.spread - Math.sqrt(0.005)) < 1e-12);
+  assert.equal(gap.verdict, "larger than the seed-to-seed spread");
+  const one = seedSummary({ runs: [run(1, 0.5, 0.3)] } as unknown as ZeroShotSeedsResult);
+  assert.equal(one.gap.beatsSpread, false);
+  assert.match(one.gap.verdict, /one seed/);
+  const close = seedSummary(
+    { runs: [run(1, 0.5, 0.45), run(2, 0.7, 0.5)] } as unknown as ZeroShotSeedsResult,
+  );
+  assert.equal(close.gap.verdict, "not larger than the seed-to-seed spread");
 });
