@@ -1,6 +1,6 @@
 /**
  * ZSDB3KD generation benchmark (MNIST, DB3 LeNet-5 teacher): label queries per second and seconds per
- * pseudo sample, per stage, at the laptop settings of `lib/experiments/zeroshot.ts` (or smaller).
+ * pseudo sample, per stage, at the laptop settings of `lib/experiments/zs_settings.ts` (or smaller).
  *
  *     deno run -A bench/zeroshot.ts [--teacher laptop|smoke] [--per-class 20] [--iterations 10]
  *                                   [--workers 2] [--engine auto|native|pool] [--in-process]
@@ -18,7 +18,7 @@ import { labelOracle } from "../lib/oracle/oracle.ts";
 import { engineInfo, parseEngine, teacherPredictor } from "../lib/native/teacher_predictor.ts";
 import { toMarkdown } from "../lib/results/table.ts";
 import { getTeacher } from "../lib/train/teachers.ts";
-import { zeroShotSettings } from "../lib/experiments/zeroshot.ts";
+import { zsSettings } from "../lib/experiments/zs_settings.ts";
 import { generatePseudoSamples } from "../lib/zeroshot/generate.ts";
 import { initPseudoNoise } from "../lib/zeroshot/noise_init.ts";
 import { untargetedBoundary } from "../lib/zeroshot/untargeted.ts";
@@ -29,7 +29,7 @@ function arg(name: string, fallback: string): string {
 }
 
 const teacherScale = arg("teacher", "laptop") === "smoke" ? "smoke" : "laptop";
-const settings = zeroShotSettings("laptop", "mnist");
+const settings = zsSettings("laptop", "mnist");
 const perClass = Number(arg("per-class", String(settings.generate.perClass)));
 const iterations = Number(arg("iterations", String(settings.generate.iterations)));
 const workers = Number(arg("workers", "2"));

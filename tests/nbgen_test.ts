@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { db3Settings } from "../lib/experiments/db3.ts";
-import { zeroShotSettings } from "../lib/experiments/zeroshot.ts";
+import { zsSettingsNote } from "../lib/experiments/zs_settings.ts";
 import { tableARow } from "../lib/results/paper.ts";
 import { repoRoot } from "../lib/util/paths.ts";
 import { generateAll, generateNotebook, notebookFile } from "../tools/nbgen.ts";
@@ -34,8 +34,8 @@ Deno.test("nbgen: every committed family notebook equals its generated text", as
 Deno.test("nbgen: dataset words come from the settings and the paper tables", async () => {
   const fm = await generateNotebook("zsdb3kd", "fmnist");
   assert.ok(fm.includes(`${tableARow("zsdb3kd", "fmnist")!.studentAcc[0].mean}%`));
-  assert.ok(fm.includes('runZeroShotSeeds({ dataset: \\"fmnist\\"'));
-  const laptopNote = zeroShotSettings("laptop", "cifar10").note.split(" ").slice(0, 4).join(" ");
+  assert.ok(fm.includes('runZeroShotNotebook(\\"31\\"'));
+  const laptopNote = zsSettingsNote("laptop", "cifar10").split(" ").slice(0, 4).join(" ");
   assert.ok((await generateNotebook("zsdb3kd", "cifar10")).includes(laptopNote));
   const cifar = await generateNotebook("db3", "cifar10");
   assert.ok(cifar.includes("AlexNet → AlexNet-half"));

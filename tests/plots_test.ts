@@ -22,7 +22,7 @@ import {
 import { colorRange, MEASURED_COLOR, PAPER_COLOR, SERIES_COLORS } from "../lib/show/colors.ts";
 import { figureOneGrid, outsideNote, teacherFigure, twoMoonsBars } from "../lib/experiments/cake_views.ts";
 import type { TwoMoonsFigureResult } from "../lib/experiments/cake.ts";
-import { distanceRows } from "../lib/experiments/zeroshot.ts";
+import { distanceRows } from "../lib/views/zeroshot.ts";
 import type { PseudoSet } from "../lib/zeroshot/generate.ts";
 
 /** The bits of a linkedom element the checks use. */

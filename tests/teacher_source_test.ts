@@ -9,7 +9,7 @@
 import { spawnServer } from "../lib/remote/spawn.ts";
 import assert from "node:assert/strict";
 import { runDb3Table } from "../lib/experiments/db3.ts";
-import { runZeroShot } from "../lib/experiments/zeroshot.ts";
+import { runZeroShotNotebook } from "../lib/experiments/zs_collect.ts";
 import { db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
 import {
   type Db3LabelResult,
@@ -141,16 +141,12 @@ Deno.test({
       const fromFolder = await run(folder);
       // ZSDB3KD (notebook 30's driver) from pure noise: the recipe teacher and the same weights over HTTP.
       const zs = (teacher?: string) =>
-        runZeroShot({
-          dataset: "mnist",
-          scale: "smoke",
-          seed: 1,
-          iterations: [2],
-          cacheDir: null,
+        runZeroShotNotebook("30", "smoke", {
+          seeds: [1],
+          cache: false,
           save: false,
           engine: "pool",
-          progress: false,
-          ...(teacher ? { teacher } : {}),
+          teacher,
         });
       const zsRecipe = await zs();
       // The runner's db3-label spec (3 shards, in process) on the same three sources.
@@ -198,12 +194,18 @@ Deno.test({
       assert.ok(fromFolder.rows[0].testAcc > 0.1);
 
       // Same pseudo samples, same soft labels, same query counts.
-      const last = (r: typeof zsRecipe) => r.set.snapshots.at(-1)!.x;
+      const last = (r: typeof zsRecipe) => r.runs[0].set.snapshots.at(-1)!.x;
       assert.ok(last(zsRecipe).length > 0);
       assert.deepEqual(Array.from(last(zsHttp)), Array.from(last(zsRecipe)));
-      assert.deepEqual(Array.from(zsHttp.labels.get(2)!.soft.z), Array.from(zsRecipe.labels.get(2)!.soft.z));
-      assert.equal(zsHttp.totalQueries, zsRecipe.totalQueries);
-      assert.match(zsHttp.teacher.source, /kserve-v2 endpoint/);
+      assert.deepEqual(
+        zsHttp.runs[0].students,
+        zsRecipe.runs[0].students.map((s, i) => ({
+          ...s,
+          trainSeconds: zsHttp.runs[0].students[i].trainSeconds,
+        })),
+      );
+      assert.equal(zsHttp.runs[0].totalQueries, zsRecipe.runs[0].totalQueries);
+      assert.match(zsHttp.runs[0].teacher.source, /kserve-v2 endpoint/);
 
       assert.equal(rnRecipe.n, 30);
       for (const other of [rnFolder, rnHttp]) {

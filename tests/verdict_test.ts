@@ -240,7 +240,7 @@ Deno.test("verdict: ablation gaps are paired by seed (notebook 23's laptop MNIST
 });
 
 Deno.test("verdict: ZSDB3KD iteration curve names its dip; DB3 budget curve flat while distances shrink", async () => {
-  const { iterationVerdict } = await import("../lib/experiments/zeroshot.ts");
+  const { iterationVerdict } = await import("../lib/views/zeroshot.ts");
   const { budgetVerdict } = await import("../lib/experiments/db3_ablations.ts");
   const students = [[0, 30, "noise"], [1, 35, "zsdb3kd"], [2, 31, "zsdb3kd"], [10, 51.5, "zsdb3kd"]].map((
     [iteration, acc, variant],

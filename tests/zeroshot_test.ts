@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
 import { labelOracle } from "../lib/oracle/oracle.ts";
 import { Ledger } from "../lib/oracle/ledger.ts";
-import { clearDatasetReadLog, datasetReadLog } from "../lib/data/mod.ts";
-import { buildModel } from "../lib/models/registry.ts";
-import { generationTime, runZeroShot } from "../lib/experiments/zeroshot.ts";
 import { initBackend } from "../lib/backend.ts";
 
 await initBackend();
@@ -117,6 +114,45 @@ Deno.test("untargeted boundary: 3-class linear teacher, distance to the nearest 
     o.ledger.snapshot().byPhase["zs.init"].images.label,
     res.initQueries.reduce((a, b) => a + b, 0),
   );
+});
+
+Deno.test("untargeted boundary: a sample's search does not depend on the other samples of its batch", async () => {
+  // Several rounds of shared initial directions with few tries, and anchor fallbacks: the rounds that
+  // follow must not depend on when the other samples of the batch stopped (generation shards rely on it).
+  // Samples 0-2 lie within 0.01 of a boundary (random tries flip them soon), 3-7 beyond 0.3 (they
+  // never flip): alone, the first three stop trying early. With one random stream for all rounds
+  // (before the generation shards) their later rounds drew other directions and this test failed.
+  const dim = 6, n = 8;
+  const w = randomWeights(3, dim, 3);
+  const teacher = linearTeacher(w, [0, 0.2, -0.2], [dim]);
+  const r = new Rng(9);
+  const near: number[][] = [], far: number[][] = [];
+  while (near.length < 3 || far.length < 5) {
+    const p = Array.from({ length: dim }, () => r.uniform());
+    const d = linearDistance(w, teacher.scores(p));
+    if (d < 0.01 && near.length < 3) near.push(p);
+    else if (d > 0.3 && far.length < 5) far.push(p);
+  }
+  const x = Float32Array.from([...near, ...far].flat());
+  const y = Int32Array.from({ length: n }, (_, i) => {
+    const z = teacher.scores(x, i * dim);
+    return z.indexOf(Math.max(...z));
+  });
+  const ids = Int32Array.from({ length: n }, (_, i) => 100 + i);
+  const opts = { initDirections: 3, maxInitTries: 2, initScale: 0.05, kGrad: 8, queryLimit: 400, seed: 4 };
+  const anchors = { x, labels: y };
+  const whole = await untargetedBoundary(labelOracle(teacher), x, y, { ...opts, ids, anchors });
+  for (const [a, b] of [[0, 3], [3, 8]]) {
+    const part = await untargetedBoundary(labelOracle(teacher), x.slice(a * dim, b * dim), y.slice(a, b), {
+      ...opts,
+      ids: ids.slice(a, b),
+      anchors,
+    });
+    assert.deepEqual(Array.from(part.distances), Array.from(whole.distances.slice(a, b)));
+    assert.deepEqual(Array.from(part.queries), Array.from(whole.queries.slice(a, b)));
+    assert.deepEqual(Array.from(part.directions), Array.from(whole.directions.slice(a * dim, b * dim)));
+    assert.deepEqual(Array.from(part.anchorStarts), Array.from(whole.anchorStarts.slice(a, b)));
+  }
 });
 
 Deno.test("untargeted boundary: the query limit and the ledger's per-sample budget are never crossed", async () => {
@@ -302,54 +338,7 @@ Deno.test("generation moves samples away from a linear boundary, keeps their cla
   assert.equal(c.resumedIterations, opts.rounds * opts.iterations);
   assert.ok(c.totalSeconds !== null && c.totalSeconds > c.seconds, "the original cost, not this call's");
   assert.ok(c.totalSeconds! >= b.totalSeconds! - b.seconds, "at least what was stored before b ran");
-  assert.equal(
-    generationTime({
-      generationSeconds: 0.01,
-      generationTotalSeconds: 41.23,
-      generationResumedIterations: 8,
-    }),
-    "41.2 s (from cache; 0.0 s now)",
-  );
-  assert.equal(
-    generationTime({ generationSeconds: 3.04, generationTotalSeconds: 3.04, generationResumedIterations: 0 }),
-    "3.0 s",
-  );
-  assert.match(
-    generationTime({ generationSeconds: 0, generationTotalSeconds: null, generationResumedIterations: 8 }),
-    /^from cache \(original cost not stored/,
-  );
   await Deno.remove(dir, { recursive: true });
-});
-
-Deno.test("zero-shot MNIST pipeline (smoke) never reads the training split; no sample exceeds its budget", async () => {
-  const spec = { name: "db3-lenet5" as const, inputShape: [28, 28, 1], numClasses: 10 };
-  const teacher = { model: buildModel(spec, 7), spec };
-  clearDatasetReadLog();
-  const r = await runZeroShot({
-    dataset: "mnist",
-    scale: "smoke",
-    seed: 1,
-    teacher,
-    cacheDir: null,
-    save: false,
-    workers: 0,
-    progress: false,
-  });
-  const reads = datasetReadLog();
-  assert.ok(reads.length > 0, "the test split is read for evaluation");
-  for (const e of reads) assert.equal(e.split, "test", `read ${e.name}/${e.split}`);
-  assert.deepEqual(r.students.map((s) => s.iteration), [0, 2]);
-  for (const s of r.students) assert.ok(s.testAcc >= 0 && s.testAcc <= 1);
-  // Per-sample budgets: generation + labeling of one pseudo sample stay within the budget.
-  assert.ok(r.maxSampleSpend > 0);
-  assert.ok(r.maxSampleSpend <= r.perSampleBudget, `${r.maxSampleSpend} > ${r.perSampleBudget}`);
-  for (const [id, e] of Object.entries(r.set.ledger.bySample)) {
-    if (id !== "-1") assert.ok(e.spent <= r.perSampleBudget);
-  }
-  // Total queries are the generation ledger plus each labeling ledger.
-  const labelQ = r.students.reduce((a, s) => a + s.labelQueries, 0);
-  assert.equal(r.totalQueries, r.set.ledger.totals.spent + labelQ);
-  teacher.model.dispose();
 });
 
 Deno.test("generation with a tight per-sample budget: refusals, never an overspend", async () => {

@@ -1,7 +1,7 @@
 /**
  * Generate the per-dataset notebooks of a family from one template: DB3 (10/11/12) and ZSDB3KD
  * (30/31/32). The dataset is the parameter; dataset-specific words come from the kit — model names
- * from the recipes and settings, the scale notes from `db3Settings` / `zeroShotSettings`, paper numbers
+ * from the recipes and settings, the scale notes from `db3Settings` / `zsSettingsNote`, paper numbers
  * from `lib/results/paper.ts` — so a changed setting or paper number changes the prose with it.
  *
  *   deno task nbgen            write notebooks/1X_db3_*.ipynb and 3X_zsdb3kd_*.ipynb
@@ -17,7 +17,8 @@ import { missingFix } from "../lib/data/dataset_dirs.ts";
 import { BD_DEFAULTS } from "../lib/db3/bd.ts";
 import { db3Settings } from "../lib/experiments/db3.ts";
 import { modelTitle } from "../lib/experiments/db3_ablations.ts";
-import { zeroShotSettings } from "../lib/experiments/zeroshot.ts";
+import { zsSettings, zsSettingsNote } from "../lib/experiments/zs_settings.ts";
+import { zsNotebookSeeds } from "../lib/experiments/zs_spec.ts";
 import { tableARow, tableBRows } from "../lib/results/paper.ts";
 import { defaultTeacherModel } from "../lib/train/teachers.ts";
 import { repoRoot } from "../lib/util/paths.ts";
@@ -31,16 +32,6 @@ export type NbFamily = keyof typeof NB_FAMILIES;
 export const NB_DATASETS: readonly DatasetName[] = ["mnist", "fmnist", "cifar10"];
 
 const TITLES: Record<DatasetName, string> = { mnist: "MNIST", fmnist: "Fashion-MNIST", cifar10: "CIFAR-10" };
-
-/**
- * Seeds per ZSDB3KD notebook at every scale: three on MNIST to measure the spread; one elsewhere (an
- * extra teacher to train for Fashion-MNIST, AlexNet queries ~20× dearer for CIFAR-10).
- */
-const ZS_SEEDS: Record<DatasetName, string> = {
-  mnist: "[seed, seed + 1, seed + 2]",
-  fmnist: "[seed]",
-  cifar10: "[seed]",
-};
 
 /** The notebook file name of a family and dataset, e.g. `11_db3_fmnist.ipynb`. */
 export function notebookFile(family: NbFamily, dataset: DatasetName): string {
@@ -87,14 +78,14 @@ function db3Values(dataset: DatasetName): Record<string, string> {
 }
 
 function zsValues(dataset: DatasetName): Record<string, string> {
-  const note = (s: "smoke" | "laptop") => zeroShotSettings(s, dataset).note;
+  const note = (s: "smoke" | "laptop") => zsSettingsNote(s, dataset);
   const paper = tableARow("zsdb3kd", dataset);
-  const seeds = ZS_SEEDS[dataset] === "[seed]" ? "one seed" : "three seeds measure the spread";
+  const nb = String(NB_FAMILIES.zsdb3kd.first + NB_DATASETS.indexOf(dataset)) as "30" | "31" | "32";
+  const seeds = zsNotebookSeeds(nb).length === 1 ? "one seed" : "three seeds measure the spread";
   return {
     title: TITLES[dataset],
     teacher: modelTitle(defaultTeacherModel(dataset)),
-    student: modelTitle(zeroShotSettings("paper", dataset).student.model),
-    seeds: ZS_SEEDS[dataset],
+    student: modelTitle(zsSettings("paper", dataset).student.model),
     scales: wrap(
       `At \`laptop\` scale: ${note("laptop")}; ${seeds}. The paper's student reaches ` +
         `${paper?.studentAcc[0]?.mean ?? "?"}% from a ${

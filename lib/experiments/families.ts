@@ -6,11 +6,13 @@
 import { DB3_LABEL_FAMILY } from "./db3_label_units.ts";
 import { DB3_FAMILY } from "./db3_units.ts";
 import type { Family } from "../runner/family.ts";
+import { ZSDB3KD_FAMILY } from "./zs_student_units.ts";
 
 /** Families by name. */
 export const FAMILIES: Record<string, Family> = {
   [DB3_LABEL_FAMILY.name]: DB3_LABEL_FAMILY,
   [DB3_FAMILY.name]: DB3_FAMILY,
+  [ZSDB3KD_FAMILY.name]: ZSDB3KD_FAMILY,
 };
 
 /** The family called `name`, or an error listing the known ones. */

@@ -11,6 +11,11 @@
  * X is saved at iteration 0 (the raw accepted noise) and at each of `snapshotAt` (5, 10, …, 40).
  * Each pseudo sample's class is its generation class c, which every step preserves.
  *
+ * A sample whose random initial directions never left its class starts from the direction to the
+ * nearest accepted noise image of another class of its round (iteration 0: known labels, no query). The
+ * round's iteration-0 images, not the moving ones, so each sample's path depends on its own queries
+ * only and a contiguous range of samples can be optimised in a unit of its own (`lib/experiments/zs_*`).
+ *
  * Samples of a round are ids `idOffset + round·K·perClass + j`; their queries (boundary searches and
  * steps) are booked under those ids, the noise draws untagged. With `checkpointDir` the state is saved
  * after every iteration (arrays in `state.bin`, the rest in `state.json`) and a later call with the
@@ -34,6 +39,7 @@ import {
   type NoiseInitReport,
 } from "./noise_init.ts";
 import {
+  type Anchors,
   checkUntargetedOptions,
   UNTARGETED_DEFAULTS,
   untargetedBoundary,
@@ -151,23 +157,82 @@ export function snapshotX(set: PseudoSet, iteration: number): Float32Array {
   return s.x;
 }
 
-function mix(...v: number[]): number {
+/** The seed of one stream from several integers (FNV-1a): rounds and iterations get their own streams. */
+export function seedMix(...v: number[]): number {
   let h = 2166136261;
   for (const x of v) h = Math.imul(h ^ (x | 0), 16777619) >>> 0;
   return h;
 }
 
-/** One round's evolving state (what a checkpoint holds for the round in progress). */
-interface RoundState {
+/** Pseudo samples of one round (all, or a contiguous part) as they move. */
+export interface MovingSamples {
   x: Float32Array;
   y: Int32Array;
   ids: Int32Array;
-  origin: string[];
+  /** Iterations done. */
   iteration: number;
+  /** X at iteration 0 and at each snapshot iteration reached. */
   snaps: { iteration: number; x: Float32Array }[];
+  /** g per iteration done. */
   distances: Float32Array[];
+  /** Queries of the untargeted searches per sample, summed over iterations. */
   searchQueries: Int32Array;
+}
+
+/** One round's evolving state (what a checkpoint holds for the round in progress). */
+interface RoundState extends MovingSamples {
+  origin: string[];
   init: NoiseInitReport;
+}
+
+/** What one iteration did to the samples it moved. */
+export interface IterationStep {
+  /** g of each sample before the step (Infinity: no direction left its class). */
+  distances: Float32Array;
+  /** Label queries of the iteration, samples moved and the sum of their λ. */
+  queries: number;
+  moved: number;
+  stepSum: number;
+}
+
+/**
+ * Iteration `s.iteration + 1` of round `round`: untargeted boundary search, then the step away from
+ * it; keeps X when the iteration is in `snapshotAt`. The random streams depend on (seed, round,
+ * iteration) and each sample's id, and `anchors` are the whole round's iteration-0 images, so a part
+ * of a round moves exactly as it does within the whole round.
+ */
+export async function optimiseIteration(
+  oracle: LabelOracle,
+  s: MovingSamples,
+  o: {
+    seed: number;
+    round: number;
+    untargeted: Omit<UntargetedOptions, "seed" | "lockstep">;
+    stepSize: number;
+    maxHalvings: number;
+    snapshotAt: number[];
+    anchors?: Anchors;
+  },
+): Promise<IterationStep> {
+  const it = s.iteration + 1;
+  const before = oracle.ledger.spent;
+  const ub = await untargetedBoundary(oracle, s.x, s.y, {
+    ...o.untargeted,
+    seed: seedMix(o.seed, o.round, it, 2),
+    ids: s.ids,
+    anchors: o.anchors,
+  });
+  for (let i = 0; i < s.y.length; i++) s.searchQueries[i] += ub.queries[i];
+  const st = await stepAway(oracle, s, ub.distances, ub.directions, o.stepSize, o.maxHalvings);
+  s.distances.push(ub.distances);
+  s.iteration = it;
+  if (o.snapshotAt.includes(it)) s.snaps.push({ iteration: it, x: s.x.slice() });
+  return {
+    distances: ub.distances,
+    queries: oracle.ledger.spent - before,
+    moved: st.moved,
+    stepSum: st.stepSum,
+  };
 }
 
 interface Checkpoint {
@@ -295,10 +360,13 @@ async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpo
   };
 }
 
-/** Move every sample away from its boundary: X ← clip(X − λΘ), halving λ where the label would change. */
+/**
+ * Move every sample away from its boundary: X ← clip(X − λΘ), halving λ where the label would change.
+ * Each sample's steps depend on its own answers only (a shard of the samples moves them the same way).
+ */
 async function stepAway(
   oracle: LabelOracle,
-  s: RoundState,
+  s: { x: Float32Array; y: Int32Array; ids: Int32Array },
   g: Float32Array,
   theta: Float32Array,
   stepSize: number,
@@ -470,7 +538,11 @@ async function generate(
   for (let r = cp.done.length; r < o.rounds; r++) {
     let s = cp.current;
     if (!s) {
-      const init = await initPseudoNoise(oracle, { ...noise, perClass: o.perClass, seed: mix(o.seed, r, 1) });
+      const init = await initPseudoNoise(oracle, {
+        ...noise,
+        perClass: o.perClass,
+        seed: seedMix(o.seed, r, 1),
+      });
       const n = init.y.length;
       const base = o.idOffset + r * K * o.perClass;
       s = {
@@ -488,30 +560,27 @@ async function generate(
     }
     bar?.update(r * (o.iterations + 1) + 1 + s.iteration, info());
     while (s.iteration < o.iterations) {
-      const it = s.iteration + 1;
-      const before = oracle.ledger.spent;
-      const ub = await untargetedBoundary(oracle, s.x, s.y, {
-        ...ut,
-        seed: mix(o.seed, r, it, 2),
-        ids: s.ids,
-        anchors: o.anchorFallback ? { x: s.x.slice(), labels: s.y } : undefined,
+      const step = await optimiseIteration(oracle, s, {
+        seed: o.seed,
+        round: r,
+        untargeted: ut,
+        stepSize: o.stepSize,
+        maxHalvings: o.maxHalvings,
+        snapshotAt: snapAt,
+        anchors: o.anchorFallback ? { x: s.snaps[0].x, labels: s.y } : undefined,
       });
-      for (let i = 0; i < s.y.length; i++) s.searchQueries[i] += ub.queries[i];
-      const st = await stepAway(oracle, s, ub.distances, ub.directions, o.stepSize, o.maxHalvings);
-      s.distances.push(ub.distances);
+      const it = s.iteration;
       const stat = cp.stats[it - 1];
       let sum = 0, m = 0;
-      for (const d of ub.distances) if (Number.isFinite(d)) [sum, m] = [sum + d, m + 1];
+      for (const d of step.distances) if (Number.isFinite(d)) [sum, m] = [sum + d, m + 1];
       // Running mean over rounds.
       stat.meanDistance = stat.found + m > 0 ? (stat.meanDistance * stat.found + sum) / (stat.found + m) : 0;
       stat.found += m;
-      stat.meanStep = stat.moved + st.moved > 0
-        ? (stat.meanStep * stat.moved + st.stepSum) / (stat.moved + st.moved)
+      stat.meanStep = stat.moved + step.moved > 0
+        ? (stat.meanStep * stat.moved + step.stepSum) / (stat.moved + step.moved)
         : 0;
-      stat.moved += st.moved;
-      stat.queries += oracle.ledger.spent - before;
-      s.iteration = it;
-      if (snapAt.includes(it)) s.snaps.push({ iteration: it, x: s.x.slice() });
+      stat.moved += step.moved;
+      stat.queries += step.queries;
       if (dir) await checkpointAndRoll(oracle, dir, cp, spentSoFar());
       bar?.update(r * (o.iterations + 1) + 1 + it, info());
     }

@@ -182,10 +182,15 @@ async function initialDirections(
   anchorStarts: Uint8Array,
 ): Promise<Candidate[][]> {
   const n = y.length;
-  const allAnchors = anchors;
   const cands: Candidate[][] = Array.from({ length: n }, () => []);
   const v = new Float32Array(dim);
+  // A sample gets the anchor fallback once, the first round it ends unchanged.
+  const anchored = new Uint8Array(n);
   for (let round = 0; round < o.initDirections; round++) {
+    // Round 0 draws from `rng`; every later round from its own stream, so the directions a sample
+    // sees never depend on when the other samples of the batch stopped (a split of the batch into
+    // shards gives every sample the same tries).
+    if (round > 0) rng = new Rng(((o.seed ^ 0x2545f491) + Math.imul(round, 0x9e3779b1)) >>> 0);
     let pending: number[] = [];
     for (let i = 0; i < n; i++) if (!refusedOut[i] && spent[i] < o.queryLimit) pending.push(i);
     for (let tryNo = 0; tryNo < o.maxInitTries && pending.length > 0; tryNo++) {
@@ -216,21 +221,22 @@ async function initialDirections(
       pending = still;
     }
     // Fallback: the direction to the nearest anchor of another class (its label is known: no query).
-    if (anchors && pending.length > 0) {
+    // One anchor direction per sample is enough: later rounds would only repeat it.
+    if (anchors) {
       for (const i of pending) {
+        if (anchored[i]) continue;
+        anchored[i] = 1;
         const near = nearestAnchors(anchors, x, i, y[i], dim, 1);
         if (near.length > 0) anchorStarts[i] = 1;
         cands[i].push(...near);
       }
-      // One anchor direction per sample is enough: later rounds would only repeat it.
-      anchors = undefined;
     }
   }
   // Extra candidates for every sample: its nearest anchors of other classes.
-  if (allAnchors && o.anchorDirections > 0) {
+  if (anchors && o.anchorDirections > 0) {
     for (let i = 0; i < n; i++) {
       if (refusedOut[i]) continue;
-      const near = nearestAnchors(allAnchors, x, i, y[i], dim, o.anchorDirections);
+      const near = nearestAnchors(anchors, x, i, y[i], dim, o.anchorDirections);
       // Skip the one the fallback already added.
       for (const c of near) if (!cands[i].some((d) => d.lambda0 === c.lambda0)) cands[i].push(c);
     }
