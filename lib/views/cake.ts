@@ -1,5 +1,5 @@
 /**
- * Views of the CAKE drivers' results for notebooks 20–24: the Figure-1 grid, accuracy tables with
+ * Views of the CAKE runs' results for notebooks 20–24: the Figure-1 grid, accuracy tables with
  * mean ± std over seeds, the claims each notebook checks, "paper vs measured" rows (paper numbers
  * from `lib/results/paper.ts` only) and heatmap matrices. Pure functions of the results: nothing
  * here runs an experiment or prints.
@@ -19,9 +19,13 @@ import {
   type Matrix,
   pointsOutside,
 } from "../show/plots.ts";
-import type { CakeAblationResult, CakeMnistResult, TwoMoonsFigureResult } from "./cake.ts";
-import type { CakeMatrixResult } from "./cake_models.ts";
-import { meanStd } from "./cake_models.ts";
+import type {
+  CakeAblationResult,
+  CakeMatrixResult,
+  CakeMnistResult,
+  TwoMoonsFigureResult,
+} from "../experiments/cake_collect.ts";
+import { meanStd } from "../experiments/cake_train.ts";
 
 /** Printed names of the Figure-1 methods. */
 export const METHOD_NAMES: Record<string, string> = {

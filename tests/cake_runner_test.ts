@@ -1,0 +1,232 @@
+/**
+ * The "cake" family on the runner: the settings tables (paper = the reference defaults of lib/cake and
+ * of the algorithms spec; laptop/smoke = the settings the notebooks ran before the runner), the plans
+ * of notebooks 20–24, and split invariance — a smoke MNIST run in one process with one synthesis shard
+ * equals the same run as 3 shards on the local executor (unit processes for real).
+ */
+import assert from "node:assert/strict";
+import { cakeDefaults } from "../lib/cake/options.ts";
+import { GENERATOR_DEFAULTS } from "../lib/cake/generator.ts";
+import { clearDatasetReadLog, datasetReadLog } from "../lib/data/mod.ts";
+import {
+  CAKE_ABLATION_SETTINGS,
+  CAKE_IMAGE_SETTINGS,
+  PAPER_STUDENT,
+  PAPER_SYNTH,
+  TWO_MOONS_SETTINGS,
+} from "../lib/experiments/cake_settings.ts";
+import {
+  CAKE_CIFAR_SETTINGS,
+  CAKE_TYPE_SETTINGS,
+  resolveMatrixSettings,
+} from "../lib/experiments/cake_matrix_settings.ts";
+import { cakeNotebookPlan, cakeNotebookSpec } from "../lib/experiments/cake_notebooks.ts";
+import { allShards, cakePlan } from "../lib/experiments/cake_spec.ts";
+import { readCakeMnist, readTwoMoonsFigure } from "../lib/experiments/cake_collect.ts";
+import { readStoredSet } from "../lib/experiments/cake_sets.ts";
+import { runExperiment } from "../lib/experiments/run.ts";
+import { resolveSettings } from "../lib/experiments/settings.ts";
+import { splitInvariantView } from "../lib/runner/ledgers.ts";
+import { getTeacher } from "../lib/train/teachers.ts";
+import { initBackend } from "../lib/backend.ts";
+
+Deno.test("cake settings: paper is the reference configuration of lib/cake and the spec", () => {
+  for (const d of ["two-moons", "mnist", "fmnist", "cifar10"] as const) {
+    const { numBatches, batchSize, groups, steps, eta0, decades, decay, weights, langevin } = cakeDefaults(d);
+    assert.deepEqual(PAPER_SYNTH[d], {
+      numBatches,
+      batchSize,
+      groups,
+      steps,
+      eta0,
+      decades,
+      decay,
+      weights,
+      langevin,
+    });
+  }
+  const moons = TWO_MOONS_SETTINGS.paper.base;
+  assert.deepEqual(moons.cake, PAPER_SYNTH["two-moons"]);
+  assert.deepEqual(moons.naive, PAPER_SYNTH["two-moons"]);
+  const { seed: _s, phase: _p, progress: _g, ...gen } = GENERATOR_DEFAULTS;
+  // The reference notebook trains the generator for 15,000 steps and draws 10,000 points.
+  assert.deepEqual(moons.generator, { ...gen, steps: 15000, numSamples: 10000 });
+  assert.deepEqual(moons.mlp, { hidden: 20, depth: 2 }); // 2→20→20→20→2
+  assert.deepEqual(moons.grid, { lo: -2, hi: 2, steps: 200 });
+  // Students (algorithms.md): SGD momentum 0.9, wd 5e-4, 99/1 split; MNIST 10 × 128 at 0.1, else 30 × 256 at 0.5.
+  const recipe = (epochs: number, batchSize: number, lr: number) => ({
+    epochs,
+    batchSize,
+    lr,
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    valFraction: 0.01,
+    workers: "auto",
+  });
+  assert.deepEqual(PAPER_STUDENT.mnistLike, recipe(10, 128, 0.1));
+  assert.deepEqual(PAPER_STUDENT.other, recipe(30, 256, 0.5));
+  assert.deepEqual(CAKE_IMAGE_SETTINGS.paper.base.student, recipe(10, 128, 0.1));
+  assert.deepEqual(CAKE_IMAGE_SETTINGS.paper.base.synth, PAPER_SYNTH.mnist);
+  assert.equal(CAKE_IMAGE_SETTINGS.paper.base.testLimit, null);
+  assert.deepEqual(CAKE_ABLATION_SETTINGS.paper.base, CAKE_IMAGE_SETTINGS.paper.base);
+  assert.deepEqual(CAKE_CIFAR_SETTINGS.paper.base.synth, PAPER_SYNTH.cifar10);
+  assert.deepEqual(CAKE_CIFAR_SETTINGS.paper.base.student, recipe(30, 256, 0.5));
+  assert.deepEqual(CAKE_TYPE_SETTINGS.paper.base.synth, PAPER_SYNTH.mnist);
+  assert.deepEqual(CAKE_TYPE_SETTINGS.paper.base.student, recipe(10, 128, 0.1));
+  for (const t of [TWO_MOONS_SETTINGS, CAKE_IMAGE_SETTINGS, CAKE_CIFAR_SETTINGS, CAKE_TYPE_SETTINGS]) {
+    for (const s of ["paper", "laptop", "smoke"] as const) assert.ok(t[s].note.length > 20, `${s} note`);
+  }
+});
+
+Deno.test("cake settings: laptop and smoke are the settings the notebooks ran before the runner", () => {
+  const moons = resolveSettings(TWO_MOONS_SETTINGS, "laptop");
+  assert.deepEqual(moons.realPoints, 1000);
+  assert.deepEqual(moons.teacher, { epochs: 30, batchSize: 32, lr: 0.1 });
+  assert.deepEqual([moons.cake.numBatches, moons.cake.batchSize, moons.cake.steps, moons.cake.eta0], [
+    5,
+    100,
+    250,
+    1e3,
+  ]);
+  assert.deepEqual(moons.cake.weights, { cls: 1e-2, contr: 1e-3, tv: 0, ent: 0 });
+  assert.deepEqual([moons.generator.steps, moons.generator.numSamples], [3000, 500]);
+  assert.deepEqual([moons.student.epochs, moons.student.batchSize, moons.student.lr], [30, 25, 0.5]);
+  const smoke = resolveSettings(TWO_MOONS_SETTINGS, "smoke");
+  assert.deepEqual([smoke.cake.numBatches, smoke.cake.batchSize, smoke.cake.steps], [2, 20, 30]);
+  assert.deepEqual([smoke.grid.steps, smoke.plotPoints, smoke.student.epochs], [40, 40, 5]);
+  const img = resolveSettings(CAKE_IMAGE_SETTINGS, "laptop");
+  assert.deepEqual([img.synth.numBatches, img.synth.batchSize, img.synth.steps, img.student.epochs], [
+    80,
+    500,
+    8,
+    15,
+  ]);
+  assert.deepEqual(img.student.batchSize, 128);
+  const abl = resolveSettings(CAKE_ABLATION_SETTINGS, "laptop");
+  assert.deepEqual([abl.synth.numBatches, abl.synth.steps, abl.student.epochs, abl.student.batchSize], [
+    12,
+    8,
+    20,
+    64,
+  ]);
+  const cifar = resolveMatrixSettings(CAKE_CIFAR_SETTINGS, "laptop");
+  // The teacher recipe is replaced whole: no SGD momentum left in the Adam optimizer.
+  assert.deepEqual(cifar.teacherRecipe.optimizer, { kind: "adam", lr: 2e-3 });
+  assert.deepEqual(cifar.students.map((s) => s.name), ["ResNet-8", "ResNet-4"]);
+  assert.deepEqual([cifar.synth.numBatches, cifar.synth.batchSize, cifar.synth.steps], [4, 500, 8]);
+  const types = resolveMatrixSettings(CAKE_TYPE_SETTINGS, "smoke");
+  assert.deepEqual(types.teacherRecipe.trainLimit, 512);
+  assert.deepEqual(types.teachers.map((t) => t.name), ["MLP", "CNN", "ResNet", "ViT"]);
+  assert.throws(
+    () => resolveSettings(CAKE_IMAGE_SETTINGS, "smoke", { synth: { stpes: 3 } } as never),
+    /stpes/,
+  );
+});
+
+Deno.test("cake plans: notebooks 20–24 at smoke, shards of consecutive batches, shared syntheses", async () => {
+  const p20 = await cakeNotebookSpec("20", "smoke");
+  assert.deepEqual(p20.cells.map((c) => c.variant), ["naive", "generator", "cake"]);
+  // 2 batches per CAKE/naive set at one batch a shard, one generator unit.
+  assert.equal(allShards(p20).length, 5);
+  const p23 = await cakeNotebookSpec("23", "smoke", {
+    variants: { "two-moons": ["full", "hard-targets"], mnist: [] },
+  });
+  // "hard-targets" changes only the student: it reuses the full method's synthesis.
+  assert.equal(p23.cells.length, 4);
+  assert.equal(p23.syntheses.length, 2);
+  assert.equal(p23.cells[0].synth, p23.cells[1].synth);
+  const plan = cakePlan(p23);
+  assert.deepEqual(plan.levels.map((l) => [l.name, l.keys.length]), [["teacher", 2], ["synth", 4], [
+    "student",
+    4,
+  ]]);
+  const all = plan.levels.flatMap((l) => l.keys);
+  assert.equal(new Set(all).size, all.length, "unit keys are unique");
+  assert.ok(plan.levels[1].estimate!.queries > 0 && plan.levels[1].estimate!.source.length > 0);
+  for (const nb of ["22", "24"] as const) {
+    const s = await cakeNotebookSpec(nb, "smoke");
+    assert.equal(s.cells.length, s.teachers.length * (nb === "22" ? 1 : 4));
+  }
+  await assert.rejects(() => cakeNotebookPlan("20", "smoke", { teacher: "x" }), /trains its own teachers/);
+  await assert.rejects(
+    () => cakeNotebookPlan("21", "smoke", { teacher: "http://127.0.0.1:1/v2/models/m" }),
+    /logits\+grad/,
+  );
+});
+
+Deno.test("cake two-moons figure (smoke) through the runner: three methods, fields, no dataset read", async () => {
+  const root = await Deno.makeTempDir({ prefix: "bkd-cake20-" });
+  try {
+    clearDatasetReadLog();
+    const store = await runExperiment(await cakeNotebookPlan("20", "smoke"), {
+      store: root,
+      onUnit: () => {},
+    });
+    const r = await readTwoMoonsFigure(store);
+    assert.equal(datasetReadLog().length, 0);
+    assert.deepEqual(r.summary.map((s) => s.method), ["teacher", "naive", "generator", "cake"]);
+    const seed = r.seeds[0];
+    assert.equal(seed.teacherField.values.length, 40 * 40);
+    for (const m of seed.methods) {
+      assert.equal(m.field.values.length, 40 * 40);
+      assert.ok(m.accuracy > 0.5, `${m.method} ${m.accuracy}`);
+      assert.ok(m.record.ledger !== undefined);
+      assert.equal(m.record.metrics.studentAcc, m.accuracy);
+    }
+    // CAKE: 2 batches × 20 points × (30 forward+backward steps + 1 final forward).
+    const cake = seed.methods.find((m) => m.method === "cake")!;
+    assert.deepEqual([cake.teacherForward, cake.teacherBackward], [40 * 31, 40 * 30]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("cake split invariance: one shard in process = 3 shards on the local executor", async () => {
+  const one = await Deno.makeTempDir({ prefix: "bkd-cake-one-" });
+  const three = await Deno.makeTempDir({ prefix: "bkd-cake-three-" });
+  const settings = (batchesPerShard: number) => ({
+    synth: { numBatches: 3, batchSize: 10, steps: 2 },
+    student: { workers: 1 },
+    batchesPerShard,
+  });
+  try {
+    // The kit teacher is trained (reading mnist/train) once and cached; after that, nothing reads train.
+    await initBackend();
+    (await getTeacher({ dataset: "mnist", model: "cake-lenet5", scale: "smoke", seed: 1 })).model.dispose();
+    clearDatasetReadLog();
+    const plan1 = await cakeNotebookPlan("21", "smoke", { datasets: ["mnist"], settings: settings(3) });
+    const plan3 = await cakeNotebookPlan("21", "smoke", { datasets: ["mnist"], settings: settings(1) });
+    assert.equal(plan1.levels[1].keys.length, 1);
+    assert.equal(plan3.levels[1].keys.length, 3);
+    const s1 = await runExperiment(plan1, { store: one, onUnit: () => {} });
+    assert.ok(datasetReadLog().length > 0, "the test split is read for evaluation");
+    for (const e of datasetReadLog()) assert.equal(e.split, "test", `read ${e.name}/${e.split}`);
+    const s3 = await runExperiment(plan3, { store: three, executor: "local", workers: 2, onUnit: () => {} });
+    // Every unit of the 3-shard run was its own process (one log per unit).
+    for (const u of ["teacher-0", "synth-0", "synth-1", "synth-2", "student-0"]) {
+      assert.ok((await Deno.stat(`${three}/logs/${u}.log`)).isFile, u);
+    }
+    const [a, b] = [await readStoredSet(s1, 0), await readStoredSet(s3, 0)];
+    assert.equal(a.shape[0], 30);
+    assert.deepEqual(b.x, a.x);
+    assert.deepEqual(b.targets, a.targets);
+    assert.deepEqual(b.targetClass, a.targetClass);
+    assert.deepEqual(b.eta, a.eta);
+    assert.deepEqual(splitInvariantView(b.ledger), splitInvariantView(a.ledger));
+    assert.equal(a.ledger.totals.images.backward, 30 * 2);
+    const [r1, r3] = [(await readCakeMnist(s1))[0], (await readCakeMnist(s3))[0]];
+    assert.equal(r3.studentAccuracy, r1.studentAccuracy);
+    assert.equal(r3.studentBestAccuracy, r1.studentBestAccuracy);
+    assert.equal(r3.teacherAccuracy, r1.teacherAccuracy);
+    assert.deepEqual(r3.grid.x, r1.grid.x);
+    assert.equal(r1.synth.shards, 1);
+    assert.equal(r3.synth.shards, 3);
+    // A second run finds every unit done.
+    const again: string[] = [];
+    await runExperiment(plan3, { store: three, onUnit: (r) => again.push(r.status) });
+    assert.ok(again.every((s) => s === "already-done"), again.join(","));
+  } finally {
+    await Deno.remove(one, { recursive: true });
+    await Deno.remove(three, { recursive: true });
+  }
+});
