@@ -47,6 +47,15 @@ import { specLabel } from "./cake_train.ts";
 /** Notebooks of the CAKE family. */
 export type CakeNotebook = "20" | "21" | "22" | "23" | "24";
 
+/** The resolved settings each notebook's spec carries. */
+export interface CakeNotebookSettings {
+  "20": TwoMoonsSettings;
+  "21": CakeImageSettings;
+  "22": CakeMatrixSettings;
+  "23": { twoMoons: TwoMoonsSettings; mnist: CakeImageSettings };
+  "24": CakeMatrixSettings;
+}
+
 /** What a notebook (or the command line) may change besides the scale. */
 export interface CakeNotebookOverrides {
   /** Seeds (default: 20/23 three from 1 (smoke: 20 one, 23 two), 21/22/24 [1]). */
@@ -257,11 +266,11 @@ function matrixLayout(L: Layout, s: CakeMatrixSettings, scale: Scale, seeds: num
 }
 
 /** The resolved spec of a CAKE notebook at `scale` (see the module doc). */
-export async function cakeNotebookSpec(
-  notebook: CakeNotebook,
+export async function cakeNotebookSpec<N extends CakeNotebook>(
+  notebook: N,
   scale: Scale,
   ov: CakeNotebookOverrides = {},
-): Promise<CakeSpec> {
+): Promise<CakeSpec & { settings: CakeNotebookSettings[N] }> {
   const L = new Layout();
   const smoke = scale === "smoke";
   const seeds = ov.seeds ??
@@ -326,7 +335,7 @@ export async function cakeNotebookSpec(
     matrixLayout(L, s, scale, seeds, notebook === "22" ? "cake-cifar10" : "cake-across-models");
     [settings, note] = [s as unknown as Record<string, unknown>, settingsNote(table, scale)];
   }
-  return {
+  const spec: CakeSpec = {
     family: "cake",
     notebook,
     scale,
@@ -337,6 +346,7 @@ export async function cakeNotebookSpec(
     syntheses: L.syntheses,
     cells: L.cells,
   };
+  return spec as CakeSpec & { settings: CakeNotebookSettings[N] };
 }
 
 /** The run plan of a CAKE notebook (for the notebook registry and `runExperiment`). */

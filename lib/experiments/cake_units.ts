@@ -36,6 +36,7 @@ import {
   type ShardInfo,
   type TeacherInfo,
   teacherInfo,
+  unpackModel,
 } from "./cake_sets.ts";
 
 const specOf = (ctx: UnitContext) => ctx.plan.spec as unknown as CakeSpec;
@@ -91,10 +92,18 @@ async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
     }
     accuracy = await evaluate(model, await evalDataOf(job, job.testLimit));
   }
-  if (spec) files["weights.bin"] = packWeights(model);
+  let fingerprint = modelFingerprint(model);
+  if (spec) {
+    files["weights.bin"] = packWeights(model);
+    // The fingerprint of the model as later units rebuild it: ViT layers keep their build seed in
+    // their config, so a network built with another seed fingerprints differently.
+    const stored = unpackModel(spec, files["weights.bin"]);
+    fingerprint = modelFingerprint(stored);
+    stored.dispose();
+  }
   const info: TeacherInfo = {
     name: job.name,
-    fingerprint: modelFingerprint(model),
+    fingerprint,
     accuracy,
     spec,
     cached,
@@ -102,7 +111,7 @@ async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
   };
   model.dispose();
   files["teacher.json"] = json(info);
-  return { files, done: { accuracy, fingerprint: info.fingerprint } };
+  return { files, done: { accuracy, fingerprint } };
 }
 
 async function synthUnit(ctx: UnitContext): Promise<UnitOutput> {
