@@ -27,6 +27,8 @@ import { readStoredSet } from "../lib/experiments/cake_sets.ts";
 import { runExperiment } from "../lib/experiments/run.ts";
 import { resolveSettings } from "../lib/experiments/settings.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
+import { runLocal } from "../lib/runner/executors/local.ts";
+import { RunStore } from "../lib/runner/store.ts";
 import { getTeacher } from "../lib/train/teachers.ts";
 import { initBackend } from "../lib/backend.ts";
 
@@ -230,3 +232,61 @@ Deno.test("cake split invariance: one shard in process = 3 shards on the local e
     await Deno.remove(three, { recursive: true });
   }
 });
+
+Deno.test("cake: a synthesis unit killed mid-run resumes; its paid queries are kept apart from the set's ledger", async () => {
+  const ref = await Deno.makeTempDir({ prefix: "bkd-cake-ref-" });
+  const root = await Deno.makeTempDir({ prefix: "bkd-cake-kill-" });
+  // Two batches of 10 images × 100 steps: long enough to be killed after its first journaled calls.
+  const ov = {
+    datasets: ["mnist" as const],
+    settings: {
+      synth: { numBatches: 2, batchSize: 10, steps: 100 },
+      student: { workers: 1 },
+      batchesPerShard: 1,
+    },
+  };
+  try {
+    const plan = await cakeNotebookPlan("21", "smoke", ov);
+    const store = await RunStore.create(root, plan);
+    const victim = `${root}/work/${plan.levels[1].keys[1]}`;
+    const first = await runLocal(store, {
+      workers: 2,
+      onStart: (level, index, child) => {
+        if (level !== "synth" || index !== 1) return;
+        (async () => {
+          while ((await journalBytes(victim)) === 0) await new Promise((r) => setTimeout(r, 10));
+          child.kill("SIGKILL");
+        })();
+      },
+    });
+    const failed = first.filter((r) => r.status === "failed").map((r) => `${r.level}${r.index}`);
+    assert.deepEqual(failed, ["synth1"], JSON.stringify(first));
+    const second = await runLocal(store, { workers: 2 });
+    assert.deepEqual(second.map((r) => `${r.level}${r.index}:${r.status}`), ["synth1:ran", "student0:ran"]);
+    const resumed = await readStoredSet(store, 0);
+    const whole = await readStoredSet(await runExperiment(plan, { store: ref, onUnit: () => {} }), 0);
+    assert.deepEqual(resumed.x, whole.x);
+    assert.deepEqual(splitInvariantView(resumed.ledger), splitInvariantView(whole.ledger));
+    assert.equal(whole.ledger.totals.images.backward, 20 * 100);
+    const lostForward = resumed.paid.totals.images.forward - resumed.ledger.totals.images.forward;
+    assert.ok(lostForward > 0, "the killed attempt's queries are in the paid ledger");
+    assert.equal(whole.paid.totals.images.forward, whole.ledger.totals.images.forward);
+    const rec = (await readCakeMnist(store))[0].record;
+    assert.equal(rec.metrics.teacherPaidForward, resumed.paid.totals.images.forward);
+  } finally {
+    await Deno.remove(ref, { recursive: true });
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+async function journalBytes(dir: string): Promise<number> {
+  let total = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.startsWith("journal-")) total += (await Deno.stat(`${dir}/${e.name}`)).size;
+    }
+  } catch {
+    // not started yet
+  }
+  return total;
+}

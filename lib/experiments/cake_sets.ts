@@ -46,8 +46,10 @@ export interface ShardInfo {
     seconds: number;
     passes: { forward: number; backward: number };
   }[];
-  /** The teacher's forward/backward images of this unit. */
+  /** The teacher's forward/backward images of this unit (the attempt that finished). */
   ledger: LedgerSnapshot;
+  /** Images earlier attempts of this unit paid before they died (from their journals). */
+  lost: LedgerSnapshot;
   seconds: number;
 }
 
@@ -56,6 +58,8 @@ export interface StoredSet extends SyntheticSet {
   /** η of each sample's batch (NaN for the generator). */
   eta: Float32Array;
   passes: { forward: number; backward: number };
+  /** Everything the teacher answered for this set, killed attempts included. */
+  paid: LedgerSnapshot;
   stats: { seconds: number; sampleStepsPerSec: number; hitRate: number; shards: number };
 }
 
@@ -179,6 +183,7 @@ export async function readStoredSet(store: RunStore, j: number): Promise<StoredS
     names: idx.map((i) => `synth[${i}] (${level.describe[i]})`),
   });
   for (const kind of ["forward", "backward"] as const) passes[kind] = ledger.totals.images[kind];
+  const paid = mergeLedgers([ledger, ...infos.map((s) => s.lost)]);
   const teacherClass = argmaxRows(targets, k);
   return {
     method: spec.syntheses[j].method,
@@ -191,6 +196,7 @@ export async function readStoredSet(store: RunStore, j: number): Promise<StoredS
     ledger,
     eta,
     passes,
+    paid,
     stats: {
       seconds,
       sampleStepsPerSec: computeSec > 0 ? sampleSteps / computeSec : NaN,

@@ -3,7 +3,8 @@
  * - teacher: obtain the teacher (kit recipe, folder, spec trained and cached, or the two-moons MLP
  *   trained on its real points), measure its accuracy, keep its weights in the store;
  * - synth: batches [a, b) of one synthesis through a fresh `logits+grad` oracle on that teacher (its
- *   own ledger); the generator baseline is one unit;
+ *   own ledger, journaled ahead of every call, so queries a killed attempt paid are known to the next
+ *   one as `lost`); the generator baseline is one unit;
  * - student: assemble the set from its shards, train the cell's student, evaluate it on real data and
  *   write its weights, metrics and run record.
  *
@@ -15,6 +16,9 @@ import { type LabeledData, loadDataset, twoMoons } from "../data/mod.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import { modelFingerprint } from "../models/fingerprint.ts";
 import { logitsGradOracle } from "../oracle/oracle.ts";
+import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
+import { JOURNAL_PREFIX, otherJournals } from "../runner/journal.ts";
+import { mergeLedgers } from "../runner/ledgers.ts";
 import { startRun } from "../results/record.ts";
 import { getTeacher } from "../train/teachers.ts";
 import { evaluate } from "../train/trainer.ts";
@@ -121,7 +125,12 @@ async function synthUnit(ctx: UnitContext): Promise<UnitOutput> {
   const { synth, range } = allShards(spec)[ctx.index];
   const job = spec.syntheses[synth];
   const model = await loadStoredTeacher(ctx.store, job.teacher);
-  const oracle = logitsGradOracle(model);
+  // Write-ahead journal of this attempt's teacher calls; attempts that died left theirs behind.
+  const journal = `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`;
+  const lost = lostQueries(await otherJournals(ctx.workDir, journal));
+  const ledger = new Ledger();
+  ledger.attachJournal(journal);
+  const oracle = logitsGradOracle(model, { ledger });
   const inputShape = oracle.inputShape.slice();
   const k = oracle.numClasses;
   const dim = inputShape.reduce((a, b) => a * b, 1);
@@ -153,6 +162,7 @@ async function synthUnit(ctx: UnitContext): Promise<UnitOutput> {
       }
     }
   } finally {
+    ledger.detachJournal();
     model.dispose();
   }
   const info: ShardInfo = {
@@ -161,7 +171,8 @@ async function synthUnit(ctx: UnitContext): Promise<UnitOutput> {
     numClasses: k,
     inputShape,
     batches,
-    ledger: oracle.ledger.snapshot(),
+    ledger: ledger.snapshot(),
+    lost,
     seconds: (performance.now() - t0) / 1000,
   };
   return {
@@ -177,6 +188,17 @@ async function synthUnit(ctx: UnitContext): Promise<UnitOutput> {
       backward: info.ledger.totals.images.backward,
     },
   };
+}
+
+/** What the teacher answered to attempts that died, replayed from their journals. */
+function lostQueries(paths: string[]): LedgerSnapshot {
+  const snaps = paths.map((p) => {
+    const l = new Ledger();
+    l.attachJournal(p);
+    l.detachJournal();
+    return l.snapshot();
+  });
+  return mergeLedgers(snaps);
 }
 
 /** A student unit's `metrics.json`. */
@@ -238,6 +260,8 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
     sampleStepsPerSec: set.stats.sampleStepsPerSec,
     teacherForward: set.passes.forward,
     teacherBackward: set.passes.backward,
+    teacherPaidForward: set.paid.totals.images.forward,
+    teacherPaidBackward: set.paid.totals.images.backward,
     studentTrainSec: st.trainSeconds,
     ...radius,
   }, { ledger: set.ledger, notes: cell.record.notes });
