@@ -4,7 +4,8 @@
  * end-to-end teacher-type matrix on MNIST (teacher cached, synthesis, students, records).
  */
 import assert from "node:assert/strict";
-import { meanStd, shortHash as hashOf, specLabel } from "../lib/experiments/cake_train.ts";
+import { shortHash as hashOf, specLabel } from "../lib/train/spec_teachers.ts";
+import { meanStd } from "../lib/experiments/cake_collect.ts";
 import { type CakeMatrixResult, readCakeMatrix } from "../lib/experiments/cake_collect.ts";
 import type { CakeMatrixSettings } from "../lib/experiments/cake_matrix_settings.ts";
 import { cakeNotebookPlan } from "../lib/experiments/cake_notebooks.ts";

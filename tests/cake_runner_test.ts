@@ -5,14 +5,13 @@
  * equals the same run as 3 shards on the local executor (unit processes for real).
  */
 import assert from "node:assert/strict";
-import { cakeDefaults } from "../lib/cake/options.ts";
+import { CAKE_STUDENT } from "../lib/cake/student.ts";
 import { GENERATOR_DEFAULTS } from "../lib/cake/generator.ts";
 import { clearDatasetReadLog, datasetReadLog } from "../lib/data/mod.ts";
 import {
   CAKE_ABLATION_SETTINGS,
   CAKE_IMAGE_SETTINGS,
-  PAPER_STUDENT,
-  PAPER_SYNTH,
+  paperSynth,
   TWO_MOONS_SETTINGS,
 } from "../lib/experiments/cake_settings.ts";
 import {
@@ -33,23 +32,31 @@ import { getTeacher } from "../lib/train/teachers.ts";
 import { initBackend } from "../lib/backend.ts";
 
 Deno.test("cake settings: paper is the reference configuration of lib/cake and the spec", () => {
-  for (const d of ["two-moons", "mnist", "fmnist", "cifar10"] as const) {
-    const { numBatches, batchSize, groups, steps, eta0, decades, decay, weights, langevin } = cakeDefaults(d);
-    assert.deepEqual(PAPER_SYNTH[d], {
+  // algorithms.md, "Defaults per dataset" (w_cls, w_contr, w_tv, η0, T, B, M, G), D = 4, log-linear, no LAKE.
+  const spec = {
+    "two-moons": [1e-2, 1e-3, 0, 1e-2, 250, 100, 100, 2],
+    mnist: [1e3, 1e-3, 1e7, 0.1, 256, 500, 512, 10],
+    fmnist: [1e3, 1e-3, 1e7, 0.1, 256, 500, 512, 10],
+    cifar10: [1e3, 1e1, 1e5, 0.1, 256, 500, 500, 10],
+  } as const;
+  for (const [d, [cls, contr, tv, eta0, steps, batchSize, numBatches, groups]] of Object.entries(spec)) {
+    const weights = { cls, contr, tv, ent: 0 };
+    const want = {
       numBatches,
       batchSize,
       groups,
       steps,
       eta0,
-      decades,
-      decay,
+      decades: 4,
+      decay: "linear",
       weights,
-      langevin,
-    });
+      langevin: false,
+    };
+    assert.deepEqual(paperSynth(d as keyof typeof spec), want, d);
   }
   const moons = TWO_MOONS_SETTINGS.paper.base;
-  assert.deepEqual(moons.cake, PAPER_SYNTH["two-moons"]);
-  assert.deepEqual(moons.naive, PAPER_SYNTH["two-moons"]);
+  assert.deepEqual(moons.cake, paperSynth("two-moons"));
+  assert.deepEqual(moons.naive, paperSynth("two-moons"));
   const { seed: _s, phase: _p, progress: _g, ...gen } = GENERATOR_DEFAULTS;
   // The reference notebook trains the generator for 15,000 steps and draws 10,000 points.
   assert.deepEqual(moons.generator, { ...gen, steps: 15000, numSamples: 10000 });
@@ -65,15 +72,16 @@ Deno.test("cake settings: paper is the reference configuration of lib/cake and t
     valFraction: 0.01,
     workers: "auto",
   });
-  assert.deepEqual(PAPER_STUDENT.mnistLike, recipe(10, 128, 0.1));
-  assert.deepEqual(PAPER_STUDENT.other, recipe(30, 256, 0.5));
+  assert.deepEqual(CAKE_STUDENT.mnistLike, recipe(10, 128, 0.1));
+  assert.deepEqual(CAKE_STUDENT.other, recipe(30, 256, 0.5));
+  assert.deepEqual(moons.student, recipe(30, 256, 0.5));
   assert.deepEqual(CAKE_IMAGE_SETTINGS.paper.base.student, recipe(10, 128, 0.1));
-  assert.deepEqual(CAKE_IMAGE_SETTINGS.paper.base.synth, PAPER_SYNTH.mnist);
+  assert.deepEqual(CAKE_IMAGE_SETTINGS.paper.base.synth, paperSynth("mnist"));
   assert.equal(CAKE_IMAGE_SETTINGS.paper.base.testLimit, null);
   assert.deepEqual(CAKE_ABLATION_SETTINGS.paper.base, CAKE_IMAGE_SETTINGS.paper.base);
-  assert.deepEqual(CAKE_CIFAR_SETTINGS.paper.base.synth, PAPER_SYNTH.cifar10);
+  assert.deepEqual(CAKE_CIFAR_SETTINGS.paper.base.synth, paperSynth("cifar10"));
   assert.deepEqual(CAKE_CIFAR_SETTINGS.paper.base.student, recipe(30, 256, 0.5));
-  assert.deepEqual(CAKE_TYPE_SETTINGS.paper.base.synth, PAPER_SYNTH.mnist);
+  assert.deepEqual(CAKE_TYPE_SETTINGS.paper.base.synth, paperSynth("mnist"));
   assert.deepEqual(CAKE_TYPE_SETTINGS.paper.base.student, recipe(10, 128, 0.1));
   for (const t of [TWO_MOONS_SETTINGS, CAKE_IMAGE_SETTINGS, CAKE_CIFAR_SETTINGS, CAKE_TYPE_SETTINGS]) {
     for (const s of ["paper", "laptop", "smoke"] as const) assert.ok(t[s].note.length > 20, `${s} note`);

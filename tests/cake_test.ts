@@ -11,7 +11,7 @@ import { synthesizeWithGenerator } from "../lib/cake/generator.ts";
 import { logitsGradOracle } from "../lib/oracle/oracle.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { initBackend } from "../lib/backend.ts";
-import { splitSynthetic } from "../lib/experiments/cake_train.ts";
+import { splitSynthetic } from "../lib/cake/student.ts";
 
 await initBackend("cpu");
 

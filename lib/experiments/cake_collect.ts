@@ -19,7 +19,6 @@ import type { CakeMatrixSettings } from "./cake_matrix_settings.ts";
 import type { CakeCell, CakeSpec } from "./cake_spec.ts";
 import { readStoredSet, type StoredSet, type TeacherInfo, teacherInfo } from "./cake_sets.ts";
 import { type CellMetrics, meanRadius } from "./cake_units.ts";
-import { meanStd } from "./cake_train.ts";
 
 /** One student cell as stored: its spec entry, metrics, record, set and teacher. */
 export interface CollectedCell {
@@ -73,6 +72,13 @@ export async function collectCells(store: RunStore, opts: CollectOptions = {}): 
   return out;
 }
 
+/** Mean and sample standard deviation (0 for one value). */
+export function meanStd(values: number[]): { mean: number; std: number; n: number } {
+  const n = values.length;
+  const mean = n ? values.reduce((a, b) => a + b, 0) / n : NaN;
+  const std = n > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, std, n };
+}
 function stats<M extends string>(method: M, values: number[]) {
   const { mean, std } = meanStd(values);
   return { method, mean, std, values };

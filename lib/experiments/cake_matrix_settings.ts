@@ -9,17 +9,9 @@ import type { DatasetName } from "../data/types.ts";
 import type { OptimizerConfig } from "../learn/optim.ts";
 import type { Scale } from "../scale.ts";
 import { type DeepPartial, resolveSettings, type SettingsTable } from "./settings.ts";
-import {
-  type NamedSpec,
-  PAPER_SYNTH,
-  type SpecTeacherRecipe,
-  student,
-  type StudentRecipe,
-  type SynthKnobs,
-} from "./cake_settings.ts";
-
-const MNIST_SYNTH = PAPER_SYNTH.mnist;
-const CIFAR_SYNTH = PAPER_SYNTH.cifar10;
+import { CAKE_STUDENT, type StudentRecipe } from "../cake/student.ts";
+import type { SpecTeacherRecipe } from "../train/spec_teachers.ts";
+import { type NamedSpec, paperSynth, type SynthKnobs } from "./cake_settings.ts";
 
 /** A teacher-set × student-set experiment. */
 export interface CakeMatrixSettings {
@@ -62,8 +54,8 @@ export const CAKE_CIFAR_SETTINGS: SettingsTable<CakeMatrixSettings> = {
         optimizer: { kind: "sgd", lr: 0.5, momentum: 0.9, weightDecay: 5e-4 },
         schedule: { kind: "onecycle" },
       },
-      synth: CIFAR_SYNTH,
-      student: student(30, 256, 0.5),
+      synth: paperSynth("cifar10"),
+      student: CAKE_STUDENT.other,
       testLimit: null,
       batchesPerShard: 10,
     },
@@ -141,8 +133,8 @@ export const CAKE_TYPE_SETTINGS: SettingsTable<CakeMatrixSettings> = {
         optimizer: { kind: "sgd", lr: 0.1, momentum: 0.9, weightDecay: 5e-4 },
         schedule: { kind: "onecycle" },
       },
-      synth: MNIST_SYNTH,
-      student: student(10, 128, 0.1),
+      synth: paperSynth("mnist"),
+      student: CAKE_STUDENT.mnistLike,
       testLimit: null,
       batchesPerShard: 16,
     },

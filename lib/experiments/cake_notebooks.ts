@@ -42,7 +42,7 @@ import {
   type CakeTeacherJob,
   type CakeTeacherSource,
 } from "./cake_spec.ts";
-import { specLabel } from "./cake_train.ts";
+import { specLabel } from "../train/spec_teachers.ts";
 
 /** Notebooks of the CAKE family. */
 export type CakeNotebook = "20" | "21" | "22" | "23" | "24";

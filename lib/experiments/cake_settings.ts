@@ -1,7 +1,7 @@
 /**
  * The settings tables of the CAKE experiments (notebooks 20–24). In each, `paper` is the base — the
  * reference code's configuration (`conf/` defaults of ml-research/CAKE, as in
- * `/work/shared/spec/algorithms.md`) written out in full — and `laptop` / `smoke` are overrides with
+ * `/work/shared/spec/algorithms.md`: lib/cake's `cakeDefaults` and `CAKE_STUDENT`) — and `laptop` / `smoke` are overrides with
  * a note saying what differs and why. Ablations are named overrides of the synthesis knobs
  * ({@link CAKE_ABLATIONS}), as the reference code's `conf/experiment` files are.
  *
@@ -18,64 +18,20 @@
  * @module
  */
 import type { ModelName, ModelSpec } from "../models/registry.ts";
-import type { OptimizerConfig } from "../learn/optim.ts";
-import type { ScheduleSpec } from "../train/schedule.ts";
 import type { Scale } from "../scale.ts";
-import type { CakeWeights } from "../cake/losses.ts";
-import type { DecayKind } from "../cake/schedule.ts";
+import { type CakeDataset, cakeDefaults, type CakeOptions } from "../cake/options.ts";
+import { CAKE_STUDENT, type StudentRecipe } from "../cake/student.ts";
 import type { GeneratorOptions } from "../cake/generator.ts";
 import type { DeepPartial, SettingsTable } from "./settings.ts";
 
-/** The synthesis knobs of CAKE (paper symbols in brackets), all explicit. */
-export interface SynthKnobs {
-  /** [M] batches. */
-  numBatches: number;
-  /** [B] samples per batch. */
-  batchSize: number;
-  /** [G] target classes per row. */
-  groups: number;
-  /** [T] SGD steps per batch. */
-  steps: number;
-  /** [η0] first step size. */
-  eta0: number;
-  /** [D] decades of decay over the batches. */
-  decades: number;
-  decay: DecayKind;
-  /** [w_cls, w_contr, w_tv, w_ent]. */
-  weights: CakeWeights;
-  /** LAKE (Langevin noise). */
-  langevin: boolean;
-}
+/** The knobs of a CAKE synthesis (paper symbols on {@link CakeOptions}); the run sets seed and phase. */
+export type SynthKnobs = Pick<
+  CakeOptions,
+  "numBatches" | "batchSize" | "groups" | "steps" | "eta0" | "decades" | "decay" | "weights" | "langevin"
+>;
 
 /** Knobs of the conditional-generator baseline (seed, phase and progress come from the run). */
 export type GeneratorKnobs = Omit<GeneratorOptions, "seed" | "phase" | "progress">;
-
-/** The CAKE student recipe (soft-target CE at τ = 1, SGD momentum, weight decay, one-cycle). */
-export interface StudentRecipe {
-  epochs: number;
-  batchSize: number;
-  /** Peak learning rate of the one-cycle schedule. */
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  /** Fraction of the synthetic set held out as validation (paper: 0.01). */
-  valFraction: number;
-  /** Trainer replicas ("auto": both cores). */
-  workers: number | "auto";
-}
-
-/** How a teacher of an arbitrary spec is trained (hard-label CE on the real training split). */
-export interface SpecTeacherRecipe {
-  epochs: number;
-  batchSize: number;
-  optimizer: OptimizerConfig;
-  schedule: ScheduleSpec;
-  /** First `trainLimit` training images (all if absent). */
-  trainLimit?: number;
-  /** First `testLimit` test images for the teacher's own accuracy (all if absent). */
-  testLimit?: number;
-  workers?: number | "auto";
-}
 
 /** A network with a table name. */
 export interface NamedSpec {
@@ -83,59 +39,16 @@ export interface NamedSpec {
   spec: Omit<ModelSpec, "inputShape" | "numClasses">;
 }
 
-/** A student recipe with the reference momentum, weight decay and validation split. */
-export const student = (epochs: number, batchSize: number, lr: number): StudentRecipe => ({
-  epochs,
-  batchSize,
-  lr,
-  momentum: 0.9,
-  weightDecay: 5e-4,
-  valFraction: 0.01,
-  workers: "auto",
-});
+/** The reference synthesis knobs of a dataset: lib/cake's defaults (the reference code's `conf/`). */
+export function paperSynth(dataset: CakeDataset): SynthKnobs {
+  const { numBatches, batchSize, groups, steps, eta0, decades, decay, weights, langevin } = cakeDefaults(
+    dataset,
+  );
+  return { numBatches, batchSize, groups, steps, eta0, decades, decay, weights, langevin };
+}
 
-// Reference synthesis settings (w_cls, w_contr, w_tv, η0, T, B, M, G; D = 4, log-linear decay, no LAKE).
-const TOY_SYNTH: SynthKnobs = {
-  numBatches: 100,
-  batchSize: 100,
-  groups: 2,
-  steps: 250,
-  eta0: 1e-2,
-  decades: 4,
-  decay: "linear",
-  weights: { cls: 1e-2, contr: 1e-3, tv: 0, ent: 0 },
-  langevin: false,
-};
-const MNIST_SYNTH: SynthKnobs = {
-  numBatches: 512,
-  batchSize: 500,
-  groups: 10,
-  steps: 256,
-  eta0: 0.1,
-  decades: 4,
-  decay: "linear",
-  weights: { cls: 1e3, contr: 1e-3, tv: 1e7, ent: 0 },
-  langevin: false,
-};
-const CIFAR_SYNTH: SynthKnobs = {
-  ...MNIST_SYNTH,
-  numBatches: 500,
-  weights: { cls: 1e3, contr: 1e1, tv: 1e5, ent: 0 },
-};
-
-/** The paper's synthesis knobs per dataset (what the test compares with `cakeDefaults`). */
-export const PAPER_SYNTH: Record<"two-moons" | "mnist" | "fmnist" | "cifar10", SynthKnobs> = {
-  "two-moons": TOY_SYNTH,
-  mnist: MNIST_SYNTH,
-  fmnist: MNIST_SYNTH,
-  cifar10: CIFAR_SYNTH,
-};
-
-/** The paper's student recipes: MNIST-like (10 epochs, batch 128, lr 0.1) and the rest. */
-export const PAPER_STUDENT: { mnistLike: StudentRecipe; other: StudentRecipe } = {
-  mnistLike: student(10, 128, 0.1),
-  other: student(30, 256, 0.5),
-};
+const TOY_SYNTH = paperSynth("two-moons");
+const MNIST_SYNTH = paperSynth("mnist");
 
 // ---------------------------------------------------------------------------------------------
 // Notebook 20 (and the two-moons part of 23)
@@ -189,7 +102,7 @@ export const TWO_MOONS_SETTINGS: SettingsTable<TwoMoonsSettings> = {
         diversity: 0,
         numSamples: 10000,
       },
-      student: student(30, 256, 0.5),
+      student: CAKE_STUDENT.other,
       grid: { lo: -2, hi: 2, steps: 200 },
       plotPoints: 500,
       batchesPerShard: 10,
@@ -251,7 +164,7 @@ const IMAGE_BASE: CakeImageSettings = {
   teacherScale: "paper",
   studentModel: "cake-lenet5-half",
   synth: MNIST_SYNTH,
-  student: student(10, 128, 0.1),
+  student: CAKE_STUDENT.mnistLike,
   testLimit: null,
   batchesPerShard: 16,
 };

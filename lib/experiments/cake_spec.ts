@@ -17,14 +17,9 @@ import type { InputAdapterOptions } from "../teachers/adapters.ts";
 import type { SynthesisMethod } from "../cake/types.ts";
 import { hashOf } from "../runner/hash.ts";
 import type { LevelPlan, RunPlan } from "../runner/plan.ts";
-import type {
-  GeneratorKnobs,
-  NamedSpec,
-  SpecTeacherRecipe,
-  StudentRecipe,
-  SynthKnobs,
-  TwoMoonsSettings,
-} from "./cake_settings.ts";
+import type { StudentRecipe } from "../cake/student.ts";
+import type { SpecTeacherRecipe } from "../train/spec_teachers.ts";
+import type { GeneratorKnobs, NamedSpec, SynthKnobs, TwoMoonsSettings } from "./cake_settings.ts";
 
 /** Where a CAKE teacher comes from (CAKE needs `logits+grad`: never an endpoint). */
 export type CakeTeacherSource =

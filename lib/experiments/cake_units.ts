@@ -31,7 +31,10 @@ import { openTeacher } from "./open_teacher.ts";
 import { classField } from "./fields.ts";
 import type { GeneratorKnobs, SynthKnobs } from "./cake_settings.ts";
 import { allShards, type CakeSpec, type CakeTeacherJob } from "./cake_spec.ts";
-import { getSpecTeacher, trainMoonsTeacher, trainStudent } from "./cake_train.ts";
+import { getSpecTeacher } from "../train/spec_teachers.ts";
+import { train } from "../train/trainer.ts";
+import { trainStudent } from "../cake/student.ts";
+import type { TwoMoonsSettings } from "./cake_settings.ts";
 import {
   bytesOf,
   loadStoredTeacher,
@@ -199,6 +202,26 @@ function lostQueries(paths: string[]): LedgerSnapshot {
     return l.snapshot();
   });
   return mergeLedgers(snaps);
+}
+
+/** Train the two-moons teacher (hard-label CE on the real points, SGD + one-cycle, one replica). */
+export async function trainMoonsTeacher(
+  spec: ModelSpec,
+  real: LabeledData,
+  t: TwoMoonsSettings["teacher"],
+  seed: number,
+): Promise<{ model: tfl.LayersModel; accuracy: number }> {
+  const r = await train(spec, { x: real.x, shape: real.shape, y: real.y }, {
+    epochs: t.epochs,
+    batchSize: t.batchSize,
+    seed,
+    loss: { kind: "ce" },
+    optimizer: { kind: "sgd", lr: t.lr, momentum: 0.9, weightDecay: 5e-4 },
+    schedule: { kind: "onecycle" },
+    workers: 1,
+    label: `two-moons teacher s${seed}`,
+  }, real);
+  return { model: r.model, accuracy: r.finalTestAcc! };
 }
 
 /** A student unit's `metrics.json`. */

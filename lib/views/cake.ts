@@ -25,7 +25,7 @@ import type {
   CakeMnistResult,
   TwoMoonsFigureResult,
 } from "../experiments/cake_collect.ts";
-import { meanStd } from "../experiments/cake_train.ts";
+import { meanStd } from "../experiments/cake_collect.ts";
 
 /** Printed names of the Figure-1 methods. */
 export const METHOD_NAMES: Record<string, string> = {
