@@ -19,7 +19,7 @@ import {
   CAKE_TYPE_SETTINGS,
   resolveMatrixSettings,
 } from "../lib/experiments/cake_matrix_settings.ts";
-import { cakeNotebookPlan, cakeNotebookSpec } from "../lib/experiments/cake_notebooks.ts";
+import { cakeNotebookPlan, cakeNotebookSpec, runCakeSpec } from "../lib/experiments/cake_notebooks.ts";
 import { allShards, cakePlan } from "../lib/experiments/cake_spec.ts";
 import { readCakeMnist, readTwoMoonsFigure } from "../lib/experiments/cake_collect.ts";
 import { readStoredSet } from "../lib/experiments/cake_sets.ts";
@@ -153,6 +153,8 @@ Deno.test("cake plans: notebooks 20–24 at smoke, shards of consecutive batches
   const all = plan.levels.flatMap((l) => l.keys);
   assert.equal(new Set(all).size, all.length, "unit keys are unique");
   assert.ok(plan.levels[1].estimate!.queries > 0 && plan.levels[1].estimate!.source.length > 0);
+  // Two-moons smoke student: 40 points × 0.99 × 5 epochs at the measured student rate.
+  assert.ok(Math.abs(plan.levels[2].estimate!.cpuSeconds - (40 * 0.99 * 5) / 3500) < 1e-9);
   for (const nb of ["22", "24"] as const) {
     const s = await cakeNotebookSpec(nb, "smoke");
     assert.equal(s.cells.length, s.teachers.length * (nb === "22" ? 1 : 4));
@@ -168,11 +170,14 @@ Deno.test("cake two-moons figure (smoke) through the runner: three methods, fiel
   const root = await Deno.makeTempDir({ prefix: "bkd-cake20-" });
   try {
     clearDatasetReadLog();
-    const store = await runExperiment(await cakeNotebookPlan("20", "smoke"), {
-      store: root,
-      onUnit: () => {},
-    });
+    const spec = await cakeNotebookSpec("20", "smoke");
+    const store = await runCakeSpec(spec, { cache: root });
     const r = await readTwoMoonsFigure(store);
+    // cache: false starts a fresh store and computes the same figure again.
+    const fresh = await runCakeSpec(spec, { cache: false });
+    assert.notEqual(fresh.root, store.root);
+    assert.deepEqual((await readTwoMoonsFigure(fresh)).summary, r.summary);
+    await Deno.remove(fresh.root, { recursive: true });
     assert.equal(datasetReadLog().length, 0);
     assert.deepEqual(r.summary.map((s) => s.method), ["teacher", "naive", "generator", "cake"]);
     const seed = r.seeds[0];

@@ -13,6 +13,8 @@
 import type { Scale } from "../scale.ts";
 import type { SynthesisMethod } from "../cake/types.ts";
 import type { RunPlan } from "../runner/plan.ts";
+import type { RunStore } from "../runner/store.ts";
+import { type LocalExecutor, runExperiment } from "./run.ts";
 import { openTeacher } from "./open_teacher.ts";
 import { loadDataset } from "../data/mod.ts";
 import { parseTeacherSource, requireAccess, type TeacherSource } from "./teacher_source.ts";
@@ -347,6 +349,28 @@ export async function cakeNotebookSpec<N extends CakeNotebook>(
     cells: L.cells,
   };
   return spec as CakeSpec & { settings: CakeNotebookSettings[N] };
+}
+
+/** Where a notebook's run store lives and how its units run. */
+export interface CakeRunOptions {
+  /**
+   * true (default): the plan's store under `data/runs/`, whose finished units are reused; false: a
+   * fresh store in a temporary folder (nothing reused); a string: that store folder.
+   */
+  cache?: boolean | string;
+  executor?: LocalExecutor;
+  /** Unit processes for the local executor. */
+  workers?: number;
+}
+
+/** Run every unfinished unit of `spec` (see {@link CakeRunOptions}) and return its store. */
+export async function runCakeSpec(spec: CakeSpec, opts: CakeRunOptions = {}): Promise<RunStore> {
+  const store = typeof opts.cache === "string"
+    ? opts.cache
+    : opts.cache === false
+    ? await Deno.makeTempDir({ prefix: `bkd-cake-${spec.notebook}-` })
+    : undefined;
+  return await runExperiment(cakePlan(spec), { store, executor: opts.executor, workers: opts.workers });
 }
 
 /** The run plan of a CAKE notebook (for the notebook registry and `runExperiment`). */

@@ -124,15 +124,16 @@ export function allShards(spec: CakeSpec): { synth: number; range: [number, numb
 }
 
 /**
- * Measured rates on this kit's 2-core reference machine (`deno task bench:cake`, the MNIST LeNet-5
- * synthesis step at B = 500 and the laptop runs of notebook 21: 40,000 samples × 8 steps in ≈ 6 min):
- * ≈ 900 sample·steps per CPU-second for the MNIST LeNet-5; a two-moons MLP step is ≈ 100× cheaper.
- * Student training: the rates in `cake_settings.ts` (CAKE LeNet-5-half ≈ 400 images/s).
+ * Measured rates on this kit's 2-core reference machine, per CPU-second (half the wall rate on both
+ * cores): `results/runs/cake-mnist.csv` (laptop notebook 21, two runs) — LeNet-5 synthesis 2,457–2,506
+ * sample·steps/s, LeNet-5-half student 40,000 × 0.99 × 15 epochs in 70–95 s (≈ 7,000 images/s);
+ * notebook 20 at laptop scale — two-moons MLP synthesis 125,000 sample·steps in 2.9–4 s.
  */
 export const CAKE_RATES = {
-  mnistSampleStepsPerCpuSec: 900,
-  toySampleStepsPerCpuSec: 90000,
-  studentImagesPerSec: 400,
+  imageSampleStepsPerCpuSec: 1240,
+  toySampleStepsPerCpuSec: 17000,
+  studentImagesPerCpuSec: 3500,
+  source: "CAKE_RATES in lib/experiments/cake_spec.ts (results/runs/cake-mnist.csv, notebook 20 laptop)",
 };
 
 function synthEstimate(spec: CakeSpec, j: number, batches: number) {
@@ -146,9 +147,17 @@ function synthEstimate(spec: CakeSpec, j: number, batches: number) {
   const sampleSteps = batches * k.batchSize * k.steps;
   const rate = s.dataset === "two-moons"
     ? CAKE_RATES.toySampleStepsPerCpuSec
-    : CAKE_RATES.mnistSampleStepsPerCpuSec;
+    : CAKE_RATES.imageSampleStepsPerCpuSec;
   // forward + backward per step, one forward at the end.
   return { queries: batches * k.batchSize * (2 * k.steps + 1), cpuSeconds: sampleSteps / rate };
+}
+
+/** Samples of synthesis `j`. */
+function setSize(spec: CakeSpec, j: number): number {
+  const s = spec.syntheses[j];
+  if (s.method === "generator") return (s.knobs as GeneratorKnobs).numSamples;
+  const k = s.knobs as SynthKnobs;
+  return k.numBatches * k.batchSize;
 }
 
 /** The plan: "teacher" (one unit per teacher), "synth" (every shard), "student" (every cell). */
@@ -165,11 +174,15 @@ export function cakePlan(spec: CakeSpec): RunPlan {
   const cellKeys = spec.cells.map((c) =>
     hashOf({ kind: "cake-student", shards: keysOf(c.synth), ...c, synth: null })
   );
-  const source = "CAKE_RATES in lib/experiments/cake_spec.ts (bench/cake.ts, notebook 21 laptop runs)";
-  const worstShard = Math.max(
-    1,
-    ...shards.map(({ synth, range }) => synthEstimate(spec, synth, range[1] - range[0]).cpuSeconds),
-  );
+  // Estimates per unit: the largest unit of its level.
+  const worst = (xs: { queries: number; cpuSeconds: number }[]) =>
+    xs.reduce((a, b) => (b.cpuSeconds > a.cpuSeconds ? b : a), { queries: 0, cpuSeconds: 0 });
+  const synthCost = worst(shards.map(({ synth, range }) => synthEstimate(spec, synth, range[1] - range[0])));
+  const studentCost = worst(spec.cells.map((c) => ({
+    queries: 0,
+    cpuSeconds: (setSize(spec, c.synth) * (1 - c.recipe.valFraction) * c.recipe.epochs) /
+      CAKE_RATES.studentImagesPerCpuSec,
+  })));
   const levels: LevelPlan[] = [
     {
       name: "teacher",
@@ -183,7 +196,8 @@ export function cakePlan(spec: CakeSpec): RunPlan {
       name: "synth",
       kind: "cake-synth",
       keys: synthKeys,
-      resources: { cores: 2, memoryMB: 3000, timeMinutes: Math.ceil((4 * worstShard) / 60) + 10 },
+      // 2 cores (tfjs on both); time: 4× the estimate plus start-up.
+      resources: { cores: 2, memoryMB: 3000, timeMinutes: Math.ceil((4 * synthCost.cpuSeconds) / 60) + 10 },
       deps: ["teacher"],
       describe: shards.map(({ synth, range }) => {
         const s = spec.syntheses[synth];
@@ -191,21 +205,15 @@ export function cakePlan(spec: CakeSpec): RunPlan {
           range[1] - 1
         }`;
       }),
-      estimate: {
-        ...synthEstimate(
-          spec,
-          shards[0]?.synth ?? 0,
-          shards[0] ? shards[0].range[1] - shards[0].range[0] : 0,
-        ),
-        source,
-      },
+      estimate: { ...synthCost, source: CAKE_RATES.source },
     },
     {
       name: "student",
       kind: "cake-student",
       keys: cellKeys,
-      resources: { cores: 2, memoryMB: 3000, timeMinutes: 180 },
+      resources: { cores: 2, memoryMB: 3000, timeMinutes: Math.ceil((4 * studentCost.cpuSeconds) / 60) + 10 },
       deps: ["synth"],
+      estimate: { ...studentCost, source: CAKE_RATES.source },
       describe: spec.cells.map((c) => `${c.student.name} student (${c.variant}), seed ${c.seed}`),
     },
   ];
