@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { shortHash as hashOf, specLabel } from "../lib/train/spec_teachers.ts";
 import { meanStd } from "../lib/experiments/cake_collect.ts";
-import { type CakeMatrixResult, readCakeMatrix } from "../lib/experiments/cake_collect.ts";
+import { type CakeMatrixResult, readCakeMatrix } from "../lib/views/cake_results.ts";
 import type { CakeMatrixSettings } from "../lib/experiments/cake_matrix_settings.ts";
 import { cakeNotebookPlan } from "../lib/experiments/cake_notebooks.ts";
 import { runExperiment } from "../lib/experiments/run.ts";
@@ -18,7 +18,7 @@ import {
   sameTypeClaim,
   twoMoonsClaims,
 } from "../lib/views/cake.ts";
-import type { TwoMoonsFigureResult } from "../lib/experiments/cake_collect.ts";
+import type { TwoMoonsFigureResult } from "../lib/views/cake_results.ts";
 import { TABLE_C_MNIST_TYPE } from "../lib/results/paper.ts";
 
 Deno.test("meanStd: sample standard deviation, 0 for one value", () => {

@@ -21,7 +21,7 @@ import {
 } from "../lib/experiments/cake_matrix_settings.ts";
 import { cakeNotebookPlan, cakeNotebookSpec, runCakeSpec } from "../lib/experiments/cake_notebooks.ts";
 import { allShards, cakePlan } from "../lib/experiments/cake_spec.ts";
-import { readCakeMnist, readTwoMoonsFigure } from "../lib/experiments/cake_collect.ts";
+import { readCakeMnist, readTwoMoonsFigure } from "../lib/views/cake_results.ts";
 import { readStoredSet } from "../lib/experiments/cake_sets.ts";
 import { runExperiment } from "../lib/experiments/run.ts";
 import { resolveSettings } from "../lib/experiments/settings.ts";

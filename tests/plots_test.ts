@@ -21,7 +21,7 @@ import {
 } from "../lib/show/plots.ts";
 import { colorRange, MEASURED_COLOR, PAPER_COLOR, SERIES_COLORS } from "../lib/show/colors.ts";
 import { figureOneGrid, outsideNote, teacherFigure, twoMoonsBars } from "../lib/views/cake.ts";
-import type { TwoMoonsFigureResult } from "../lib/experiments/cake_collect.ts";
+import type { TwoMoonsFigureResult } from "../lib/views/cake_results.ts";
 import { distanceRows } from "../lib/experiments/zeroshot.ts";
 import type { PseudoSet } from "../lib/zeroshot/generate.ts";
 

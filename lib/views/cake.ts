@@ -19,13 +19,13 @@ import {
   type Matrix,
   pointsOutside,
 } from "../show/plots.ts";
-import {
-  type CakeAblationResult,
-  type CakeMatrixResult,
-  type CakeMnistResult,
-  meanStd,
-  type TwoMoonsFigureResult,
-} from "../experiments/cake_collect.ts";
+import { meanStd } from "../experiments/cake_collect.ts";
+import type {
+  CakeAblationResult,
+  CakeMatrixResult,
+  CakeMnistResult,
+  TwoMoonsFigureResult,
+} from "./cake_results.ts";
 
 /** Printed names of the Figure-1 methods. */
 export const METHOD_NAMES: Record<string, string> = {
