@@ -30,6 +30,8 @@ import { runLocal } from "../lib/runner/executors/local.ts";
 import { RunStore } from "../lib/runner/store.ts";
 import { getTeacher } from "../lib/train/teachers.ts";
 import { initBackend } from "../lib/backend.ts";
+import { saveTeacherFolder } from "../lib/teachers/load.ts";
+import { buildModel } from "../lib/models/registry.ts";
 
 Deno.test("cake settings: paper is the reference configuration of lib/cake and the spec", () => {
   // algorithms.md, "Defaults per dataset" (w_cls, w_contr, w_tv, η0, T, B, M, G), D = 4, log-linear, no LAKE.
@@ -303,3 +305,36 @@ async function journalBytes(dir: string): Promise<number> {
   }
   return total;
 }
+
+Deno.test("cake: a TF.js teacher folder the test exports itself gives the same run as the kit recipe it holds", async () => {
+  const root = await Deno.makeTempDir({ prefix: "bkd-cake-folder-" });
+  try {
+    await initBackend();
+    const t = await getTeacher({ dataset: "mnist", model: "cake-lenet5", scale: "smoke", seed: 1 });
+    await saveTeacherFolder(t.model, `${root}/teacher`);
+    t.model.dispose();
+    const ov = { datasets: ["mnist" as const], settings: { student: { workers: 1 } } };
+    const viaRecipe = await runCakeSpec(await cakeNotebookSpec("21", "smoke", ov), { cache: `${root}/a` });
+    const spec = await cakeNotebookSpec("21", "smoke", { ...ov, teacher: `${root}/teacher` });
+    assert.equal(spec.teachers[0].source.kind, "folder");
+    const viaFolder = await runCakeSpec(spec, { cache: `${root}/b` });
+    const [a, b] = [await readStoredSet(viaRecipe, 0), await readStoredSet(viaFolder, 0)];
+    assert.deepEqual(b.x, a.x);
+    assert.deepEqual(b.targets, a.targets);
+    const [ra, rb] = [(await readCakeMnist(viaRecipe))[0], (await readCakeMnist(viaFolder))[0]];
+    assert.equal(rb.teacherAccuracy, ra.teacherAccuracy);
+    assert.equal(rb.studentAccuracy, ra.studentAccuracy);
+    // A folder that changes after planning is refused, naming the fix.
+    const moved = await cakeNotebookPlan("21", "smoke", { ...ov, teacher: `${root}/teacher` });
+    const other = buildModel({ name: "cake-lenet5", inputShape: [28, 28, 1], numClasses: 10 }, 9);
+    await Deno.remove(`${root}/teacher`, { recursive: true });
+    await saveTeacherFolder(other, `${root}/teacher`);
+    other.dispose();
+    await assert.rejects(
+      () => runExperiment(moved, { store: `${root}/c`, onUnit: () => {} }),
+      /teacher folder .*teacher changed since the run was planned/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
