@@ -15,8 +15,7 @@ import type { SynthesisMethod } from "../cake/types.ts";
 import type { RunPlan } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
-import { openTeacher } from "./open_teacher.ts";
-import { loadDataset } from "../data/mod.ts";
+import { openFolderTeacher } from "./cake_sets.ts";
 import { parseTeacherSource, requireAccess, type TeacherSource } from "./teacher_source.ts";
 import { deepMerge, type DeepPartial, resolveSettings, settingsNote } from "./settings.ts";
 import {
@@ -121,22 +120,10 @@ async function imageTeacher(
     : parseTeacherSource(given, { dataset, scale: s.teacherScale, seed });
   if (src) requireAccess(src, "logits+grad", "CAKE");
   if (src?.kind === "folder") {
-    const probe = await loadDataset(dataset, "test", { limit: 1 });
-    const o = await openTeacher(src, {
-      need: "logits+grad",
-      method: "CAKE",
-      workers: 0,
-      expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
-    });
-    o.close();
+    const folder = { dataset, path: src.path, ...(src.adapter ? { adapter: src.adapter } : {}) };
+    const o = await openFolderTeacher(folder);
     o.model?.dispose();
-    return {
-      kind: "folder",
-      dataset,
-      path: src.path,
-      ...(src.adapter ? { adapter: src.adapter } : {}),
-      fingerprint: o.fingerprint,
-    };
+    return { kind: "folder", ...folder, fingerprint: o.fingerprint };
   }
   return {
     kind: "recipe",

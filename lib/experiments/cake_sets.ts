@@ -14,7 +14,10 @@ import { agreement, argmaxRows, type SyntheticSet } from "../cake/types.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
-import { openTeacher } from "./open_teacher.ts";
+import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
+import { loadDataset } from "../data/datasets.ts";
+import type { DatasetName } from "../data/types.ts";
+import type { InputAdapterOptions } from "../teachers/adapters.ts";
 import { allShards, type CakeSpec } from "./cake_spec.ts";
 
 /** A teacher unit's `teacher.json`. */
@@ -104,7 +107,25 @@ export function unpackModel(spec: ModelSpec, bytes: Uint8Array): tfl.LayersModel
   return model;
 }
 
-/** Key of the teacher unit `t` and its info. */
+/** A model folder opened for CAKE: `logits+grad` on the model in this process, for `dataset`'s images. */
+export async function openFolderTeacher(
+  src: { path: string; adapter?: InputAdapterOptions; dataset: DatasetName },
+): Promise<OpenTeacher> {
+  const probe = await loadDataset(src.dataset, "test", { limit: 1 });
+  const folder = {
+    kind: "folder" as const,
+    path: src.path,
+    ...(src.adapter ? { adapter: src.adapter } : {}),
+  };
+  return await openTeacher(folder, {
+    need: "logits+grad",
+    method: "CAKE",
+    workers: 0,
+    expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
+  });
+}
+
+/** The info of teacher unit `t`. */
 export async function teacherInfo(store: RunStore, t: number): Promise<TeacherInfo> {
   return JSON.parse(await store.readText(levelOf(store.plan, "teacher").keys[t], "teacher.json"));
 }
@@ -126,12 +147,7 @@ export async function loadStoredTeacher(store: RunStore, t: number): Promise<tfl
         `teacher ${info.name}: its unit saved no weights; delete ${store.unitDir(key)} and run again`,
       );
     }
-    const o = await openTeacher({ kind: "folder", path: src.path, adapter: src.adapter }, {
-      need: "logits+grad",
-      method: "CAKE",
-      workers: 0,
-    });
-    model = o.model!;
+    model = (await openFolderTeacher(src)).model!;
   }
   const fp = modelFingerprint(model);
   if (fp !== info.fingerprint) {

@@ -27,7 +27,6 @@ import { naiveOptions } from "../cake/naive.ts";
 import { synthesizeBatch } from "../cake/synthesize.ts";
 import { synthesizeWithGenerator } from "../cake/generator.ts";
 import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
-import { openTeacher } from "./open_teacher.ts";
 import { classField } from "./fields.ts";
 import type { GeneratorKnobs, SynthKnobs } from "./cake_settings.ts";
 import { allShards, type CakeSpec, type CakeTeacherJob } from "./cake_spec.ts";
@@ -38,6 +37,7 @@ import type { TwoMoonsSettings } from "./cake_settings.ts";
 import {
   bytesOf,
   loadStoredTeacher,
+  openFolderTeacher,
   packWeights,
   readStoredSet,
   type ShardInfo,
@@ -81,13 +81,7 @@ async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
       const t = await getSpecTeacher({ ...s });
       ({ model, spec, cached } = t);
     } else {
-      const probe = await loadDataset(s.dataset, "test", { limit: 1 });
-      const o = await openTeacher({ kind: "folder", path: s.path, adapter: s.adapter }, {
-        need: "logits+grad",
-        method: "CAKE",
-        workers: 0,
-        expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
-      });
+      const o = await openFolderTeacher(s);
       model = o.model!;
       spec = o.spec;
       cached = true;
