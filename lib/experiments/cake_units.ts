@@ -12,6 +12,7 @@
  */
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { initBackend } from "../backend.ts";
+import { createProgress } from "../show/progress.ts";
 import { type LabeledData, loadDataset, twoMoons } from "../data/mod.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import { modelFingerprint } from "../models/fingerprint.ts";
@@ -149,14 +150,20 @@ async function synthUnit(ctx: UnitContext): Promise<UnitOutput> {
       x = new Float32Array(n * dim);
       logits = new Float32Array(n * k);
       target = new Int32Array(n);
+      const label = `${job.method} s${job.seed}, batches ${range[0]}–${range[1] - 1}`;
+      const bar = createProgress({ label, total: (range[1] - range[0]) * o.steps, unit: "step" });
       for (let m = range[0]; m < range[1]; m++) {
-        const r = await synthesizeBatch(oracle, o, m, inputShape, k);
+        const before = (m - range[0]) * o.steps;
+        const r = await synthesizeBatch(oracle, o, m, inputShape, k, (step, loss) => {
+          bar.update(before + step, `batch ${m}  L=${loss.toPrecision(4)}`);
+        });
         const off = (m - range[0]) * o.batchSize;
         x.set(r.x, off * dim);
         logits.set(r.logits, off * k);
         target.set(r.targetClass, off);
         batches.push({ m, eta: r.eta, n: r.n, lastLoss: r.lastLoss, seconds: r.seconds, passes: r.passes });
       }
+      bar.done();
     }
   } finally {
     ledger.detachJournal();
