@@ -1,17 +1,15 @@
 /**
- * Tests of lib/experiments/cake_models.ts and cake_views.ts: helpers against hand-computed values,
+ * Tests of the CAKE helpers (lib/experiments/cake_train.ts) and views (lib/views/cake.ts): helpers against hand-computed values,
  * views built from hand-made results (paper numbers must come from lib/results/paper.ts), and a tiny
  * end-to-end teacher-type matrix on MNIST (teacher cached, synthesis, students, records).
  */
 import assert from "node:assert/strict";
-import {
-  type CakeMatrixResult,
-  type CakeMatrixSettings,
-  hashOf,
-  meanStd,
-  runCakeMatrix,
-  specLabel,
-} from "../lib/experiments/cake_models.ts";
+import { shortHash as hashOf, specLabel } from "../lib/train/spec_teachers.ts";
+import { meanStd } from "../lib/experiments/cake_collect.ts";
+import { type CakeMatrixResult, readCakeMatrix } from "../lib/views/cake_results.ts";
+import type { CakeMatrixSettings } from "../lib/experiments/cake_matrix_settings.ts";
+import { cakeNotebookPlan } from "../lib/experiments/cake_notebooks.ts";
+import { runExperiment } from "../lib/experiments/run.ts";
 import {
   coarsenField,
   matrixPaperRows,
@@ -19,8 +17,8 @@ import {
   paperMatrix,
   sameTypeClaim,
   twoMoonsClaims,
-} from "../lib/experiments/cake_views.ts";
-import type { TwoMoonsFigureResult } from "../lib/experiments/cake.ts";
+} from "../lib/views/cake.ts";
+import type { TwoMoonsFigureResult } from "../lib/views/cake_results.ts";
 import { TABLE_C_MNIST_TYPE } from "../lib/results/paper.ts";
 
 Deno.test("meanStd: sample standard deviation, 0 for one value", () => {
@@ -38,14 +36,14 @@ Deno.test("hashOf: independent of key order, sensitive to values", () => {
 
 Deno.test("specLabel names the options that matter", () => {
   assert.deepEqual(
-    specLabel({ name: "resnet", inputShape: [], numClasses: 10, options: { depth: 8, width: 16 } }),
+    specLabel({ name: "resnet", options: { depth: 8, width: 16 } }),
     "resnet8w16",
   );
   assert.deepEqual(
-    specLabel({ name: "mlp", inputShape: [], numClasses: 10, options: { hidden: 20, depth: 2 } }),
+    specLabel({ name: "mlp", options: { hidden: 20, depth: 2 } }),
     "mlp20x2",
   );
-  assert.deepEqual(specLabel({ name: "cake-cnn", inputShape: [], numClasses: 10 }), "cake-cnn");
+  assert.deepEqual(specLabel({ name: "cake-cnn" }), "cake-cnn");
 });
 
 function fakeMoons(values: Record<string, number[]>): TwoMoonsFigureResult {
@@ -75,6 +73,7 @@ function fakeMatrix(acc: number[][]): CakeMatrixResult {
   return {
     scale: "smoke",
     settings,
+    note: "",
     seeds: [1],
     teachers: names.map((name) => ({ name, accuracy: 0.9, cached: true, seconds: 0 })),
     cells: [],
@@ -98,51 +97,41 @@ Deno.test("matrix views: measured percent, paper cells from TABLE_C_MNIST_TYPE, 
   assert.deepEqual(sameTypeClaim(r).map((c) => c.holds), [true, true, false, true]);
 });
 
-Deno.test("runCakeMatrix: MLP teacher → MLP student on MNIST end to end, teacher cached on the second call", async () => {
+Deno.test("matrix run: MLP teacher → MLP student on MNIST end to end, teacher cached on the second run", async () => {
   const dir = await Deno.makeTempDir();
   Deno.env.set("BKD_TEACHER_DIR", `${dir}/teachers`);
   try {
-    const settings: CakeMatrixSettings = {
-      dataset: "mnist",
-      teachers: [{ name: "MLP", spec: { name: "mlp", options: { hidden: 16, depth: 1 } } }],
-      students: [{ name: "MLP", spec: { name: "mlp", options: { hidden: 8, depth: 1 } } }],
+    const settings = {
+      teachers: [{ name: "MLP", spec: { name: "mlp" as const, options: { hidden: 16, depth: 1 } } }],
+      students: [{ name: "MLP", spec: { name: "mlp" as const, options: { hidden: 8, depth: 1 } } }],
       teacherRecipe: {
         epochs: 1,
         batchSize: 32,
-        optimizer: { kind: "adam", lr: 1e-3 },
-        schedule: { kind: "constant" },
+        optimizer: { kind: "adam" as const, lr: 1e-3 },
+        schedule: { kind: "constant" as const },
         trainLimit: 128,
         testLimit: 50,
         workers: 1,
       },
       synth: { numBatches: 1, batchSize: 10, steps: 1 },
-      student: {
-        epochs: 1,
-        batchSize: 8,
-        lr: 0.1,
-        momentum: 0.9,
-        weightDecay: 5e-4,
-        valFraction: 0.1,
-        workers: 1,
-      },
+      student: { epochs: 1, batchSize: 8, valFraction: 0.1, workers: 1 },
       testLimit: 50,
-      note: "test",
     };
-    const opts = {
-      settings,
-      scale: "smoke" as const,
-      seeds: [1],
-      experiment: "cake-matrix-test",
-      resultsDir: `${dir}/runs`,
-      cacheRoot: null,
+    const plan = await cakeNotebookPlan("24", "smoke", { settings });
+    const run = async (store: string) => {
+      const s = await runExperiment(plan, { store, onUnit: () => {} });
+      return await readCakeMatrix(s, { save: true, resultsDir: `${dir}/runs` });
     };
-    const a = await runCakeMatrix(opts);
+    const a = await run(`${dir}/store-a`);
     assert.deepEqual(a.cells.length, 1);
     assert.deepEqual(a.teachers[0].cached, false);
     assert.deepEqual(a.cells[0].syntheticSamples, 10);
     assert(a.cells[0].studentAccuracy >= 0 && a.cells[0].studentAccuracy <= 1);
     assert.deepEqual(a.cells[0].record.scale, "smoke");
-    const b = await runCakeMatrix(opts);
+    assert.deepEqual(a.cells[0].record.method, "cake:mlp16x1->mlp8x1");
+    const saved = [...Deno.readDirSync(`${dir}/runs/cake-across-models`)].map((e) => e.name);
+    assert.deepEqual(saved, [`${a.cells[0].record.id}.json`]);
+    const b = await run(`${dir}/store-b`);
     assert.deepEqual(b.teachers[0].cached, true);
     assert.deepEqual(b.teachers[0].accuracy, a.teachers[0].accuracy);
   } finally {

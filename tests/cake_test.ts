@@ -11,9 +11,7 @@ import { synthesizeWithGenerator } from "../lib/cake/generator.ts";
 import { logitsGradOracle } from "../lib/oracle/oracle.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { initBackend } from "../lib/backend.ts";
-import { clearDatasetReadLog, datasetReadLog } from "../lib/data/mod.ts";
-import { buildModel } from "../lib/models/registry.ts";
-import { runCakeMnist, runTwoMoonsFigure, splitSynthetic } from "../lib/experiments/cake.ts";
+import { splitSynthetic } from "../lib/cake/student.ts";
 
 await initBackend("cpu");
 
@@ -313,35 +311,6 @@ Deno.test("conditional generator: learns to hit the target class through the ora
   teacher.getWeights().forEach((w, i) => assert.deepEqual(w.dataSync(), before[i]));
   set.generator.dispose();
   teacher.dispose();
-});
-
-Deno.test("MNIST CAKE pipeline (smoke) never reads a real training image", async () => {
-  const spec = { name: "cake-lenet5" as const, inputShape: [28, 28, 1], numClasses: 10 };
-  const teacher = { model: buildModel(spec, 3), spec };
-  clearDatasetReadLog();
-  const r = await runCakeMnist({ scale: "smoke", seed: 1, teacher, cacheDir: null, save: false });
-  const reads = datasetReadLog();
-  assert.ok(reads.length > 0, "the test split is read for evaluation");
-  for (const e of reads) assert.equal(e.split, "test", `read ${e.name}/${e.split}`);
-  assert.equal(r.synth.samples, 20);
-  assert.equal(r.teacherBackward, 20 * 2);
-  assert.ok(r.studentAccuracy >= 0 && r.studentAccuracy <= 1);
-  assert.equal(r.grid.shape.slice(1).join(","), "28,28,1");
-  teacher.model.dispose();
-});
-
-Deno.test("two-moons figure driver (smoke): three methods, fields on the grid, never reads a dataset", async () => {
-  clearDatasetReadLog();
-  const r = await runTwoMoonsFigure({ scale: "smoke", save: false });
-  assert.equal(datasetReadLog().length, 0);
-  assert.deepEqual(r.summary.map((s) => s.method), ["teacher", "naive", "generator", "cake"]);
-  const seed = r.seeds[0];
-  assert.equal(seed.teacherField.values.length, 40 * 40);
-  for (const m of seed.methods) {
-    assert.equal(m.field.values.length, 40 * 40);
-    assert.ok(m.accuracy > 0.5, `${m.method} ${m.accuracy}`);
-    assert.equal(m.record.ledger !== undefined, true);
-  }
 });
 
 Deno.test("student split: 99/1, soft or hard targets, seeded", () => {

@@ -20,8 +20,8 @@ import {
   tickLayout,
 } from "../lib/show/plots.ts";
 import { colorRange, MEASURED_COLOR, PAPER_COLOR, SERIES_COLORS } from "../lib/show/colors.ts";
-import { figureOneGrid, outsideNote, teacherFigure, twoMoonsBars } from "../lib/experiments/cake_views.ts";
-import type { TwoMoonsFigureResult } from "../lib/experiments/cake.ts";
+import { figureOneGrid, outsideNote, teacherFigure, twoMoonsBars } from "../lib/views/cake.ts";
+import type { TwoMoonsFigureResult } from "../lib/views/cake_results.ts";
 import { distanceRows } from "../lib/views/zeroshot.ts";
 import type { PseudoSet } from "../lib/zeroshot/generate.ts";
 

@@ -170,7 +170,7 @@ Deno.test("verdict: DB3 'why not' text compares the soft-label students from the
 });
 
 Deno.test("verdict: CAKE ablation text names better/worse/no-effect variants and the paper's direction", async () => {
-  const { ablationVerdictRows, ablationVerdictText } = await import("../lib/experiments/cake_views.ts");
+  const { ablationVerdictRows, ablationVerdictText } = await import("../lib/views/cake.ts");
   // Notebook 23's MNIST pattern: TV off and LAKE above full, contrastive off no different.
   const summary = [
     { variant: "full", label: "CAKE (full)", values: [0.80, 0.81, 0.79] },
@@ -203,7 +203,7 @@ Deno.test("verdict: CAKE ablation text names better/worse/no-effect variants and
 });
 
 Deno.test("verdict: ablation gaps are paired by seed (notebook 23's laptop MNIST numbers)", async () => {
-  const { ablationVerdictText } = await import("../lib/experiments/cake_views.ts");
+  const { ablationVerdictText } = await import("../lib/views/cake.ts");
   // Seed-to-seed swings (std ≈ 4-5 points) are shared by all variants of a seed; the per-seed gaps are steady.
   const per = {
     full: [85.8, 77.8, 78.4],

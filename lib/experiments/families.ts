@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { CAKE_FAMILY } from "./cake_units.ts";
 import { DB3_LABEL_FAMILY } from "./db3_label_units.ts";
 import { DB3_FAMILY } from "./db3_units.ts";
 import type { Family } from "../runner/family.ts";
@@ -13,6 +14,7 @@ export const FAMILIES: Record<string, Family> = {
   [DB3_LABEL_FAMILY.name]: DB3_LABEL_FAMILY,
   [DB3_FAMILY.name]: DB3_FAMILY,
   [ZSDB3KD_FAMILY.name]: ZSDB3KD_FAMILY,
+  [CAKE_FAMILY.name]: CAKE_FAMILY,
 };
 
 /** The family called `name`, or an error listing the known ones. */

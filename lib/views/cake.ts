@@ -1,5 +1,5 @@
 /**
- * Views of the CAKE drivers' results for notebooks 20–24: the Figure-1 grid, accuracy tables with
+ * Views of the CAKE runs' results for notebooks 20–24: the Figure-1 grid, accuracy tables with
  * mean ± std over seeds, the claims each notebook checks, "paper vs measured" rows (paper numbers
  * from `lib/results/paper.ts` only) and heatmap matrices. Pure functions of the results: nothing
  * here runs an experiment or prints.
@@ -19,9 +19,13 @@ import {
   type Matrix,
   pointsOutside,
 } from "../show/plots.ts";
-import type { CakeAblationResult, CakeMnistResult, TwoMoonsFigureResult } from "./cake.ts";
-import type { CakeMatrixResult } from "./cake_models.ts";
-import { meanStd } from "./cake_models.ts";
+import { meanStd } from "../experiments/cake_collect.ts";
+import type {
+  CakeAblationResult,
+  CakeMatrixResult,
+  CakeMnistResult,
+  TwoMoonsFigureResult,
+} from "./cake_results.ts";
 
 /** Printed names of the Figure-1 methods. */
 export const METHOD_NAMES: Record<string, string> = {
@@ -35,10 +39,9 @@ export const METHOD_NAMES: Record<string, string> = {
 const SHORT_NAMES: Record<string, string> = { naive: "naive CE", generator: "generator", cake: "CAKE" };
 
 /**
- * A field averaged over f×f blocks so that it has at most `maxCells` cells per axis (f is the
- * smallest factor that divides the grid, when one exists; otherwise the far edge is cropped). The
- * plots draw one SVG rectangle per cell: a 200×200 field is 40,000 rectangles, nine of them are too
- * large for a notebook message.
+ * A field averaged over f×f blocks to at most `maxCells` cells per axis (f: the smallest factor that
+ * divides the grid, if any; else the far edge is cropped). One SVG rectangle per cell: nine 200×200
+ * fields (40,000 rectangles each) are too large for a notebook message.
  */
 export function coarsenField(field: DecisionFieldInput, maxCells = 40): DecisionFieldInput {
   const { grid, values } = field;
@@ -221,7 +224,7 @@ export function mnistPaperRows(results: CakeMnistResult[], scale: Scale): PaperV
     const t = meanStd(rs.map((r) => 100 * r.teacherAccuracy));
     const s = meanStd(rs.map((r) => 100 * r.studentAccuracy));
     const note = `${rs[0].synth.samples.toLocaleString("en-US")} synthetic samples × ${
-      rs[0].settings.synth.steps ?? "paper"
+      rs[0].settings.synth.steps
     } steps, ${rs[0].settings.student.epochs} student epochs`;
     out.push({
       method: "CAKE teacher",
