@@ -177,13 +177,16 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
+    const store = await Deno.makeTempDir({ prefix: "bkd-db3abl-" });
     const r = await runDb3Ablations({
       scale: "smoke",
       seed: 1,
       parts: ["remedies"],
       save: false,
       cache: false,
+      store,
     });
+    await Deno.remove(store, { recursive: true });
     const st = r.stress!;
     const n0 = r.base.samples.y.length;
     assert.ok(st.found > 0 && st.added.length === Math.min(st.found, r.settings.stress.add));

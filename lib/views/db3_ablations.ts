@@ -7,7 +7,7 @@
  */
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import type { Db3TableMethod, Db3TableResult } from "../experiments/db3.ts";
-import { bdQueriesPerPair } from "../experiments/db3_ablations.ts";
+import { bdQueriesPerPair } from "../experiments/db3abl_units.ts";
 import { type Db3AblationResult, type Db3AblationRow, db3Remedies } from "../experiments/db3abl_spec.ts";
 import { pairedCurves } from "../results/verdict.ts";
 import { DB3_METHOD_TITLES, modelTitle } from "./db3_table.ts";
