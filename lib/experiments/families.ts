@@ -5,12 +5,14 @@
  */
 import { DB3_LABEL_FAMILY } from "./db3_label_units.ts";
 import { DB3_ABLATIONS_FAMILY } from "./db3abl_units.ts";
+import { BYOT_FAMILY } from "./byot_units.ts";
 import type { Family } from "../runner/family.ts";
 
 /** Families by name. */
 export const FAMILIES: Record<string, Family> = {
   [DB3_LABEL_FAMILY.name]: DB3_LABEL_FAMILY,
   [DB3_ABLATIONS_FAMILY.name]: DB3_ABLATIONS_FAMILY,
+  [BYOT_FAMILY.name]: BYOT_FAMILY,
 };
 
 /** The family called `name`, or an error listing the known ones. */
