@@ -6,6 +6,7 @@
 import { DB3_LABEL_FAMILY } from "./db3_label_units.ts";
 import { DB3_ABLATIONS_FAMILY } from "./db3abl_units.ts";
 import { BYOT_FAMILY } from "./byot_units.ts";
+import { QUICKSTART_FAMILY } from "./quickstart_units.ts";
 import type { Family } from "../runner/family.ts";
 
 /** Families by name. */
@@ -13,6 +14,7 @@ export const FAMILIES: Record<string, Family> = {
   [DB3_LABEL_FAMILY.name]: DB3_LABEL_FAMILY,
   [DB3_ABLATIONS_FAMILY.name]: DB3_ABLATIONS_FAMILY,
   [BYOT_FAMILY.name]: BYOT_FAMILY,
+  [QUICKSTART_FAMILY.name]: QUICKSTART_FAMILY,
 };
 
 /** The family called `name`, or an error listing the known ones. */
