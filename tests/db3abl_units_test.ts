@@ -4,7 +4,7 @@
  * separate processes on the local executor; a rerun finds every unit done.
  */
 import assert from "node:assert/strict";
-import { pack, unpack } from "../lib/experiments/db3abl_pack.ts";
+import { pack, unpack } from "../lib/experiments/packed.ts";
 import { collectDb3Ablations, db3AblationPlan } from "../lib/experiments/db3abl_units.ts";
 import { db3AblationSpec, runDb3Ablations } from "../lib/experiments/db3_ablations.ts";
 import { runExperiment } from "../lib/experiments/run.ts";

@@ -26,7 +26,7 @@ import type { RunStore } from "../runner/store.ts";
 import type { Scale } from "../scale.ts";
 import { type ByotConfig, byotStudentSettings } from "./byot_spec.ts";
 import { trainDb3Student } from "./db3.ts";
-import { pack, unpack } from "./db3abl_pack.ts";
+import { packFiles, readPacked } from "./packed.ts";
 import { openTeacher } from "./open_teacher.ts";
 import type { FolderTeacherSource, HttpTeacherSource } from "./teacher_source.ts";
 
@@ -165,17 +165,12 @@ async function labelUnit(ctx: UnitContext): Promise<UnitOutput> {
       usage,
       seconds,
     };
-    const p = pack(r, "labels-");
-    return { files: { "labels.json": p.json, ...p.files }, done: { queries: r.queries } };
+    return { files: packFiles(r, "labels"), done: { queries: r.queries } };
   } finally {
     oracle.close();
     teacher.close();
     teacher.model?.dispose();
   }
-}
-
-async function readPacked<T>(store: RunStore, key: string, name: string): Promise<T> {
-  return await unpack<T>(await store.readText(key, name), (f) => store.readBytes(key, f));
 }
 
 async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
@@ -233,15 +228,14 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
     seconds: st.seconds,
     record,
   };
-  const p = pack({ student, weights }, "student-");
-  return { files: { "student.json": p.json, ...p.files }, done: { testAcc: st.testAcc } };
+  return { files: packFiles({ student, weights }, "student"), done: { testAcc: st.testAcc } };
 }
 
 /** The three labelings of a run: in-process, HTTP, HTTP rerun on the cache. */
 async function labelingsOf(store: RunStore): Promise<ByotLabeling[]> {
   const keys = [...levelOf(store.plan, "label").keys, ...levelOf(store.plan, "relabel").keys];
   const out: ByotLabeling[] = [];
-  for (const k of keys) out.push(await readPacked<ByotLabeling>(store, k, "labels.json"));
+  for (const k of keys) out.push(await readPacked<ByotLabeling>(store, k, "labels"));
   return out;
 }
 
@@ -255,7 +249,7 @@ export interface ByotCollected {
 /** Read a finished run: the three labelings (in-process, HTTP, HTTP rerun) and the student. */
 export async function collectByot(store: RunStore): Promise<ByotCollected> {
   const key = levelOf(store.plan, "student").keys[0];
-  const { student } = await readPacked<{ student: ByotStudent }>(store, key, "student.json");
+  const { student } = await readPacked<{ student: ByotStudent }>(store, key, "student");
   return { spec: store.plan.spec as unknown as ByotSpec, labelings: await labelingsOf(store), student };
 }
 

@@ -36,7 +36,7 @@ import {
   type StressSet,
 } from "./db3abl_spec.ts";
 import { buildStressSet } from "./db3abl_stress.ts";
-import { pack, unpack } from "./db3abl_pack.ts";
+import { packFiles, readPacked } from "./packed.ts";
 import { TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
 import { openTeacher } from "./open_teacher.ts";
 import type { TeacherSource } from "./teacher_source.ts";
@@ -134,23 +134,14 @@ export function specTeacher(spec: Db3AblationSpec): TeacherSource {
   return token ? { ...spec.teacher, token } as TeacherSource : spec.teacher;
 }
 
-async function readPacked<T>(store: RunStore, key: string, name: string): Promise<T> {
-  return await unpack<T>(await store.readText(key, name), (f) => store.readBytes(key, f));
-}
-
 const baseOf = (store: RunStore) =>
-  readPacked<Db3TableResult>(store, levelOf(store.plan, "base").keys[0], "base.json");
+  readPacked<Db3TableResult>(store, levelOf(store.plan, "base").keys[0], "base");
 const stressOf = (store: RunStore) =>
   readPacked<StressSet & { ledger: LedgerSnapshot }>(
     store,
     levelOf(store.plan, "stress").keys[0],
-    "stress.json",
+    "stress",
   );
-
-function packed(value: unknown, name: string, prefix: string): Record<string, string | Uint8Array> {
-  const p = pack(value, prefix);
-  return { [name]: p.json, ...p.files };
-}
 
 async function baseUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = ctx.plan.spec as unknown as Db3AblationSpec;
@@ -165,7 +156,7 @@ async function baseUnit(ctx: UnitContext): Promise<UnitOutput> {
     experiment: DB3_ABLATIONS,
     teacher: specTeacher(spec),
   });
-  return { files: packed(base, "base.json", "base-"), done: { rows: base.rows.length } };
+  return { files: packFiles(base, "base"), done: { rows: base.rows.length } };
 }
 
 async function stressUnit(ctx: UnitContext): Promise<UnitOutput> {
@@ -192,7 +183,7 @@ async function stressUnit(ctx: UnitContext): Promise<UnitOutput> {
   try {
     const st = await buildStressSet(base, spec.settings, spec.seed, oracle);
     const ledger = oracle.ledger.snapshot();
-    return { files: packed({ ...st, ledger }, "stress.json", "stress-"), done: { added: st.added.length } };
+    return { files: packFiles({ ...st, ledger }, "stress"), done: { added: st.added.length } };
   } finally {
     oracle.close();
     teacher.close();
@@ -300,8 +291,8 @@ async function cellUnit(ctx: UnitContext): Promise<UnitOutput> {
   };
   return {
     files: {
-      ...packed({ row, record } satisfies CellResult, "cell.json", "cell-"),
-      ...packed({ model, weights }, "student.json", "weights-"),
+      ...packFiles({ row, record } satisfies CellResult, "cell"),
+      ...packFiles({ model, weights }, "student"),
     },
     done: { testAcc: t.testAcc },
   };
@@ -341,7 +332,7 @@ export async function collectDb3Ablations(store: RunStore): Promise<Db3AblationR
   const records = [...base.records];
   const cells: CellResult[] = [];
   for (const level of store.plan.levels.filter((l) => l.kind === "db3abl-cell")) {
-    for (const key of level.keys) cells.push(await readPacked<CellResult>(store, key, "cell.json"));
+    for (const key of level.keys) cells.push(await readPacked<CellResult>(store, key, "cell"));
   }
   for (const c of cells) {
     rows.push(c.row);

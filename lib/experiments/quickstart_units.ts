@@ -23,7 +23,7 @@ import type { Scale } from "../scale.ts";
 import type { DecisionFieldInput } from "../show/plots.ts";
 import { evaluate, train, type TrainConfig } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
-import { pack, unpack } from "./db3abl_pack.ts";
+import { packFiles, readPacked } from "./packed.ts";
 import { classField } from "./fields.ts";
 import { openTeacher } from "./open_teacher.ts";
 import type { QuickstartSettings } from "./quickstart.ts";
@@ -111,11 +111,6 @@ export function quickstartPlan(spec: QuickstartSpec, teacherFingerprint: string)
   };
 }
 
-function packed(value: unknown, name: string): Record<string, string | Uint8Array> {
-  const p = pack(value, `${name}-`);
-  return { [`${name}.json`]: p.json, ...p.files };
-}
-
 async function moonsUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = ctx.plan.spec as unknown as QuickstartSpec;
   const { scale, seed, settings: s } = spec;
@@ -184,7 +179,10 @@ async function moonsUnit(ctx: UnitContext): Promise<UnitOutput> {
     hardStudentAcc: r.hardStudent.accuracy,
     softStudentAcc: r.softStudent.accuracy,
   }, { notes: ["accuracies are final-epoch, on fresh real two-moons points"] });
-  return { files: packed({ result: r, record, weights }, "moons"), done: { teacherAcc: r.teacher.accuracy } };
+  return {
+    files: packFiles({ result: r, record, weights }, "moons"),
+    done: { teacherAcc: r.teacher.accuracy },
+  };
 }
 
 async function mnistUnit(ctx: UnitContext): Promise<UnitOutput> {
@@ -244,24 +242,27 @@ async function mnistUnit(ctx: UnitContext): Promise<UnitOutput> {
       inferImagesPerSecInProcess: inProcess,
       inferImagesPerSecPool: poolRate,
     }, { config: { teacherMeta: meta, backend: backendInfo().name } });
-    return { files: packed({ result: r, record }, "mnist"), done: { teacherAcc } };
+    return { files: packFiles({ result: r, record }, "mnist"), done: { teacherAcc } };
   } finally {
     t.close();
     t.model?.dispose();
   }
 }
 
-async function readPacked<T>(store: RunStore, level: string, name: string): Promise<T> {
-  const key = levelOf(store.plan, level).keys[0];
-  return await unpack<T>(await store.readText(key, `${name}.json`), (f) => store.readBytes(key, f));
-}
-
 /** Read a finished run: both units' results and their records (moons first). */
 export async function collectQuickstart(
   store: RunStore,
 ): Promise<{ moons: MoonsResult; mnist: MnistResult; records: RunRecord[] }> {
-  const m = await readPacked<{ result: MoonsResult; record: RunRecord }>(store, "moons", "moons");
-  const t = await readPacked<{ result: MnistResult; record: RunRecord }>(store, "mnist", "mnist");
+  const m = await readPacked<{ result: MoonsResult; record: RunRecord }>(
+    store,
+    levelOf(store.plan, "moons").keys[0],
+    "moons",
+  );
+  const t = await readPacked<{ result: MnistResult; record: RunRecord }>(
+    store,
+    levelOf(store.plan, "mnist").keys[0],
+    "mnist",
+  );
   return { moons: m.result, mnist: t.result, records: [m.record, t.record] };
 }
 

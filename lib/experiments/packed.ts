@@ -1,10 +1,12 @@
 /**
  * Results with typed arrays in a run store: `pack` turns a value into JSON plus one binary file per
  * typed array (Float32Array, Int32Array, Uint8Array), non-finite numbers kept; `unpack` restores the exact value.
- * The DB3 ablation units use it to hand the table run and the stress set to the student cells.
+ * Units hand their results to later units and to the collect step this way ({@link packFiles},
+ * {@link readPacked}).
  *
  * @module
  */
+import type { RunStore } from "../runner/store.ts";
 
 /** A packed value: `json` (the text of `<name>.json`) and the binary files it refers to. */
 export interface Packed {
@@ -68,4 +70,15 @@ export async function unpack<T>(json: string, read: (name: string) => Promise<Ui
     return out;
   };
   return await walk(JSON.parse(json)) as T;
+}
+
+/** `value` as unit output files: `<name>.json` and its arrays (`<name>-<n>.<kind>`). */
+export function packFiles(value: unknown, name: string): Record<string, string | Uint8Array> {
+  const p = pack(value, `${name}-`);
+  return { [`${name}.json`]: p.json, ...p.files };
+}
+
+/** Read a value written with {@link packFiles} by unit `key` of `store`. */
+export async function readPacked<T>(store: RunStore, key: string, name: string): Promise<T> {
+  return await unpack<T>(await store.readText(key, `${name}.json`), (f) => store.readBytes(key, f));
 }
