@@ -52,7 +52,7 @@ Deno.test("quickstart settings: paper is Figure 1's toy; laptop and smoke are wh
 });
 
 Deno.test({
-  name: "quickstart: in-process equals one process per unit; a rerun reads the run store",
+  name: "quickstart: in-process equals one process per unit; a rerun reads the run store, records re-issued",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -83,6 +83,19 @@ Deno.test({
         onUnit: (r) => statuses.push(r.status),
       });
       assert.deepEqual(statuses, ["already-done", "already-done"]);
+      // A rerun's records are this execution's (new ids and times), same numbers, saying where they came from.
+      const c = await runQuickstart({ ...opts, store: one });
+      assert.deepEqual(c.moons, a.moons);
+      for (const [i, rec] of c.records.entries()) {
+        assert.notEqual(rec.id, a.records[i].id);
+        assert.ok(rec.startedAt > a.records[i].startedAt);
+        assert.deepEqual(rec.metrics, a.records[i].metrics);
+        assert.match(
+          rec.notes!.at(-1)!,
+          new RegExp(`numbers reused from a finished unit of run store .*${a.records[i].id}`),
+        );
+        assert.ok(!(a.records[i].notes ?? []).some((n) => n.includes("reused")));
+      }
     } finally {
       await Deno.remove(one, { recursive: true });
       await Deno.remove(two, { recursive: true });

@@ -27,6 +27,7 @@ import {
 } from "./db3abl_units.ts";
 import { TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
 import { openTeacher } from "./open_teacher.ts";
+import { recordsOfThisExecution } from "./records.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
 import type { DeepPartial } from "./settings.ts";
 import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
@@ -84,8 +85,10 @@ async function fingerprintOf(spec: Db3AblationSpec): Promise<string> {
 export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3AblationResult> {
   const spec = db3AblationSpec(opts);
   const plan = db3AblationPlan(spec, await fingerprintOf(spec));
+  const since = new Date();
   const store = await runExperiment(plan, { executor: opts.executor, store: opts.store });
   const r = await collectDb3Ablations(store);
-  if (opts.save !== false) { for (const rec of r.records) await saveRun(rec); }
-  return r;
+  const records = recordsOfThisExecution(r.records, since, store.root);
+  if (opts.save !== false) { for (const rec of records) await saveRun(rec); }
+  return { ...r, records };
 }

@@ -19,6 +19,7 @@ import { initBackend } from "../backend.ts";
 import { saveRun } from "../results/record.ts";
 import type { Scale } from "../scale.ts";
 import { openTeacher } from "./open_teacher.ts";
+import { recordsOfThisExecution } from "./records.ts";
 import {
   collectQuickstart,
   type MnistResult,
@@ -122,11 +123,13 @@ export async function runQuickstart(opts: QuickstartOptions): Promise<Quickstart
   const fingerprint = t.fingerprint;
   t.close();
   t.model?.dispose();
+  const since = new Date();
   const store = await runExperiment(quickstartPlan(spec, fingerprint), {
     executor: opts.executor,
     store: opts.store,
   });
   const r = await collectQuickstart(store);
-  if (opts.save !== false) { for (const rec of r.records) await saveRun(rec); }
-  return { settings: spec.settings, note: settingsNote(QUICKSTART_SETTINGS, opts.scale), ...r };
+  const records = recordsOfThisExecution(r.records, since, store.root);
+  if (opts.save !== false) { for (const rec of records) await saveRun(rec); }
+  return { settings: spec.settings, note: settingsNote(QUICKSTART_SETTINGS, opts.scale), ...r, records };
 }
