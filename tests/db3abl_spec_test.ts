@@ -5,12 +5,8 @@
 import assert from "node:assert/strict";
 import { MBD_DEFAULTS } from "../lib/db3/mbd.ts";
 import { db3Settings } from "../lib/experiments/db3.ts";
-import {
-  DB3_ABLATION_SETTINGS,
-  db3AblationSettings,
-  db3AblationVariants,
-  db3Remedies,
-} from "../lib/experiments/db3abl_spec.ts";
+import { DB3_ABLATION_SETTINGS, db3AblationVariants, db3Remedies } from "../lib/experiments/db3abl_spec.ts";
+import { db3AblationSettings } from "../lib/experiments/db3_ablations.ts";
 import { modelTitle } from "../lib/views/db3_table.ts";
 
 Deno.test("db3 ablation settings: paper is the reference (200 epochs, τ 20 among the values, half and fifth students)", () => {

@@ -25,7 +25,6 @@ import { levelOf, type RunPlan } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { Scale } from "../scale.ts";
 import { type ByotConfig, byotStudentSettings } from "./byot_spec.ts";
-import { trainDb3Student } from "./db3.ts";
 import { packFiles, readPacked } from "./packed.ts";
 import { openTeacher } from "./open_teacher.ts";
 import type { FolderTeacherSource, HttpTeacherSource } from "./teacher_source.ts";
@@ -197,6 +196,8 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
       batchSize: s.http.batchSize,
     },
   });
+  // Imported when the unit runs: db3.ts runs experiments through the registry, which imports this module.
+  const { trainDb3Student } = await import("./db3.ts");
   const st = await trainDb3Student(
     samples,
     soft.z,

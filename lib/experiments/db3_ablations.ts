@@ -13,11 +13,13 @@ import { saveRun } from "../results/record.ts";
 import type { Scale } from "../scale.ts";
 import {
   DB3_ABLATION_PARTS,
+  type Db3AblationConfig,
+  db3AblationConfig,
   type Db3AblationPart,
   type Db3AblationResult,
   type Db3AblationSettings,
-  db3AblationSettings,
 } from "./db3abl_spec.ts";
+import { db3Settings } from "./db3.ts";
 import {
   collectDb3Ablations,
   DB3_ABLATIONS,
@@ -49,6 +51,14 @@ export interface Db3AblationOptions {
   /** Executor (default in-process) and run store (default one per plan under `data/runs/`). */
   executor?: LocalExecutor;
   store?: string;
+}
+
+/** The ablation's settings of `scale` (MNIST), starting from the DB3 table's, `extra` laid on top. */
+export function db3AblationSettings(
+  scale: Scale,
+  extra?: DeepPartial<Db3AblationSettings>,
+): Db3AblationConfig {
+  return db3AblationConfig(scale, db3Settings(scale, "mnist"), extra);
 }
 
 /** The resolved spec of a run (the scale is resolved here, once). */

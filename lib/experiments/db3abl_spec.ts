@@ -21,8 +21,9 @@ import type { LabeledData } from "../data/mod.ts";
 import type { ModelName } from "../models/registry.ts";
 import type { RunRecord } from "../results/record.ts";
 import type { Scale } from "../scale.ts";
+// Types only from db3.ts: the family's units import this module, and the registry of families must not
+// import the DB3 driver (which runs experiments through the registry) while it loads.
 import type { Db3Settings, Db3TableResult } from "./db3.ts";
-import { db3Settings } from "./db3.ts";
 import { type DeepPartial, resolveSettings, settingsNote, type SettingsTable } from "./settings.ts";
 
 /** Ablation parts. */
@@ -85,12 +86,15 @@ export interface Db3AblationConfig extends Db3AblationSettings {
   note: string;
 }
 
-/** Settings of `scale` (MNIST), with `extra` laid over the scale's override. */
-export function db3AblationSettings(
+/**
+ * Settings of `scale` starting from the DB3 table's settings `table` of that scale (MNIST), with `extra`
+ * laid over the scale's override (`db3AblationSettings` in `db3_ablations.ts` passes the table's).
+ */
+export function db3AblationConfig(
   scale: Scale,
+  table: Db3Settings,
   extra?: DeepPartial<Db3AblationSettings>,
 ): Db3AblationConfig {
-  const table = db3Settings(scale, "mnist");
   const own = resolveSettings<Db3AblationSettings>(DB3_ABLATION_SETTINGS, scale, extra);
   const note = scale === "paper"
     ? table.note

@@ -25,7 +25,9 @@ import { JOURNAL_PREFIX, journaledOracle } from "../runner/journal.ts";
 import { levelOf, type RunPlan } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { Scale } from "../scale.ts";
-import { type Db3TableResult, runDb3Table, trainDb3Student } from "./db3.ts";
+// db3.ts is imported when a unit runs, not when this module loads: it runs experiments through the
+// registry of families, which imports this module.
+import type { Db3TableResult } from "./db3.ts";
 import {
   type Db3AblationConfig,
   type Db3AblationPart,
@@ -145,6 +147,7 @@ const stressOf = (store: RunStore) =>
 
 async function baseUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = ctx.plan.spec as unknown as Db3AblationSpec;
+  const { runDb3Table } = await import("./db3.ts");
   const base = await runDb3Table({
     dataset: "mnist",
     scale: spec.scale,
@@ -247,6 +250,7 @@ async function cellUnit(ctx: UnitContext): Promise<UnitOutput> {
     seed: spec.seed,
     config: { variant: name, source: v.source, student: st, softLabels: v.soft ?? {}, budget },
   });
+  const { trainDb3Student } = await import("./db3.ts");
   const t = await trainDb3Student(
     set,
     sl?.z ?? null,
