@@ -21,8 +21,10 @@ import {
   TeacherShapeError,
 } from "../lib/teachers/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { byotNote } from "../lib/experiments/byot.ts";
+import { BYOT_SETTINGS, byotNote, byotSettings, byotStudentSettings } from "../lib/experiments/byot_spec.ts";
 import { db3Settings } from "../lib/experiments/db3.ts";
+import { BD_DEFAULTS } from "../lib/db3/bd.ts";
+import { settingsNote } from "../lib/experiments/settings.ts";
 
 await tf.setBackend("cpu");
 
@@ -380,9 +382,35 @@ Deno.test("byot: a GraphModel folder loads when tfjs-converter is available, els
 void tfl.layers;
 
 Deno.test("byot: the settings note describes what runs (BD only), derived from the settings", () => {
-  const laptop = byotNote(db3Settings("laptop", "mnist"));
+  const laptop = byotNote(byotSettings("laptop"));
   assert.match(laptop, /^BD labels only \(SD and MBD are not run here\): 400 images \(40\/class\)/);
   assert.doesNotMatch(laptop, /MBD query limit|MBD K=/);
-  const custom = byotNote({ ...db3Settings("laptop", "mnist"), samplesPerClass: 5, bd: { candidates: 51 } });
-  assert.match(custom, /50 images \(5\/class\), BD 51 candidates instead of 201/);
+  const custom = byotSettings("laptop", { samplesPerClass: 5, bd: { candidates: 51 } });
+  assert.match(custom.note, /50 images \(5\/class\), BD 51 candidates instead of 201/);
+  // Every scale's note in the table is the one derived from its settings.
+  for (const scale of ["paper", "laptop", "smoke"] as const) {
+    assert.equal(settingsNote(BYOT_SETTINGS, scale), byotNote(byotSettings(scale)), scale);
+  }
+});
+
+Deno.test("byot settings: paper is DB3's reference; laptop and smoke train the students notebook 40 trained", () => {
+  const paper = BYOT_SETTINGS.paper.base;
+  assert.deepEqual(paper.bd, BD_DEFAULTS);
+  // The best-epoch test set is `bestEpochTest` here (null: all test images, as an unset epochTestLimit).
+  const student = (s: object) => {
+    const { epochTestLimit, ...rest } = s as { epochTestLimit?: number | null };
+    return { ...rest, epochTestLimit: epochTestLimit ?? null };
+  };
+  assert.deepEqual(student(paper.student), student(db3Settings("paper", "mnist").student));
+  assert.equal(paper.samplesPerClass, 0, "the reference labels the whole training set");
+  assert.equal(paper.bestEpochTest, null);
+  // Before the table, notebook 40 ran with the DB3 table's settings of its scale (BD and student only).
+  for (const scale of ["laptop", "smoke"] as const) {
+    const was = db3Settings(scale, "mnist");
+    const now = byotStudentSettings(byotSettings(scale));
+    assert.deepEqual(student(now.student), student(was.student), scale);
+    assert.equal(now.samplesPerClass, was.samplesPerClass, scale);
+    assert.equal(now.testLimit, was.testLimit, scale);
+    assert.deepEqual(now.bd, { ...BD_DEFAULTS, ...was.bd }, scale);
+  }
 });

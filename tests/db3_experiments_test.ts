@@ -12,20 +12,11 @@ import { type Db3Samples, makeClassStreams } from "../lib/db3/streams.ts";
 import { TABLE_B, tableARow } from "../lib/results/paper.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { DB3_TABLE_METHODS, runDb3Table } from "../lib/experiments/db3.ts";
-import {
-  db3BarRows,
-  db3Claims,
-  db3ClaimsText,
-  db3DiagnosticRows,
-  db3LedgerRows,
-  db3PaperRows,
-  distanceCurve,
-  remedyTargetRows,
-  runDb3Ablations,
-  softTarget,
-  stressFlaggedRows,
-  targetStats,
-} from "../lib/experiments/db3_ablations.ts";
+import { runDb3Ablations } from "../lib/experiments/db3_ablations.ts";
+import { db3BarRows, db3LedgerRows, db3PaperRows } from "../lib/views/db3_table.ts";
+import { db3DiagnosticRows, softTarget, targetStats } from "../lib/views/db3_targets.ts";
+import { db3Claims, db3ClaimsText } from "../lib/views/db3_claims.ts";
+import { distanceCurve, remedyTargetRows, stressFlaggedRows } from "../lib/views/db3_ablations.ts";
 
 const SHAPE = [4, 4, 1], D = 16, K = 3;
 
@@ -186,13 +177,16 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
+    const store = await Deno.makeTempDir({ prefix: "bkd-db3abl-" });
     const r = await runDb3Ablations({
       scale: "smoke",
       seed: 1,
       parts: ["remedies"],
       save: false,
-      cacheDir: false,
+      cache: false,
+      store,
     });
+    await Deno.remove(store, { recursive: true });
     const st = r.stress!;
     const n0 = r.base.samples.y.length;
     assert.ok(st.found > 0 && st.added.length === Math.min(st.found, r.settings.stress.add));

@@ -130,7 +130,7 @@ Deno.test("verdict: curves are flat, rising or falling, and steps against the tr
 });
 
 Deno.test("verdict: DB3 'why not' text compares the soft-label students from their numbers", async () => {
-  const { db3ClaimsText } = await import("../lib/experiments/db3_ablations.ts");
+  const { db3ClaimsText } = await import("../lib/views/db3_claims.ts");
   // Notebook 12's laptop run: SD 22.6, BD 15.3, MBD 20.3 (claims imply ≈ 1,000 test images), SD targets uniform.
   const claims = [
     { claim: "DB3-BD > CE", holds: false, gap: -5.21, gapInSE: -3.1, holdsAtBestEpoch: null },
@@ -241,7 +241,7 @@ Deno.test("verdict: ablation gaps are paired by seed (notebook 23's laptop MNIST
 
 Deno.test("verdict: ZSDB3KD iteration curve names its dip; DB3 budget curve flat while distances shrink", async () => {
   const { iterationVerdict } = await import("../lib/views/zeroshot.ts");
-  const { budgetVerdict } = await import("../lib/experiments/db3_ablations.ts");
+  const { budgetVerdict } = await import("../lib/views/db3_ablations.ts");
   const students = [[0, 30, "noise"], [1, 35, "zsdb3kd"], [2, 31, "zsdb3kd"], [10, 51.5, "zsdb3kd"]].map((
     [iteration, acc, variant],
   ) => ({ iteration, testAcc: (acc as number) / 100, variant }));
@@ -256,15 +256,9 @@ Deno.test("verdict: ZSDB3KD iteration curve names its dip; DB3 budget curve flat
   assert.match(iterationVerdict([flat]), /flat.*does not reproduce that/);
 
   const budget = [1000, 5000, 20000].map((b, i) => ({ part: "budget", budget: b, testAcc: 0.9 + 0.001 * i }));
-  const r = {
-    rows: budget,
-    testN: 10000,
-    distanceCurve: [{ queries: 1000, median: 4 }, { queries: 5000, median: 3.4 }, {
-      queries: 20000,
-      median: 3,
-    }],
-  } as unknown as Parameters<typeof budgetVerdict>[0];
-  const b = budgetVerdict(r);
+  const r = { rows: budget, testN: 10000 } as unknown as Parameters<typeof budgetVerdict>[0];
+  const curve = [{ queries: 1000, median: 4 }, { queries: 5000, median: 3.4 }, { queries: 20000, median: 3 }];
+  const b = budgetVerdict(r, curve);
   assert.match(b, /^Student accuracy is flat from budget 1000 to 20000/);
   assert.match(b, /The median boundary distance falls from budget 1000 to 20000 \(−25 %\)/);
   assert.match(b, /changes while student accuracy does not/);

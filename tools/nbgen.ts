@@ -16,7 +16,7 @@ import type { DatasetName } from "../lib/data/types.ts";
 import { missingFix } from "../lib/data/dataset_dirs.ts";
 import { BD_DEFAULTS } from "../lib/db3/bd.ts";
 import { db3Settings } from "../lib/experiments/db3.ts";
-import { modelTitle } from "../lib/experiments/db3_ablations.ts";
+import { modelTitle } from "../lib/views/db3_table.ts";
 import { zsSettings, zsSettingsNote } from "../lib/experiments/zs_settings.ts";
 import { zsNotebookSeeds } from "../lib/experiments/zs_spec.ts";
 import { tableARow, tableBRows } from "../lib/results/paper.ts";

@@ -1,0 +1,84 @@
+/**
+ * Results with typed arrays in a run store: `pack` turns a value into JSON plus one binary file per
+ * typed array (Float32Array, Int32Array, Uint8Array), non-finite numbers kept; `unpack` restores the exact value.
+ * Units hand their results to later units and to the collect step this way ({@link packFiles},
+ * {@link readPacked}).
+ *
+ * @module
+ */
+import type { RunStore } from "../runner/store.ts";
+
+/** A packed value: `json` (the text of `<name>.json`) and the binary files it refers to. */
+export interface Packed {
+  json: string;
+  files: Record<string, Uint8Array>;
+}
+
+const KINDS = { f32: Float32Array, i32: Int32Array, u8: Uint8Array } as const;
+type Kind = keyof typeof KINDS;
+
+function kindOf(v: unknown): Kind | undefined {
+  if (v instanceof Float32Array) return "f32";
+  if (v instanceof Int32Array) return "i32";
+  if (v instanceof Uint8Array) return "u8";
+  return undefined;
+}
+
+/** Pack `value`; binary files are named `<prefix><n>.<kind>`. */
+export function pack(value: unknown, prefix: string): Packed {
+  const files: Record<string, Uint8Array> = {};
+  let n = 0;
+  const walk = (v: unknown): unknown => {
+    const kind = kindOf(v);
+    if (kind) {
+      const a = v as Float32Array | Int32Array | Uint8Array;
+      const name = `${prefix}${n++}.${kind}`;
+      files[name] = new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+      return { $array: kind, file: name };
+    }
+    if (typeof v === "number" && !Number.isFinite(v)) return { $number: String(v) };
+    if (ArrayBuffer.isView(v)) {
+      throw new TypeError(
+        `pack: ${v.constructor.name} is not supported (Float32Array, Int32Array and Uint8Array are)`,
+      );
+    }
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === "object") {
+      return Object.fromEntries(
+        Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, walk(x)]),
+      );
+    }
+    return v;
+  };
+  return { json: JSON.stringify(walk(value)) + "\n", files };
+}
+
+/** Restore a value packed by {@link pack}; `read` returns a binary file's bytes by name. */
+export async function unpack<T>(json: string, read: (name: string) => Promise<Uint8Array>): Promise<T> {
+  const walk = async (v: unknown): Promise<unknown> => {
+    if (Array.isArray(v)) return await Promise.all(v.map(walk));
+    if (v === null || typeof v !== "object") return v;
+    const o = v as Record<string, unknown>;
+    if (typeof o.$number === "string" && Object.keys(o).length === 1) return Number(o.$number);
+    if (typeof o.$array === "string" && typeof o.file === "string" && Object.keys(o).length === 2) {
+      const Ctor = KINDS[o.$array as Kind];
+      if (!Ctor) throw new TypeError(`unpack: unknown array kind "${o.$array}" in ${o.file}`);
+      return new Ctor((await read(o.file)).slice().buffer);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(o)) out[k] = await walk(x);
+    return out;
+  };
+  return await walk(JSON.parse(json)) as T;
+}
+
+/** `value` as unit output files: `<name>.json` and its arrays (`<name>-<n>.<kind>`). */
+export function packFiles(value: unknown, name: string): Record<string, string | Uint8Array> {
+  const p = pack(value, `${name}-`);
+  return { [`${name}.json`]: p.json, ...p.files };
+}
+
+/** Read a value written with {@link packFiles} by unit `key` of `store`. */
+export async function readPacked<T>(store: RunStore, key: string, name: string): Promise<T> {
+  return await unpack<T>(await store.readText(key, `${name}.json`), (f) => store.readBytes(key, f));
+}
