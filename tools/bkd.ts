@@ -2,6 +2,7 @@
  * `deno task bkd <command>`: experiments as runs of units in a run store.
  *
  *   plan    [spec flags]                       units per level, teacher queries, core-hours
+ *   plan    --all [--scale S]                  one row per notebook: units, queries, core-hours, wall time
  *   run     --store DIR --executor E [spec flags] [--workers N] [--throttle N] [--sbatch-opt=O]… [--wait]
  *           [--image I --pvc P --mount PATH [--apply]]          (E: in-process | local | slurm | k8s)
  *   status  --store DIR                        done / running / queued / failed units, queries
@@ -37,9 +38,17 @@ import { queuedTasks, submitSlurm } from "../lib/runner/executors/slurm.ts";
 import { k8sManifests } from "../lib/runner/executors/k8s.ts";
 import { runStatus } from "../lib/runner/status.ts";
 import { levelOf } from "../lib/runner/plan.ts";
+import { planCost, planWallSeconds } from "../lib/runner/cost.ts";
 import { formatProgressLine } from "../lib/show/progress.ts";
 import { saveRun, startRun } from "../lib/results/record.ts";
-import { notebookExperiment } from "../lib/experiments/notebooks.ts";
+import {
+  NOT_PLANNED,
+  type NotebookExperiment,
+  notebookExperiment,
+  type NotebookRequest,
+  NOTEBOOKS,
+  UNRESOLVED_TEACHER,
+} from "../lib/experiments/notebooks.ts";
 import { collectDb3 } from "../lib/experiments/db3_collect.ts";
 import { importUnits } from "../lib/runner/import.ts";
 import { parseEngine } from "../lib/native/teacher_predictor.ts";
@@ -61,8 +70,8 @@ import {
 
 const EXECUTORS = ["in-process", "local", "slurm", "k8s"] as const;
 
-/** The spec of `--notebook ID` and its experiment (see the header for the flags). */
-function notebookSpec(f: Flags) {
+/** The request `--notebook ID` and its flags describe, and the notebook's experiment. */
+function notebookRequest(f: Flags): { exp: NotebookExperiment; req: NotebookRequest } {
   const id = str(f, "notebook")!;
   const exp = (() => {
     try {
@@ -75,8 +84,9 @@ function notebookSpec(f: Flags) {
   if (!SCALES.includes(sc as never)) fail(`unknown --scale "${sc}"; use one of ${SCALES.join(", ")}`);
   const e = str(f, "engine");
   const sets = f.set;
-  try {
-    const spec = exp.spec({
+  return {
+    exp,
+    req: {
       scale: parseScale(sc),
       seeds: intList(str(f, "seeds"), "seeds"),
       labelSeed: int(str(f, "seed"), "seed"),
@@ -84,28 +94,58 @@ function notebookSpec(f: Flags) {
       teacher: str(f, "teacher"),
       engine: e === undefined ? undefined : parseEngine(e) ?? fail(`unknown --engine "${e}"`),
       override: setOverrides(Array.isArray(sets) ? sets : []),
-    });
-    return { exp, spec };
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    fail((err as Error).message);
-  }
+    },
+  };
 }
 
 /** The plan the flags describe (teacher resolved, i.e. trained if needed, only when `resolve`). */
 async function planFrom(f: Flags, resolveTeacherNow: boolean): Promise<RunPlan> {
   if (str(f, "notebook") !== undefined) {
-    const { exp, spec } = notebookSpec(f);
-    return exp.plan(spec, resolveTeacherNow ? await exp.fingerprint(spec) : "(teacher not resolved)");
+    const { exp, req } = notebookRequest(f);
+    try {
+      return await exp.plan(req, resolveTeacherNow);
+    } catch (err) {
+      if (err instanceof InputError) throw err;
+      fail((err as Error).message);
+    }
   }
   const spec = specFrom(f);
   return db3LabelPlan(
     spec,
-    resolveTeacherNow ? (await resolveTeacher(spec)).fingerprint : "(teacher not resolved)",
+    resolveTeacherNow ? (await resolveTeacher(spec)).fingerprint : UNRESOLVED_TEACHER,
   );
 }
 
+/** Hours as `12.3 h`, or minutes under two hours. */
+function formatHours(sec: number): string {
+  return sec < 7200 ? `${(sec / 60).toFixed(1)} min` : `${(sec / 3600).toFixed(1)} h`;
+}
+
+/** `plan --all`: one row per notebook (units, queries, core-hours, wall on 2 / 64 / 512 cores). */
+async function cmdPlanAll(f: Flags): Promise<void> {
+  const rows: Record<string, string | number>[] = [];
+  for (const [id, exp] of Object.entries(NOTEBOOKS).sort(([a], [b]) => a.localeCompare(b))) {
+    const plan = await exp.plan({ ...notebookRequest({ ...f, notebook: id }).req }, false);
+    const c = planCost(plan);
+    const partial = c.unestimated.length ? ` (not estimated: ${c.unestimated.join(", ")})` : "";
+    rows.push({
+      notebook: id,
+      units: c.units,
+      "teacher queries": Math.round(c.queries).toLocaleString("en-US"),
+      "core-hours": (c.cpuSeconds / 3600).toFixed(1) + partial,
+      "wall, 2 cores": formatHours(planWallSeconds(plan, 2)),
+      "wall, 64 cores": formatHours(planWallSeconds(plan, 64)),
+      "wall, 512 cores": formatHours(planWallSeconds(plan, 512)),
+    });
+  }
+  for (const [id, why] of Object.entries(NOT_PLANNED)) {
+    rows.push({ notebook: id, units: "—", "teacher queries": "—", "core-hours": why });
+  }
+  console.log(mdTable(rows));
+}
+
 async function cmdPlan(f: Flags): Promise<void> {
+  if (f.all) return await cmdPlanAll(f);
   const plan = await planFrom(f, false);
   const s = plan.spec as { dataset?: string; scale?: string };
   console.log(`${plan.family} ${s.dataset ?? ""} at ${s.scale ?? "?"}`);
@@ -130,12 +170,12 @@ async function cmdPlan(f: Flags): Promise<void> {
     };
   })));
   const coreHours = cpu / 3600;
+  const wall = (c: number) => formatHours(planWallSeconds(plan, c));
   console.log(
     `teacher queries ≈ ${Math.round(queries).toLocaleString("en-US")}; ≈ ${
       coreHours.toFixed(2)
     } core-hours ` +
-      `(wall ≈ ${(coreHours / 2).toFixed(2)} h on 2 cores, ${(coreHours / 64).toFixed(3)} h on 64, ` +
-      `${(coreHours / 512).toFixed(4)} h on 512)`,
+      `(wall ≈ ${wall(2)} on 2 cores, ${wall(64)} on 64, ${wall(512)} on 512)`,
   );
   console.log(`rates: ${[...sources].join("; ")}`);
 }
@@ -347,6 +387,7 @@ async function main(argv: string[]): Promise<number> {
       ["set", { type: "string", multiple: true }],
       ["apply", { type: "boolean" }],
       ["wait", { type: "boolean" }],
+      ["all", { type: "boolean" }],
     ]),
   });
   const f = values as Flags;

@@ -9,7 +9,21 @@ import type { DatasetName } from "../data/types.ts";
 import type { TeacherEngine } from "../native/teacher_predictor.ts";
 import type { RunPlan } from "../runner/plan.ts";
 import type { Scale } from "../scale.ts";
+import { initBackend } from "../backend.ts";
 import { resolveTeacher } from "./db3_label_units.ts";
+import { type CakeNotebook, cakeNotebookPlan } from "./cake_notebooks.ts";
+import { db3AblationSpec } from "./db3_ablations.ts";
+import { db3AblationPlan, specTeacher } from "./db3abl_units.ts";
+import type { Db3AblationSettings } from "./db3abl_spec.ts";
+import { openTeacher } from "./open_teacher.ts";
+import { quickstartSpec } from "./quickstart.ts";
+import { quickstartPlan } from "./quickstart_units.ts";
+import type { QuickstartSettings } from "./quickstart.ts";
+import type { DeepPartial } from "./settings.ts";
+import type { TeacherSource } from "./teacher_source.ts";
+import type { ZsSettings } from "./zs_settings.ts";
+import { zsNotebookSpec, zsPlan } from "./zs_spec.ts";
+import { resolveZsTeacher } from "./zs_teacher.ts";
 import { db3Plan, db3Spec } from "./db3_plan.ts";
 import type { Db3Spec, Db3TableMethod } from "./db3_spec.ts";
 
@@ -32,19 +46,32 @@ export interface NotebookRequest {
 export interface NotebookExperiment {
   /** One line: what the notebook runs. */
   title: string;
-  /** The resolved spec (throws on bad input, naming it). */
-  spec(req: NotebookRequest): Record<string, unknown>;
-  /** The spec's teacher fingerprint (a kit recipe teacher is trained and cached on first use). */
-  fingerprint(spec: Record<string, unknown>): Promise<string>;
-  /** The plan of a spec. */
-  plan(spec: Record<string, unknown>, fingerprint: string): RunPlan;
+  /**
+   * The run plan of a request (throws on bad input, naming it). With `resolve` the teacher is opened
+   * and fingerprinted (a kit recipe teacher is trained and cached on first use); without, the keys
+   * carry a placeholder — enough for `bkd plan`'s counts and estimates, not for running.
+   */
+  plan(req: NotebookRequest, resolve: boolean): Promise<RunPlan>;
+}
+
+/** Fingerprint placeholder of a plan made without opening the teacher. */
+export const UNRESOLVED_TEACHER = "(teacher not resolved)";
+
+/** The fingerprint of a teacher source (opened once, then closed). */
+async function sourceFingerprint(source: TeacherSource, method: string): Promise<string> {
+  await initBackend();
+  const t = await openTeacher(source, { method });
+  const fp = t.fingerprint;
+  t.close();
+  t.model?.dispose();
+  return fp;
 }
 
 function db3Notebook(dataset: DatasetName, title: string): NotebookExperiment {
   return {
     title,
-    spec: (r) =>
-      db3Spec({
+    plan: async (r, resolve) => {
+      const spec = db3Spec({
         dataset,
         scale: r.scale,
         seeds: r.seeds,
@@ -53,25 +80,93 @@ function db3Notebook(dataset: DatasetName, title: string): NotebookExperiment {
         teacher: r.teacher,
         engine: r.engine,
         override: r.override,
-      }) as unknown as Record<string, unknown>,
-    fingerprint: async (s) => {
-      const spec = s as unknown as Db3Spec;
-      return (await resolveTeacher(spec, spec.methods.includes("kd") ? "probs" : "label")).fingerprint;
+      });
+      const need = spec.methods.includes("kd") ? "probs" : "label";
+      return db3Plan(spec, resolve ? (await resolveTeacher(spec, need)).fingerprint : UNRESOLVED_TEACHER);
     },
-    plan: (s, fp) => db3Plan(s as unknown as Db3Spec, fp),
+  };
+}
+
+function zsNotebook(nb: "30" | "31" | "32" | "33", title: string): NotebookExperiment {
+  return {
+    title,
+    plan: async (r, resolve) => {
+      const spec = zsNotebookSpec(nb, r.scale, {
+        seeds: r.seeds,
+        teacher: r.teacher,
+        engine: r.engine,
+        settings: r.override as DeepPartial<ZsSettings> | undefined,
+      });
+      return zsPlan(spec, resolve ? (await resolveZsTeacher(spec)).fingerprint : UNRESOLVED_TEACHER);
+    },
+  };
+}
+
+function cakeNotebook(nb: CakeNotebook, title: string): NotebookExperiment {
+  // CAKE's teachers are units of the plan (keyed by their source), so nothing to resolve first.
+  return {
+    title,
+    plan: (r) => cakeNotebookPlan(nb, r.scale, { seeds: r.seeds, teacher: r.teacher, settings: r.override }),
   };
 }
 
 /** The registry: notebook id (its number) → experiment. */
 export const NOTEBOOKS: Record<string, NotebookExperiment> = {
+  "00": {
+    title: "Quickstart: two-moons soft labels and an MNIST teacher",
+    plan: async (r, resolve) => {
+      const spec = quickstartSpec({
+        scale: r.scale,
+        seed: r.seeds?.[0],
+        teacher: r.teacher,
+        settings: r.override as DeepPartial<QuickstartSettings> | undefined,
+      });
+      return quickstartPlan(
+        spec,
+        resolve ? await sourceFingerprint(spec.teacher, "quickstart") : UNRESOLVED_TEACHER,
+      );
+    },
+  },
   "10": db3Notebook("mnist", "DB3 on MNIST: LeNet-5 → LeNet-5-half"),
   "11": db3Notebook("fmnist", "DB3 on Fashion-MNIST: LeNet-5 → LeNet-5-half"),
   "12": db3Notebook("cifar10", "DB3 on CIFAR-10: AlexNet → AlexNet-half"),
+  "13": {
+    title: "DB3 ablations on MNIST",
+    plan: async (r, resolve) => {
+      const spec = db3AblationSpec({
+        scale: r.scale,
+        seed: r.seeds?.[0] ?? 1,
+        teacher: r.teacher,
+        settings: r.override as DeepPartial<Db3AblationSettings> | undefined,
+      });
+      return db3AblationPlan(
+        spec,
+        resolve ? await sourceFingerprint(specTeacher(spec), "DB3 ablations") : UNRESOLVED_TEACHER,
+      );
+    },
+  },
+  "20": cakeNotebook("20", "CAKE on two moons (Figure 1)"),
+  "21": cakeNotebook("21", "CAKE on MNIST and Fashion-MNIST: LeNet-5 → LeNet-5-half"),
+  "22": cakeNotebook("22", "CAKE on CIFAR-10: ResNets"),
+  "23": cakeNotebook("23", "CAKE ablations (two moons, MNIST)"),
+  "24": cakeNotebook("24", "CAKE across model types (MNIST)"),
+  "30": zsNotebook("30", "ZSDB3KD on MNIST"),
+  "31": zsNotebook("31", "ZSDB3KD on Fashion-MNIST"),
+  "32": zsNotebook("32", "ZSDB3KD on CIFAR-10"),
+  "33": zsNotebook("33", "ZSDB3KD ablations on MNIST"),
+};
+
+/** Notebooks that have no plan of their own, and why. */
+export const NOT_PLANNED: Record<string, string> = {
+  "40": "notebook 40 distils a teacher you bring; its cost is notebook 10's labeling on that teacher: " +
+    "`bkd plan --notebook 10 --teacher <folder|url>`",
 };
 
 /** The experiment of notebook `id` (e.g. "10" or "10_db3_mnist"), or an error listing the known ones. */
 export function notebookExperiment(id: string): NotebookExperiment {
-  const e = NOTEBOOKS[id.match(/^\d+/)?.[0] ?? id];
+  const n = id.match(/^\d+/)?.[0] ?? id;
+  const e = NOTEBOOKS[n];
+  if (!e && NOT_PLANNED[n]) throw new RangeError(NOT_PLANNED[n]);
   if (!e) {
     throw new RangeError(
       `no runner experiment for notebook "${id}"; known: ${Object.keys(NOTEBOOKS).join(", ")}`,
