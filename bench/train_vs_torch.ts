@@ -1,13 +1,17 @@
 /**
  * The kit beside PyTorch on the CPU, for every row of issue 12's table, in one run on the same cores.
  *
- *     deno task bench:train [--seconds 5] [--only lenet5_train_adam_128,...] [--no-torch] [--json]
+ *     deno task bench:train [--seconds 5] [--only alexnet,lenet5_train,...] [--no-torch] [--json]
+ *
+ * `--only` keeps the workloads whose id contains one of the comma-separated words (`--only alexnet`: every
+ * AlexNet row).
  *
  * PyTorch: bench/pytorch_baseline.py with 2 threads (run when `/usr/bin/python3 -c "import torch"` works;
  * install with `apt-get install -y python3-torch libopenblas0-pthread`). The kit: its current path for each
  * workload (DB3 LeNet-5 training: `train(...)` end to end on the engine it picks, native unless unavailable,
- * beside `train(...)` forced onto the wasm pool and the bare native gradient kernel; AlexNet and ResNet
- * training: wasm worker pool / one wasm process; the native forward engine for the label
+ * beside `train(...)` forced onto the wasm pool and the bare native gradient kernel; DB3 AlexNet-half
+ * training: `train(...)` end to end (native, lib/native/seq_train.ts) beside one wasm process; ResNet
+ * training: wasm worker pool; the native forward engine for the label
  * queries it supports, the `logits+grad` oracle on wasm for CAKE input gradients). Each kit workload runs
  * in its own subprocess with a time limit, so a wasm crash or abort becomes a row that says so instead of
  * ending the benchmark. Rates are wall clock after a warm-up step; the 1-minute load average is printed
@@ -68,20 +72,23 @@ const WORKLOADS: Workload[] = [
       torchId: `lenet5_train_adam_${batch}`,
     },
   ]),
-  {
-    id: "alexnet_half_train_adam_128",
-    what: "DB3 AlexNet-half training, Adam",
-    batch: 128,
-    unit: "images/s",
-    target: 1.0,
-  },
-  {
-    id: "alexnet_half_train_adam_512",
-    what: "DB3 AlexNet-half training, Adam",
-    batch: 512,
-    unit: "images/s",
-    target: 1.0,
-  },
+  ...[128, 512].flatMap((batch) => [
+    {
+      id: `alexnet_half_train_adam_${batch}`,
+      what: "DB3 AlexNet-half training, Adam — the trainer, train(...) end to end (engine auto)",
+      batch,
+      unit: "images/s",
+      target: 1.0,
+    },
+    {
+      id: `alexnet_half_train_adam_${batch}_wasm`,
+      what: "DB3 AlexNet-half training, Adam — one wasm process (the path before the native engine)",
+      batch,
+      unit: "images/s",
+      target: 1.0,
+      torchId: `alexnet_half_train_adam_${batch}`,
+    },
+  ]),
   { id: "lenet5_labels_1024", what: "DB3 LeNet-5 label queries", batch: 1024, unit: "labels/s", target: 1.5 },
   {
     id: "alexnet_half_labels_1024",
@@ -326,8 +333,12 @@ async function kitChild(id: string): Promise<Figure> {
     case "lenet5_train_adam_512_native":
       return await nativeTrain(LENET, 512, ADAM);
     case "alexnet_half_train_adam_128":
-      return await replicaTrain(ALEXNET, 128, ADAM);
+      return await trainerTrain(ALEXNET, 128, ADAM, "auto", "auto");
     case "alexnet_half_train_adam_512":
+      return await trainerTrain(ALEXNET, 512, ADAM, "auto", "auto");
+    case "alexnet_half_train_adam_128_wasm":
+      return await replicaTrain(ALEXNET, 128, ADAM);
+    case "alexnet_half_train_adam_512_wasm":
       return await replicaTrain(ALEXNET, 512, ADAM);
     case "lenet5_labels_1024":
       return await labels(LENET, 1024);
@@ -408,7 +419,7 @@ if (args[0] === "--kit") {
 }
 
 const only = opt("only", "").split(",").filter((s) => s);
-const chosen = WORKLOADS.filter((w) => !only.length || only.includes(w.id));
+const chosen = WORKLOADS.filter((w) => !only.length || only.some((s) => w.id.includes(s)));
 const startLoad = loadAverage();
 const torch = args.includes("--no-torch")
   ? {

@@ -46,6 +46,7 @@
 //           → floats of op's output from the last pass (copied into out when cap allows), −1 (no such op)
 //   void    bkd_seq_free(void* net)
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -55,6 +56,24 @@
 #include <vector>
 
 namespace {
+
+// Wall seconds per op, forward [0] and backward [1] (a development aid: only builds with
+// -DBKD_SEQ_PROFILE record it).
+#ifdef BKD_SEQ_PROFILE
+double g_profile[2][64];
+#endif
+struct OpTimer {
+#ifdef BKD_SEQ_PROFILE
+  int dir, op;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  OpTimer(int d, size_t o) : dir(d), op(static_cast<int>(o)) {}
+  ~OpTimer() {
+    if (op < 64) g_profile[dir][op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+#else
+  OpTimer(int, size_t) {}
+#endif
+};
 
 constexpr int32_t SEQ_MAGIC = 0x424b5331;
 constexpr int32_t SEQ_VERSION = 1;
@@ -383,6 +402,7 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
   const int T = ctx.threads;
   const float* in = x;
   for (size_t oi = 0; oi < net.ops.size(); oi++) {
+    const OpTimer timer(0, oi);
     const Op& o = net.ops[oi];
     std::vector<float>& outV = net.act[oi];
     outV.resize(static_cast<size_t>(n * o.outSize()));
@@ -607,6 +627,7 @@ void backward(Net& net, const float* params, const float* state, const float* x,
   std::vector<float>* gy = &gOut;  // dL/d(output of op oi)
   std::vector<float>* gx = gy == &net.g0 ? &net.g1 : &net.g0;
   for (size_t oi = net.ops.size(); oi-- > firstParam;) {
+    const OpTimer timer(1, oi);
     const Op& o = net.ops[oi];
     const float* in = oi == 0 ? x : net.act[oi - 1].data();
     const float* out = net.act[oi].data();

@@ -85,7 +85,13 @@ export async function openNativeStepper(
   const kernel = nativeKernelFor(local.model);
   if (typeof kernel !== "string") return { ok: false, reason: kernel.reason };
   const threads = opts.threads !== undefined ? { threads: opts.threads } : {};
-  let lossGrads: (flat: Float32Array, batch: HostBatch, n: number, grads: Float32Array, step: number) => number;
+  let lossGrads: (
+    flat: Float32Array,
+    batch: HostBatch,
+    n: number,
+    grads: Float32Array,
+    step: number,
+  ) => number;
   let paramCount: number, engineThreads: number, close: () => void;
   // Batch-norm moving statistics (the model's non-trainable weights), updated by every seq step.
   const stats = new Float32Array(local.sizes.slice(local.numTrainable).reduce((a, b) => a + b, 0));
