@@ -102,6 +102,14 @@ void parallel(int T, const std::function<void(int)>& fn) {
   fn(0);
   for (auto& h : hs) h.join();
 }
+// Elementwise work below this many floats per thread runs on fewer threads: on a shared machine a
+// parallel region waits for its slowest thread, and a descheduled helper costs more than the work.
+constexpr int64_t MIN_FLOATS = int64_t{1} << 17;
+inline int64_t rowsPer(int64_t width) { return std::max<int64_t>(1, MIN_FLOATS / std::max<int64_t>(1, width)); }
+inline int threadsFor(int T, int64_t floats) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, floats / MIN_FLOATS)));
+}
+
 // Split [0, n) into T contiguous ranges and run fn(begin, end) on each (fewer threads for small n).
 void parallelRange(int T, int64_t n, int64_t minPer, const std::function<void(int64_t, int64_t)>& fn) {
   int use = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, n / std::max<int64_t>(1, minPer))));
@@ -336,7 +344,7 @@ inline float dropoutU(uint64_t seed, int op, int64_t e) {
 // im2col of images [0, n) of an ih×iw×ic batch into rows (image, oy, ox) × (a, b, c).
 void im2col(Ctx& ctx, const Op& o, const float* x, int64_t n, float* col) {
   const int64_t K = static_cast<int64_t>(o.kh) * o.kw * o.ic, rows = static_cast<int64_t>(o.oh) * o.ow;
-  parallelRange(ctx.threads, n, 1, [&](int64_t b0, int64_t b1) {
+  parallelRange(ctx.threads, n, rowsPer(rows * K), [&](int64_t b0, int64_t b1) {
     for (int64_t i = b0; i < b1; i++) {
       const float* xi = x + i * o.inSize();
       for (int y = 0; y < o.oh; y++)
@@ -357,7 +365,7 @@ void im2col(Ctx& ctx, const Op& o, const float* x, int64_t n, float* col) {
 }
 void col2im(Ctx& ctx, const Op& o, const float* col, int64_t n, float* dx) {
   const int64_t K = static_cast<int64_t>(o.kh) * o.kw * o.ic, rows = static_cast<int64_t>(o.oh) * o.ow;
-  parallelRange(ctx.threads, n, 1, [&](int64_t b0, int64_t b1) {
+  parallelRange(ctx.threads, n, rowsPer(rows * K), [&](int64_t b0, int64_t b1) {
     for (int64_t i = b0; i < b1; i++) {
       float* di = dx + i * o.inSize();
       std::fill(di, di + o.inSize(), 0.0f);
@@ -382,7 +390,7 @@ void col2im(Ctx& ctx, const Op& o, const float* col, int64_t n, float* dx) {
 
 // Column sums of a rows×c matrix added into g (double accumulation, fixed order).
 void colSums(Ctx& ctx, const float* z, int64_t rows, int c, float* g) {
-  const int T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(ctx.threads, rows / 64)));
+  const int T = threadsFor(ctx.threads, rows * c);
   std::vector<std::vector<double>> part(T, std::vector<double>(c, 0.0));
   parallel(T, [&](int t) {
     std::vector<double>& p = part[t];
@@ -410,7 +418,7 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
     const int64_t total = n * o.outSize();
     switch (o.kind) {
       case PAD:
-        parallelRange(T, n, 1, [&](int64_t b0, int64_t b1) {
+        parallelRange(T, n, rowsPer(o.outSize()), [&](int64_t b0, int64_t b1) {
           for (int64_t i = b0; i < b1; i++) {
             float* d = out + i * o.outSize();
             std::fill(d, d + o.outSize(), 0.0f);
@@ -432,7 +440,7 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
         gemm(ctx, rows, o.oc, K, Mat{col, K, false}, Mat{params + o.w, o.oc, false}, out, o.oc, false);
         if (o.b >= 0) {
           const float* b = params + o.b;
-          parallelRange(T, rows, 256, [&](int64_t r0, int64_t r1) {
+          parallelRange(T, rows, rowsPer(o.oc), [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; r++)
               for (int q = 0; q < o.oc; q++) out[r * o.oc + q] += b[q];
           });
@@ -457,7 +465,7 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
         float* mm = state + o.s;
         float* mv = state + o.s + C;
         if (training) {
-          const int TT = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, rows / 64)));
+          const int TT = threadsFor(T, rows * C);
           std::vector<std::vector<double>> part(TT, std::vector<double>(C, 0.0));
           parallel(TT, [&](int t) {
             for (int64_t r = rows * t / TT; r < rows * (t + 1) / TT; r++)
@@ -499,21 +507,21 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
           sc[q] = static_cast<float>(g * inv[q]);
           sh[q] = (o.flags & 1) ? params[o.b + q] : 0.0f;
         }
-        parallelRange(T, rows, 256, [&](int64_t r0, int64_t r1) {
+        parallelRange(T, rows, rowsPer(C), [&](int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; r++)
             for (int q = 0; q < C; q++) out[r * C + q] = (in[r * C + q] - mu[q]) * sc[q] + sh[q];
         });
         break;
       }
       case RELU:
-        parallelRange(T, total, 4096, [&](int64_t e0, int64_t e1) {
+        parallelRange(T, total, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
           for (int64_t e = e0; e < e1; e++) out[e] = in[e] > 0 ? in[e] : 0.0f;
         });
         break;
       case MAXPOOL: {
         std::vector<int32_t>& arg = net.arg[oi];
         arg.resize(static_cast<size_t>(total));
-        parallelRange(T, n, 1, [&](int64_t b0, int64_t b1) {
+        parallelRange(T, n, rowsPer(o.inSize()), [&](int64_t b0, int64_t b1) {
           for (int64_t i = b0; i < b1; i++) {
             const float* xi = in + i * o.inSize();
             for (int y = 0; y < o.oh; y++)
@@ -542,7 +550,7 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
         if (!training || o.f1 <= 0) {
           std::memcpy(out, in, sizeof(float) * total);
         } else {
-          parallelRange(T, total, 4096, [&](int64_t e0, int64_t e1) {
+          parallelRange(T, total, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
             for (int64_t e = e0; e < e1; e++) out[e] = dropoutU(seed, static_cast<int>(oi), e) >= o.f1 ? in[e] * o.f2 : 0.0f;
           });
         }
@@ -638,7 +646,7 @@ void backward(Net& net, const float* params, const float* state, const float* x,
     float* dx = needDx ? gx->data() : nullptr;
     switch (o.kind) {
       case PAD:
-        parallelRange(T, n, 1, [&](int64_t b0, int64_t b1) {
+        parallelRange(T, n, rowsPer(o.outSize()), [&](int64_t b0, int64_t b1) {
           for (int64_t i = b0; i < b1; i++)
             for (int y = 0; y < o.ih; y++)
               std::memcpy(dx + i * o.inSize() + static_cast<int64_t>(y) * o.iw * o.ic,
@@ -680,7 +688,7 @@ void backward(Net& net, const float* params, const float* state, const float* x,
         const int64_t rows = n * o.oh * o.ow;
         const std::vector<double>& mean = net.bnMean[oi];
         const std::vector<double>& inv = net.bnInv[oi];
-        const int TT = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, rows / 64)));
+        const int TT = threadsFor(T, rows * C);
         std::vector<std::vector<double>> sdy(TT, std::vector<double>(C, 0.0)), sdyx(TT, std::vector<double>(C, 0.0));
         parallel(TT, [&](int t) {
           for (int64_t r = rows * t / TT; r < rows * (t + 1) / TT; r++)
@@ -709,7 +717,7 @@ void backward(Net& net, const float* params, const float* state, const float* x,
               bb[q] = 0, cc[q] = 0;
             }
           }
-          parallelRange(T, rows, 256, [&](int64_t r0, int64_t r1) {
+          parallelRange(T, rows, rowsPer(C), [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; r++)
               for (int q = 0; q < C; q++) {
                 const double xh = (in[r * C + q] - mean[q]) * inv[q];
@@ -720,13 +728,13 @@ void backward(Net& net, const float* params, const float* state, const float* x,
         break;
       }
       case RELU:
-        parallelRange(T, outTotal, 4096, [&](int64_t e0, int64_t e1) {
+        parallelRange(T, outTotal, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
           for (int64_t e = e0; e < e1; e++) dx[e] = out[e] > 0 ? dy[e] : 0.0f;
         });
         break;
       case MAXPOOL: {
         const std::vector<int32_t>& arg = net.arg[oi];
-        parallelRange(T, n, 1, [&](int64_t b0, int64_t b1) {
+        parallelRange(T, n, rowsPer(o.inSize()), [&](int64_t b0, int64_t b1) {
           for (int64_t i = b0; i < b1; i++) {
             float* di = dx + i * o.inSize();
             std::fill(di, di + o.inSize(), 0.0f);
@@ -740,7 +748,7 @@ void backward(Net& net, const float* params, const float* state, const float* x,
         if (!training || o.f1 <= 0) {
           std::memcpy(dx, dy, sizeof(float) * outTotal);
         } else {
-          parallelRange(T, outTotal, 4096, [&](int64_t e0, int64_t e1) {
+          parallelRange(T, outTotal, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
             for (int64_t e = e0; e < e1; e++) dx[e] = dropoutU(seed, static_cast<int>(oi), e) >= o.f1 ? dy[e] * o.f2 : 0.0f;
           });
         }
