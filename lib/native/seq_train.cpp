@@ -27,7 +27,9 @@
 // one GEMM (colᵀ·dZ, xᵀ·dY) and every input gradient one GEMM (dZ·Wᵀ) + col2im. The GEMM packs A and B
 // into 6-row / 16-column panels (k blocks of 256) and runs a 6×16 register-blocked kernel (GCC/Clang
 // vector extension of 8 floats); it splits rows (else columns, else k with partial sums added in thread
-// order) across std::threads. Elementwise ops, im2col and pooling split the batch. Sums are in a fixed
+// order) across std::threads. A ReLU right after a conv, dense or batch norm is applied in that op's last
+// pass (and its gradient in the first pass of that op's backward). Elementwise ops, im2col and pooling
+// split the batch. Sums are in a fixed
 // order for a given thread count, so results are deterministic. No -ffast-math.
 //
 // ABI (all extern "C"):
@@ -308,9 +310,14 @@ struct Op {
   float f1, f2;                // dropout: rate, scale 1/(1−r); bn: ε, decay (1 − momentum)
   int64_t w, b;                // parameter offsets (kernel / γ, bias / β), −1 when absent
   int64_t s;                   // state offset (bn: mean, then variance)
+  bool relu = false;           // conv/dense/bn: the ReLU after it is applied here (fused)
+  bool skip = false;           // relu: fused into the op before it, nothing to do
   int64_t inSize() const { return static_cast<int64_t>(ih) * iw * ic; }
   int64_t outSize() const { return static_cast<int64_t>(oh) * ow * oc; }
 };
+
+struct Net;
+const float* outputBefore(const Net& net, const float* x, size_t oi);
 
 struct Net {
   std::vector<Op> ops;
@@ -322,6 +329,12 @@ struct Net {
   std::vector<std::vector<double>> bnMean, bnInv;  // per bn op: batch mean and 1/√(var + ε) used
   std::vector<float> col, dcol, g0, g1;
 };
+
+// The output of the last op before `oi` that computes one (fused ReLUs skipped), or the input x.
+const float* outputBefore(const Net& net, const float* x, size_t oi) {
+  while (oi > 0 && net.ops[oi - 1].skip) oi--;
+  return oi == 0 ? x : net.act[oi - 1].data();
+}
 
 float bitsToFloat(int32_t w) {
   float f;
@@ -404,6 +417,18 @@ void colSums(Ctx& ctx, const float* z, int64_t rows, int c, float* g) {
   }
 }
 
+// rows×c matrix z: z += bias (when given), then ReLU (when relu).
+void biasRelu(int T, float* z, int64_t rows, int c, const float* bias, bool relu) {
+  if (!bias && !relu) return;
+  parallelRange(T, rows, rowsPer(c), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
+      for (int q = 0; q < c; q++) {
+        const float v = bias ? z[r * c + q] + bias[q] : z[r * c + q];
+        z[r * c + q] = relu && !(v > 0) ? 0.0f : v;
+      }
+  });
+}
+
 void forward(Net& net, const float* params, float* state, const float* x, int64_t n, bool training, uint64_t seed,
              bool keepState) {
   Ctx& ctx = net.ctx;
@@ -412,6 +437,7 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
   for (size_t oi = 0; oi < net.ops.size(); oi++) {
     const OpTimer timer(0, oi);
     const Op& o = net.ops[oi];
+    if (o.skip) continue;
     std::vector<float>& outV = net.act[oi];
     outV.resize(static_cast<size_t>(n * o.outSize()));
     float* out = outV.data();
@@ -438,22 +464,12 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
           col = net.col.data();
         }
         gemm(ctx, rows, o.oc, K, Mat{col, K, false}, Mat{params + o.w, o.oc, false}, out, o.oc, false);
-        if (o.b >= 0) {
-          const float* b = params + o.b;
-          parallelRange(T, rows, rowsPer(o.oc), [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; r++)
-              for (int q = 0; q < o.oc; q++) out[r * o.oc + q] += b[q];
-          });
-        }
+        biasRelu(T, out, rows, o.oc, o.b >= 0 ? params + o.b : nullptr, o.relu);
         break;
       }
       case DENSE: {
         gemm(ctx, n, o.oc, o.ic, Mat{in, o.ic, false}, Mat{params + o.w, o.oc, false}, out, o.oc, false);
-        if (o.b >= 0) {
-          const float* b = params + o.b;
-          for (int64_t r = 0; r < n; r++)
-            for (int q = 0; q < o.oc; q++) out[r * o.oc + q] += b[q];
-        }
+        biasRelu(T, out, n, o.oc, o.b >= 0 ? params + o.b : nullptr, o.relu);
         break;
       }
       case BN: {
@@ -509,7 +525,10 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
         }
         parallelRange(T, rows, rowsPer(C), [&](int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; r++)
-            for (int q = 0; q < C; q++) out[r * C + q] = (in[r * C + q] - mu[q]) * sc[q] + sh[q];
+            for (int q = 0; q < C; q++) {
+              const float v = (in[r * C + q] - mu[q]) * sc[q] + sh[q];
+              out[r * C + q] = o.relu && !(v > 0) ? 0.0f : v;
+            }
         });
         break;
       }
@@ -637,11 +656,17 @@ void backward(Net& net, const float* params, const float* state, const float* x,
   for (size_t oi = net.ops.size(); oi-- > firstParam;) {
     const OpTimer timer(1, oi);
     const Op& o = net.ops[oi];
-    const float* in = oi == 0 ? x : net.act[oi - 1].data();
+    if (o.skip) continue;
+    const float* in = outputBefore(net, x, oi);
     const float* out = net.act[oi].data();
     const bool needDx = oi > firstParam;
     const int64_t inTotal = n * o.inSize(), outTotal = n * o.outSize();
     float* dy = gy->data();
+    if (o.relu) {  // the fused ReLU's gradient first: dy where the output is > 0, else 0
+      parallelRange(T, outTotal, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
+        for (int64_t e = e0; e < e1; e++) dy[e] = out[e] > 0 ? dy[e] : 0.0f;
+      });
+    }
     if (needDx) gx->resize(static_cast<size_t>(inTotal));
     float* dx = needDx ? gx->data() : nullptr;
     switch (o.kind) {
@@ -844,6 +869,13 @@ void* bkd_seq_create(const int32_t* words, int32_t nwords, char* err, int32_t er
       delete net;
       return nullptr;
     }
+    for (int i = 0; i + 1 < nops; i++) {
+      Op& o = net->ops[i];
+      if ((o.kind == CONV || o.kind == DENSE || o.kind == BN) && net->ops[i + 1].kind == RELU) {
+        o.relu = true;
+        net->ops[i + 1].skip = true;
+      }
+    }
     net->act.resize(nops), net->arg.resize(nops), net->bnMean.resize(nops), net->bnInv.resize(nops);
     return net;
   } catch (const std::exception& e) {
@@ -872,7 +904,7 @@ int32_t bkd_seq_loss_grads(void* handle, const float* params, float* state, cons
     // The running statistics change only once the labels are known to be valid (checked in the loss).
     std::vector<float> before(state, state + net.state);
     forward(net, params, state, x, n, train, seed, true);
-    const float* z = net.act.back().data();
+    const float* z = outputBefore(net, x, net.ops.size());
     if (logits) std::memcpy(logits, z, sizeof(float) * n * net.classes);
     std::vector<float>& g = net.g0;
     g.resize(static_cast<size_t>(n * net.classes));
@@ -903,7 +935,10 @@ int32_t bkd_seq_dropout_mask(void* handle, int32_t op, uint64_t seed, int64_t n,
 int64_t bkd_seq_activation(void* handle, int32_t op, float* out, int64_t cap) {
   Net& net = *static_cast<Net*>(handle);
   if (op < 0 || op >= static_cast<int32_t>(net.ops.size())) return -1;
-  const std::vector<float>& a = net.act[op];
+  int j = op;
+  while (j >= 0 && net.ops[j].skip) j--;  // a fused ReLU's output is the fused op's
+  if (j < 0) return -1;
+  const std::vector<float>& a = net.act[j];
   if (out && cap >= static_cast<int64_t>(a.size())) std::memcpy(out, a.data(), sizeof(float) * a.size());
   return static_cast<int64_t>(a.size());
 }
