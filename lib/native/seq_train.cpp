@@ -348,10 +348,12 @@ uint64_t mix(uint64_t z) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
-// Uniform in [0, 1) with 24 bits, from (seed, op, element).
-inline float dropoutU(uint64_t seed, int op, int64_t e) {
-  const uint64_t h = mix(mix(seed ^ (static_cast<uint64_t>(op + 1) * 0xd1b54a32d192ed03ULL)) + static_cast<uint64_t>(e));
-  return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
+// Dropout stream of op `op` under `seed`; dropoutU(stream, e) is element e's uniform in [0, 1) (24 bits).
+inline uint64_t dropoutStream(uint64_t seed, int op) {
+  return mix(seed ^ (static_cast<uint64_t>(op + 1) * 0xd1b54a32d192ed03ULL));
+}
+inline float dropoutU(uint64_t stream, int64_t e) {
+  return static_cast<float>(mix(stream + static_cast<uint64_t>(e)) >> 40) * (1.0f / 16777216.0f);
 }
 
 // im2col of images [0, n) of an ih×iw×ic batch into rows (image, oy, ox) × (a, b, c).
@@ -569,8 +571,9 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
         if (!training || o.f1 <= 0) {
           std::memcpy(out, in, sizeof(float) * total);
         } else {
+          const uint64_t stream = dropoutStream(seed, static_cast<int>(oi));
           parallelRange(T, total, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
-            for (int64_t e = e0; e < e1; e++) out[e] = dropoutU(seed, static_cast<int>(oi), e) >= o.f1 ? in[e] * o.f2 : 0.0f;
+            for (int64_t e = e0; e < e1; e++) out[e] = dropoutU(stream, e) >= o.f1 ? in[e] * o.f2 : 0.0f;
           });
         }
         break;
@@ -773,8 +776,9 @@ void backward(Net& net, const float* params, const float* state, const float* x,
         if (!training || o.f1 <= 0) {
           std::memcpy(dx, dy, sizeof(float) * outTotal);
         } else {
+          const uint64_t stream = dropoutStream(seed, static_cast<int>(oi));
           parallelRange(T, outTotal, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
-            for (int64_t e = e0; e < e1; e++) dx[e] = dropoutU(seed, static_cast<int>(oi), e) >= o.f1 ? dy[e] * o.f2 : 0.0f;
+            for (int64_t e = e0; e < e1; e++) dx[e] = dropoutU(stream, e) >= o.f1 ? dy[e] * o.f2 : 0.0f;
           });
         }
         break;
@@ -928,7 +932,8 @@ int32_t bkd_seq_dropout_mask(void* handle, int32_t op, uint64_t seed, int64_t n,
   Net& net = *static_cast<Net*>(handle);
   if (op < 0 || op >= static_cast<int32_t>(net.ops.size()) || net.ops[op].kind != DROPOUT) return -1;
   const Op& o = net.ops[op];
-  for (int64_t e = 0; e < n * o.outSize(); e++) out[e] = dropoutU(seed, op, e) >= o.f1 ? o.f2 : 0.0f;
+  const uint64_t stream = dropoutStream(seed, op);
+  for (int64_t e = 0; e < n * o.outSize(); e++) out[e] = dropoutU(stream, e) >= o.f1 ? o.f2 : 0.0f;
   return 0;
 }
 
