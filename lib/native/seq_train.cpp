@@ -431,8 +431,8 @@ void biasRelu(int T, float* z, int64_t rows, int c, const float* bias, bool relu
   });
 }
 
-void forward(Net& net, const float* params, float* state, const float* x, int64_t n, bool training, uint64_t seed,
-             bool keepState) {
+// Forward pass; in training mode it also updates the batch norms' moving statistics in `state`.
+void forward(Net& net, const float* params, float* state, const float* x, int64_t n, bool training, uint64_t seed) {
   Ctx& ctx = net.ctx;
   const int T = ctx.threads;
   const float* in = x;
@@ -506,10 +506,9 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
             for (int t = 0; t < TT; t++) v += part[t][q];
             v /= static_cast<double>(rows);
             inv[q] = 1.0 / std::sqrt(v + static_cast<double>(o.f1));
-            if (keepState) {  // tfjs: m ← m − (m − batch)·decay, in float32
-              mm[q] = mm[q] - (mm[q] - static_cast<float>(mean[q])) * o.f2;
-              mv[q] = mv[q] - (mv[q] - static_cast<float>(v)) * o.f2;
-            }
+            // tfjs: m ← m − (m − batch)·decay, in float32
+            mm[q] = mm[q] - (mm[q] - static_cast<float>(mean[q])) * o.f2;
+            mv[q] = mv[q] - (mv[q] - static_cast<float>(v)) * o.f2;
           }
         } else {
           for (int q = 0; q < C; q++) {
@@ -643,7 +642,7 @@ bool lossRows(Ctx& ctx, const float* z, int64_t n, int k, const int32_t* y, cons
   return true;
 }
 
-void backward(Net& net, const float* params, const float* state, const float* x, int64_t n, bool training, uint64_t seed,
+void backward(Net& net, const float* params, const float* x, int64_t n, bool training, uint64_t seed,
               float* grads, std::vector<float>& gOut) {
   Ctx& ctx = net.ctx;
   const int T = ctx.threads;
@@ -786,7 +785,6 @@ void backward(Net& net, const float* params, const float* state, const float* x,
         std::memcpy(dx, dy, sizeof(float) * outTotal);
         break;
     }
-    (void)state;
     if (needDx) std::swap(gy, gx);
   }
 }
@@ -907,7 +905,7 @@ int32_t bkd_seq_loss_grads(void* handle, const float* params, float* state, cons
     const bool train = training != 0;
     // The running statistics change only once the labels are known to be valid (checked in the loss).
     std::vector<float> before(state, state + net.state);
-    forward(net, params, state, x, n, train, seed, true);
+    forward(net, params, state, x, n, train, seed);
     const float* z = outputBefore(net, x, net.ops.size());
     if (logits) std::memcpy(logits, z, sizeof(float) * n * net.classes);
     std::vector<float>& g = net.g0;
@@ -920,7 +918,7 @@ int32_t bkd_seq_loss_grads(void* handle, const float* params, float* state, cons
     *loss = static_cast<float>(total);
     if (grads) {
       std::fill(grads, grads + net.params, 0.0f);
-      backward(net, params, state, x, n, train, seed, grads, g);
+      backward(net, params, x, n, train, seed, grads, g);
     }
     return 0;
   } catch (const std::bad_alloc&) {
