@@ -302,7 +302,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "native seq training: dropout masks are seeded, keep about 1 − rate, and do not depend on threads",
+  name:
+    "native seq training: dropout masks are seeded, keep about 1 − rate, and do not depend on threads; batch of 1",
   ...opts,
   fn: async () => {
     await initBackend("cpu");
@@ -331,6 +332,13 @@ Deno.test({
     const r1 = a.engine.lossGrads(params, s1, batch, n, w, { seed: 11 });
     const r2 = b.engine.lossGrads(params, s2, batch, n, w, { seed: 11 });
     assert.ok(Math.abs(r1.loss - r2.loss) <= 1e-6 * Math.abs(r1.loss), `${r1.loss} vs ${r2.loss}`);
+    // A last batch of 1 (batch norm over one row, more threads than images) stays finite.
+    const one = b.engine.lossGrads(params, s2, batch, 1, nativeLossWeights({ kind: "ce" }, 1), { seed: 12 });
+    assert.ok(
+      Number.isFinite(one.loss) && one.grads.every(Number.isFinite),
+      "a batch of 1 gives finite values",
+    );
+    assert.ok(s2.every(Number.isFinite));
     a.engine.close(), b.engine.close();
     model.dispose();
   },
