@@ -9,8 +9,9 @@
  *   the loss within 1e-4 relative; updated batch-norm moving statistics within 1e-5;
  * - shapes: single-layer nets for conv stride 1/2 × padding same/valid on odd sizes (7×9, 11×13), max-pool
  *   windows 2/3 with stride 2 valid/same, batch norm on conv features and on flat features in both modes,
- *   dropout, zero padding; the whole DB3 AlexNet-quarter (32×32×3) and CAKE LeNet-5 (28×28×1 padded) and
- *   CNN; batch sizes 3…6 (odd, split over 2 and 3 threads);
+ *   dropout, zero padding; the whole DB3 AlexNet-quarter (32×32×3), CAKE LeNet-5 (28×28×1 padded), CNN,
+ *   MLP, and residual nets (ResNet-8 with identity and projection shortcuts, ResNet-50 bottlenecks, global
+ *   average pooling; width 4 / 2); batch sizes 3…8 (odd, split over 2 and 3 threads);
  * - the kit's losses beyond CE (soft CE, DB3 KD, standard KD) on the CAKE LeNet-5 (the loss code is the
  *   same for every network);
  * - determinism: the same call twice gives bit-identical gradients and statistics; another seed gives
@@ -66,8 +67,9 @@ function reference(
     const y = tf.tensor1d(batch.y, "int32");
     const targets = batch.targets ? tf.tensor2d(batch.targets, [n, eng.desc.classes]) : undefined;
     const { value, grads } = tf.variableGrads(() => {
-      let h: tf.Tensor = x;
-      for (const layer of model.layers) {
+      // Without dropout the model runs as a whole (any graph); with it, layer by layer (chains only).
+      let h = masks.size === 0 ? model.apply(x, { training }) as tf.Tensor : x;
+      for (const layer of masks.size === 0 ? [] : model.layers) {
         if (layer.getClassName() === "InputLayer") continue;
         const m = masks.get(layer.name);
         h = m ? tf.mul(h, tf.tensor(m, h.shape)) : layer.apply(h, { training }) as tf.Tensor;
@@ -253,9 +255,10 @@ Deno.test({
   },
 });
 
-// AlexNet: 1e-3. Its fc batch norms normalise ReLU + dropout features over the batch; a feature that is
-// almost always 0 has a variance near ε, which multiplies the ≈ 1e-6 float32 differences of its input
-// (both engines) by up to ≈ 300. Observed ≤ 2.7e-4 (n = 16); every other net and layer ≤ 1e-6.
+// AlexNet and ResNets: 1e-3. Training-mode batch norms over few rows (the AlexNet's fc ones see ReLU +
+// dropout features, a ResNet's last stage 2×2 positions) have variances that multiply the ≈ 1e-6 float32
+// differences of their inputs (both engines) by up to ≈ 300. Observed ≤ 2.7e-4 (AlexNet, n = 16); the
+// LeNet, CNN and MLP ≤ 1e-6.
 const NETS: { spec: ModelSpec; n: number; threads: number; rel?: number }[] = [
   {
     spec: { name: "db3-alexnet-quarter", inputShape: [32, 32, 3], numClasses: 10 },
@@ -266,10 +269,24 @@ const NETS: { spec: ModelSpec; n: number; threads: number; rel?: number }[] = [
   { spec: { name: "cake-lenet5-half", inputShape: [28, 28, 1], numClasses: 10 }, n: 5, threads: 3 },
   { spec: { name: "cake-cnn", inputShape: [28, 28, 1], numClasses: 10 }, n: 3, threads: 2 },
   { spec: { name: "mlp", inputShape: [28, 28, 1], numClasses: 10 }, n: 5, threads: 2 },
+  // Residual nets: identity and projection shortcuts (basic blocks), bottlenecks, global average pooling.
+  {
+    spec: { name: "resnet", inputShape: [12, 12, 3], numClasses: 5, options: { depth: 8, width: 4 } },
+    n: 4,
+    threads: 2,
+    rel: 1e-3,
+  },
+  {
+    spec: { name: "resnet", inputShape: [16, 16, 3], numClasses: 5, options: { depth: 50, width: 2 } },
+    n: 4,
+    threads: 2,
+    rel: 1e-3,
+  },
 ];
 
 Deno.test({
-  name: "native seq training: whole-network gradients match tfjs (AlexNet-quarter, CAKE LeNet-5, CNN, MLP)",
+  name:
+    "native seq training: whole-network gradients match tfjs (AlexNet-quarter, CAKE LeNet-5, CNN, MLP, ResNets)",
   ...opts,
   fn: async () => {
     await initBackend("cpu");

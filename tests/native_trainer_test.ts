@@ -8,7 +8,7 @@
  * - determinism: the same seed gives bit-identical weights twice on the native engine;
  * - the switch: `engine: "wasm"` and `BKD_TRAIN_ENGINE=wasm` give the tfjs path, and the result and the run
  *   record say so; unknown values are a clear error;
- * - fallback: an unsupported model (a residual net) under `auto` trains on wasm with the reason recorded;
+ * - fallback: an unsupported model (a ViT) under `auto` trains on wasm with the reason recorded;
  *   under `native` it is a clear error.
  * - the general kernel (lib/native/seq_train.ts) through the trainer: CAKE LeNet-5 per-epoch losses as on
  *   wasm within 1e-4 relative; DB3 AlexNet-quarter (batch norm, dropout) trains natively under `auto` and
@@ -167,12 +167,12 @@ Deno.test({
     assert.equal(parseTrainEngine(" Native "), "native");
     assert.equal(parseTrainEngine(""), undefined);
 
-    // An unsupported model (a residual net): auto falls back with the reason, native is a clear error.
-    const resnet: ModelSpec = {
-      name: "resnet",
+    // An unsupported model (a ViT): auto falls back with the reason, native is a clear error.
+    const vit: ModelSpec = {
+      name: "vit4",
       inputShape: [8, 8, 3],
       numClasses: 3,
-      options: { depth: 8, width: 4 },
+      options: { depth: 1, dim: 8, heads: 2, headDim: 4, mlpDim: 8 },
     };
     const rng = new Rng(3);
     const pts: TrainSet = {
@@ -180,15 +180,12 @@ Deno.test({
       shape: [40, 8, 8, 3],
       y: Int32Array.from({ length: 40 }, () => rng.int(3)),
     };
-    const fell = await train(resnet, pts, { ...small, batchSize: 20 });
+    const fell = await train(vit, pts, { ...small, batchSize: 20 });
     assert.equal(fell.trainEngine.engine, "wasm");
-    assert.match(
-      fell.trainEngine.nativeUnavailable ?? "",
-      /\(Add\) is not supported by the native training engine/,
-    );
+    assert.match(fell.trainEngine.nativeUnavailable ?? "", /is not supported by the native training engine/);
     await assert.rejects(
-      () => train(resnet, pts, { ...small, batchSize: 20, engine: "native" }),
-      /native training engine was asked for \(TrainConfig.engine = native\) but cannot train resnet: .*\(Add\).*Use engine "auto" or "wasm"/,
+      () => train(vit, pts, { ...small, batchSize: 20, engine: "native" }),
+      /native training engine was asked for \(TrainConfig.engine = native\) but cannot train vit4: .*not supported.*Use engine "auto" or "wasm"/,
     );
     // A pool asked for by number: auto trains on the pool and says why.
     const pool = await train(SPEC, data, { ...small, workers: 2, engine: "auto" });

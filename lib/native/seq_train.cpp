@@ -1,15 +1,18 @@
-// boundary-kd native training engine for sequential networks: loss, gradients and batch-norm running
-// statistics of a chain of layers on a batch, on all cores. Built at first use by lib/native/build.ts
+// boundary-kd native training engine for feed-forward networks: loss, gradients and batch-norm running
+// statistics of a graph of layers (a chain, or with residual adds) on a batch, on all cores. Built at first use by lib/native/build.ts
 // (source "seq_train.cpp") and called through Deno FFI by lib/native/seq_train.ts, which derives the op
 // list from a tfjs LayersModel (lib/native/seq_desc.ts). C++17 standard library only.
 //
 // Contract.
 //   Activations are NHWC float32, batch-major; a flat feature vector is h = w = 1, c = features.
-//   Ops (one record of SEQ_RECORD int32 words each, see Rec below): conv 2-D (any kernel, stride, zero
+//   Ops, in an order where every op comes after its inputs (one record of SEQ_RECORD int32 words each:
+//   kind, out h, w, c, kh, kw, sh, sw, pad top, pad left, flags, f1 bits, f2 bits, input op + 1, second
+//   input op + 1 (0 = the network input), unused): conv 2-D (any kernel, stride, zero
 //   padding top/left given, bottom/right implied by the output size; kernel [kh,kw,cin,cout], bias [cout]),
 //   dense (kernel [in,out], bias [out]), batch norm over the last axis (γ, β trainable; moving mean and
 //   variance as state), ReLU, max-pool (size, stride, padding top/left; windows clipped at the border),
-//   dropout (rate r: keep with probability 1 − r, kept values scaled by 1/(1 − r)), zero padding, flatten.
+//   dropout (rate r: keep with probability 1 − r, kept values scaled by 1/(1 − r)), zero padding, flatten,
+//   add (two inputs of one shape), global average pooling (h×w → 1×1). The last op gives the logits.
 //   Parameters and gradients: one float array, every op's weights in op order, each op's in tfjs
 //   `getWeights()` layout (conv kernel, bias; dense kernel, bias; batch norm γ, β). State: the batch norms'
 //   moving mean and moving variance, in op order (tfjs's non-trainable weights).
@@ -27,10 +30,11 @@
 // one GEMM (colᵀ·dZ, xᵀ·dY) and every input gradient one GEMM (dZ·Wᵀ) + col2im. The GEMM packs A and B
 // into 6-row / 16-column panels (k blocks of 256) and runs a 6×16 register-blocked kernel (GCC/Clang
 // vector extension of 8 floats); it splits rows (else columns, else k with partial sums added in thread
-// order) across std::threads. A ReLU right after a conv, dense or batch norm is applied in that op's last
-// pass (and its gradient in the first pass of that op's backward). Elementwise ops, im2col and pooling
-// split the batch. Sums are in a fixed
-// order for a given thread count, so results are deterministic. No -ffast-math.
+// order) across std::threads; im2col runs in chunks of images (column buffer ≤ 16M floats). A ReLU right
+// after a conv, dense, batch norm or add whose output feeds nothing else is applied in that op's last pass
+// (and its gradient in the first pass of that op's backward). An output read by several ops (a residual
+// shortcut) gets the sum of their input gradients. Elementwise ops, im2col and pooling split the batch.
+// Sums are in a fixed order for a given thread count, so results are deterministic. No -ffast-math.
 //
 // ABI (all extern "C"):
 //   void*   bkd_seq_create(const int32_t* words, int32_t nwords, char* err, int32_t errlen)
@@ -78,9 +82,9 @@ struct OpTimer {
 };
 
 constexpr int32_t SEQ_MAGIC = 0x424b5331;
-constexpr int32_t SEQ_VERSION = 1;
+constexpr int32_t SEQ_VERSION = 2;
 constexpr int SEQ_RECORD = 16;
-enum Kind { PAD = 1, CONV = 2, DENSE = 3, BN = 4, RELU = 5, MAXPOOL = 6, DROPOUT = 7, FLATTEN = 8 };
+enum Kind { PAD = 1, CONV = 2, DENSE = 3, BN = 4, RELU = 5, MAXPOOL = 6, DROPOUT = 7, FLATTEN = 8, ADD = 9, GAP = 10 };
 
 typedef float v8 __attribute__((vector_size(32)));
 inline v8 ld(const float* p) {
@@ -310,14 +314,13 @@ struct Op {
   float f1, f2;                // dropout: rate, scale 1/(1−r); bn: ε, decay (1 − momentum)
   int64_t w, b;                // parameter offsets (kernel / γ, bias / β), −1 when absent
   int64_t s;                   // state offset (bn: mean, then variance)
-  bool relu = false;           // conv/dense/bn: the ReLU after it is applied here (fused)
-  bool skip = false;           // relu: fused into the op before it, nothing to do
+  int src, src2;               // input op (−1: the network input); add: second input
+  bool relu = false;           // conv/dense/bn/add: the ReLU after it is applied here (fused)
+  bool skip = false;           // relu: fused into its input op, nothing to do
+  int out = 0;                 // the op whose buffer holds this op's output (itself unless skipped)
   int64_t inSize() const { return static_cast<int64_t>(ih) * iw * ic; }
   int64_t outSize() const { return static_cast<int64_t>(oh) * ow * oc; }
 };
-
-struct Net;
-const float* outputBefore(const Net& net, const float* x, size_t oi);
 
 struct Net {
   std::vector<Op> ops;
@@ -327,13 +330,20 @@ struct Net {
   std::vector<std::vector<float>> act;  // act[i] = output of op i
   std::vector<std::vector<int32_t>> arg;  // maxpool argmax (input offsets within the image)
   std::vector<std::vector<double>> bnMean, bnInv;  // per bn op: batch mean and 1/√(var + ε) used
-  std::vector<float> col, dcol, g0, g1;
+  std::vector<float> col, dcol, scratch;
+  std::vector<std::vector<float>> grad;  // grad[i] = dL/d(output of op i), summed over its consumers
+  std::vector<char> haveGrad, needGrad;  // needGrad[i]: a parameter lies at or before op i
 };
 
-// The output of the last op before `oi` that computes one (fused ReLUs skipped), or the input x.
-const float* outputBefore(const Net& net, const float* x, size_t oi) {
-  while (oi > 0 && net.ops[oi - 1].skip) oi--;
-  return oi == 0 ? x : net.act[oi - 1].data();
+// The output of op `src` (−1: the network input x).
+const float* outputOf(const Net& net, const float* x, int src) {
+  return src < 0 ? x : net.act[net.ops[src].out].data();
+}
+
+// Images per im2col chunk for a conv: the column buffer stays below ≈ 16M floats.
+int64_t convChunk(const Op& o, int64_t n) {
+  const int64_t perImage = static_cast<int64_t>(o.oh) * o.ow * o.kh * o.kw * o.ic;
+  return std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{1} << 24) / std::max<int64_t>(1, perImage)));
 }
 
 float bitsToFloat(int32_t w) {
@@ -435,11 +445,11 @@ void biasRelu(int T, float* z, int64_t rows, int c, const float* bias, bool relu
 void forward(Net& net, const float* params, float* state, const float* x, int64_t n, bool training, uint64_t seed) {
   Ctx& ctx = net.ctx;
   const int T = ctx.threads;
-  const float* in = x;
   for (size_t oi = 0; oi < net.ops.size(); oi++) {
     const OpTimer timer(0, oi);
     const Op& o = net.ops[oi];
     if (o.skip) continue;
+    const float* in = outputOf(net, x, o.src);
     std::vector<float>& outV = net.act[oi];
     outV.resize(static_cast<size_t>(n * o.outSize()));
     float* out = outV.data();
@@ -458,14 +468,20 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
         break;
       case CONV: {
         const int64_t K = static_cast<int64_t>(o.kh) * o.kw * o.ic, rows = n * o.oh * o.ow;
+        const int64_t per = static_cast<int64_t>(o.oh) * o.ow;
         const bool direct = o.kh == 1 && o.kw == 1 && o.sh == 1 && o.sw == 1 && o.pt == 0 && o.pl == 0;
-        const float* col = in;
-        if (!direct) {
-          net.col.resize(static_cast<size_t>(rows * K));
-          im2col(ctx, o, in, n, net.col.data());
-          col = net.col.data();
+        if (direct) {
+          gemm(ctx, rows, o.oc, K, Mat{in, K, false}, Mat{params + o.w, o.oc, false}, out, o.oc, false);
+        } else {
+          const int64_t chunk = convChunk(o, n);
+          net.col.resize(static_cast<size_t>(chunk * per * K));
+          for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+            const int64_t m = std::min(chunk, n - c0);
+            im2col(ctx, o, in + c0 * o.inSize(), m, net.col.data());
+            gemm(ctx, m * per, o.oc, K, Mat{net.col.data(), K, false}, Mat{params + o.w, o.oc, false},
+                 out + c0 * per * o.oc, o.oc, false);
+          }
         }
-        gemm(ctx, rows, o.oc, K, Mat{col, K, false}, Mat{params + o.w, o.oc, false}, out, o.oc, false);
         biasRelu(T, out, rows, o.oc, o.b >= 0 ? params + o.b : nullptr, o.relu);
         break;
       }
@@ -579,8 +595,30 @@ void forward(Net& net, const float* params, float* state, const float* x, int64_
       case FLATTEN:
         std::memcpy(out, in, sizeof(float) * total);
         break;
+      case ADD: {
+        const float* in2 = outputOf(net, x, o.src2);
+        parallelRange(T, total, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
+          for (int64_t e = e0; e < e1; e++) {
+            const float v = in[e] + in2[e];
+            out[e] = o.relu && !(v > 0) ? 0.0f : v;
+          }
+        });
+        break;
+      }
+      case GAP: {  // mean over the h×w positions of every image and channel (double sums)
+        const int64_t hw = static_cast<int64_t>(o.ih) * o.iw;
+        parallelRange(T, n, rowsPer(o.inSize()), [&](int64_t b0, int64_t b1) {
+          std::vector<double> acc(o.ic);
+          for (int64_t i = b0; i < b1; i++) {
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int64_t p = 0; p < hw; p++)
+              for (int c = 0; c < o.ic; c++) acc[c] += in[(i * hw + p) * o.ic + c];
+            for (int c = 0; c < o.ic; c++) out[i * o.oc + c] = static_cast<float>(acc[c] / static_cast<double>(hw));
+          }
+        });
+        break;
+      }
     }
-    in = out;
   }
 }
 
@@ -643,34 +681,57 @@ bool lossRows(Ctx& ctx, const float* z, int64_t n, int k, const int32_t* y, cons
 }
 
 void backward(Net& net, const float* params, const float* x, int64_t n, bool training, uint64_t seed,
-              float* grads, std::vector<float>& gOut) {
+              float* grads) {
   Ctx& ctx = net.ctx;
   const int T = ctx.threads;
-  // Ops before the first one with parameters need no input gradient.
-  size_t firstParam = net.ops.size();
-  for (size_t i = 0; i < net.ops.size(); i++)
-    if (net.ops[i].w >= 0 || net.ops[i].b >= 0) {
-      firstParam = i;
-      break;
-    }
-  std::vector<float>* gy = &gOut;  // dL/d(output of op oi)
-  std::vector<float>* gx = gy == &net.g0 ? &net.g1 : &net.g0;
-  for (size_t oi = net.ops.size(); oi-- > firstParam;) {
+  const size_t nops = net.ops.size();
+  // The loss gradient is in grad[last]; every other op's output gradient is summed from its consumers
+  // (all later in the list), so one pass from the end sees each one complete.
+  for (size_t oi = nops; oi-- > 0;) {
     const OpTimer timer(1, oi);
     const Op& o = net.ops[oi];
-    if (o.skip) continue;
-    const float* in = outputBefore(net, x, oi);
+    if (o.skip || !net.haveGrad[oi]) continue;
+    const float* in = outputOf(net, x, o.src);
     const float* out = net.act[oi].data();
-    const bool needDx = oi > firstParam;
     const int64_t inTotal = n * o.inSize(), outTotal = n * o.outSize();
-    float* dy = gy->data();
+    float* dy = net.grad[oi].data();
     if (o.relu) {  // the fused ReLU's gradient first: dy where the output is > 0, else 0
       parallelRange(T, outTotal, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
         for (int64_t e = e0; e < e1; e++) dy[e] = out[e] > 0 ? dy[e] : 0.0f;
       });
     }
-    if (needDx) gx->resize(static_cast<size_t>(inTotal));
-    float* dx = needDx ? gx->data() : nullptr;
+    // dx: straight into the input's gradient when it is the first contribution, else via scratch.
+    auto target = [&](int src) -> std::pair<float*, bool> {
+      if (src < 0 || !net.needGrad[net.ops[src].out]) return {nullptr, false};
+      const int t = net.ops[src].out;
+      if (!net.haveGrad[t]) {
+        net.grad[t].resize(static_cast<size_t>(inTotal));
+        net.haveGrad[t] = 1;
+        return {net.grad[t].data(), false};
+      }
+      net.scratch.resize(static_cast<size_t>(inTotal));
+      return {net.scratch.data(), true};
+    };
+    auto finish = [&](int src, bool viaScratch) {
+      if (!viaScratch) return;
+      float* g = net.grad[net.ops[src].out].data();
+      const float* d = net.scratch.data();
+      parallelRange(T, inTotal, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
+        for (int64_t e = e0; e < e1; e++) g[e] += d[e];
+      });
+    };
+    if (o.kind == ADD) {  // both inputs get dy
+      for (const int src : {o.src, o.src2}) {
+        auto [dx, via] = target(src);
+        if (!dx) continue;
+        std::memcpy(dx, dy, sizeof(float) * outTotal);
+        finish(src, via);
+      }
+      continue;
+    }
+    auto [dx, viaScratch] = target(o.src);
+    const bool needDx = dx != nullptr;
+    if (!needDx && o.w < 0 && o.b < 0) continue;  // nothing upstream to train
     switch (o.kind) {
       case PAD:
         parallelRange(T, n, rowsPer(o.outSize()), [&](int64_t b0, int64_t b1) {
@@ -683,25 +744,31 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
         break;
       case CONV: {
         const int64_t K = static_cast<int64_t>(o.kh) * o.kw * o.ic, rows = n * o.oh * o.ow;
+        const int64_t per = static_cast<int64_t>(o.oh) * o.ow;
         const bool direct = o.kh == 1 && o.kw == 1 && o.sh == 1 && o.sw == 1 && o.pt == 0 && o.pl == 0;
-        const float* col = in;
-        if (!direct) {
-          net.col.resize(static_cast<size_t>(rows * K));
-          im2col(ctx, o, in, n, net.col.data());
-          col = net.col.data();
-        }
         if (o.b >= 0) colSums(ctx, dy, rows, o.oc, grads + o.b);
-        // dW[K×oc] = colᵀ·dZ
-        gemm(ctx, K, o.oc, rows, Mat{col, K, true}, Mat{dy, o.oc, false}, grads + o.w, o.oc, false);
-        if (needDx) {
-          // dcol[rows×K] = dZ·Wᵀ
-          float* dc = dx;
-          if (!direct) {
-            net.dcol.resize(static_cast<size_t>(rows * K));
-            dc = net.dcol.data();
+        if (direct) {
+          // dW[K×oc] = xᵀ·dZ, dx = dZ·Wᵀ
+          gemm(ctx, K, o.oc, rows, Mat{in, K, true}, Mat{dy, o.oc, false}, grads + o.w, o.oc, false);
+          if (needDx) gemm(ctx, rows, K, o.oc, Mat{dy, o.oc, false}, Mat{params + o.w, o.oc, true}, dx, K, false);
+          break;
+        }
+        const int64_t chunk = convChunk(o, n);
+        net.col.resize(static_cast<size_t>(chunk * per * K));
+        if (needDx) net.dcol.resize(static_cast<size_t>(chunk * per * K));
+        for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+          const int64_t m = std::min(chunk, n - c0);
+          const float* dz = dy + c0 * per * o.oc;
+          im2col(ctx, o, in + c0 * o.inSize(), m, net.col.data());
+          // dW[K×oc] (+)= colᵀ·dZ over the chunks
+          gemm(ctx, K, o.oc, m * per, Mat{net.col.data(), K, true}, Mat{dz, o.oc, false}, grads + o.w, o.oc,
+               c0 > 0);
+          if (needDx) {
+            // dcol = dZ·Wᵀ, then col2im into dx
+            gemm(ctx, m * per, K, o.oc, Mat{dz, o.oc, false}, Mat{params + o.w, o.oc, true}, net.dcol.data(), K,
+                 false);
+            col2im(ctx, o, net.dcol.data(), m, dx + c0 * o.inSize());
           }
-          gemm(ctx, rows, K, o.oc, Mat{dy, o.oc, false}, Mat{params + o.w, o.oc, true}, dc, K, false);
-          if (!direct) col2im(ctx, o, dc, n, dx);
         }
         break;
       }
@@ -784,8 +851,18 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
       case FLATTEN:
         std::memcpy(dx, dy, sizeof(float) * outTotal);
         break;
+      case GAP: {
+        const int64_t hw = static_cast<int64_t>(o.ih) * o.iw;
+        const float scale = 1.0f / static_cast<float>(hw);
+        parallelRange(T, n, rowsPer(o.inSize()), [&](int64_t b0, int64_t b1) {
+          for (int64_t i = b0; i < b1; i++)
+            for (int64_t p = 0; p < hw; p++)
+              for (int c = 0; c < o.ic; c++) dx[(i * hw + p) * o.ic + c] = dy[i * o.oc + c] * scale;
+        });
+        break;
+      }
     }
-    if (needDx) std::swap(gy, gx);
+    if (needDx) finish(o.src, viaScratch);
   }
 }
 
@@ -801,7 +878,7 @@ extern "C" {
 
 void* bkd_seq_create(const int32_t* words, int32_t nwords, char* err, int32_t errlen) {
   if (nwords < 7 || words[0] != SEQ_MAGIC || words[1] != SEQ_VERSION) {
-    setErr(err, errlen, "op list header is not a seq_train v1 header; rebuild it with lib/native/seq_desc.ts");
+    setErr(err, errlen, "op list header is not a seq_train v2 header; rebuild it with lib/native/seq_desc.ts");
     return nullptr;
   }
   const int nops = words[2];
@@ -812,10 +889,17 @@ void* bkd_seq_create(const int32_t* words, int32_t nwords, char* err, int32_t er
   try {
     auto* net = new Net();
     net->inH = words[3], net->inW = words[4], net->inC = words[5], net->classes = words[6];
-    int ph = net->inH, pw = net->inW, pc = net->inC;
     for (int i = 0; i < nops; i++) {
       const int32_t* r = words + 7 + i * SEQ_RECORD;
       Op o{};
+      o.src = r[13] - 1, o.src2 = r[14] - 1;
+      if (o.src < -1 || o.src >= i || o.src2 < -1 || o.src2 >= i) {
+        setErr(err, errlen, "op " + std::to_string(i) + ": input is not an earlier op");
+        delete net;
+        return nullptr;
+      }
+      int ph = net->inH, pw = net->inW, pc = net->inC;
+      if (o.src >= 0) ph = net->ops[o.src].oh, pw = net->ops[o.src].ow, pc = net->ops[o.src].oc;
       o.kind = r[0], o.ih = ph, o.iw = pw, o.ic = pc, o.oh = r[1], o.ow = r[2], o.oc = r[3];
       o.kh = r[4], o.kw = r[5], o.sh = r[6], o.sw = r[7], o.pt = r[8], o.pl = r[9], o.flags = r[10];
       o.f1 = bitsToFloat(r[11]), o.f2 = bitsToFloat(r[12]);
@@ -855,6 +939,16 @@ void* bkd_seq_create(const int32_t* words, int32_t nwords, char* err, int32_t er
         case FLATTEN:
           if (o.oh != 1 || o.ow != 1 || static_cast<int64_t>(o.oc) != o.inSize()) bad = "flatten size";
           break;
+        case ADD: {
+          const Op* b = o.src2 >= 0 ? &net->ops[o.src2] : nullptr;
+          const int bh = b ? b->oh : net->inH, bw = b ? b->ow : net->inW, bc = b ? b->oc : net->inC;
+          if (o.oh != o.ih || o.ow != o.iw || o.oc != o.ic || bh != o.ih || bw != o.iw || bc != o.ic)
+            bad = "add of different shapes";
+          break;
+        }
+        case GAP:
+          if (o.oh != 1 || o.ow != 1 || o.oc != o.ic) bad = "global average pool size";
+          break;
         default:
           bad = "unknown op kind " + std::to_string(o.kind);
       }
@@ -863,22 +957,41 @@ void* bkd_seq_create(const int32_t* words, int32_t nwords, char* err, int32_t er
         delete net;
         return nullptr;
       }
+      o.out = i;
       net->ops.push_back(o);
-      ph = o.oh, pw = o.ow, pc = o.oc;
     }
-    if (ph != 1 || pw != 1 || pc != net->classes || net->classes < 2) {
+    const Op& last = net->ops.back();
+    if (last.oh != 1 || last.ow != 1 || last.oc != net->classes || net->classes < 2) {
       setErr(err, errlen, "the last op must give " + std::to_string(net->classes) + " logits (≥ 2) per image");
       delete net;
       return nullptr;
     }
+    // Fuse a ReLU into the op right before it when that op's output feeds nothing else.
+    std::vector<int> consumers(nops, 0);
+    for (const Op& o : net->ops) {
+      if (o.src >= 0) consumers[o.src]++;
+      if (o.kind == ADD && o.src2 >= 0) consumers[o.src2]++;
+    }
     for (int i = 0; i + 1 < nops; i++) {
       Op& o = net->ops[i];
-      if ((o.kind == CONV || o.kind == DENSE || o.kind == BN) && net->ops[i + 1].kind == RELU) {
+      Op& next = net->ops[i + 1];
+      if ((o.kind == CONV || o.kind == DENSE || o.kind == BN || o.kind == ADD) && next.kind == RELU &&
+          next.src == i && consumers[i] == 1) {
         o.relu = true;
-        net->ops[i + 1].skip = true;
+        next.skip = true;
+        next.out = i;
       }
     }
+    net->needGrad.assign(nops, 0);
+    for (int i = 0; i < nops; i++) {
+      const Op& o = net->ops[i];
+      bool need = o.w >= 0 || o.b >= 0;
+      if (o.src >= 0) need = need || net->needGrad[o.src];
+      if (o.kind == ADD && o.src2 >= 0) need = need || net->needGrad[o.src2];
+      net->needGrad[i] = need;
+    }
     net->act.resize(nops), net->arg.resize(nops), net->bnMean.resize(nops), net->bnInv.resize(nops);
+    net->grad.resize(nops), net->haveGrad.assign(nops, 0);
     return net;
   } catch (const std::exception& e) {
     setErr(err, errlen, std::string("out of memory: ") + e.what());
@@ -906,10 +1019,13 @@ int32_t bkd_seq_loss_grads(void* handle, const float* params, float* state, cons
     // The running statistics change only once the labels are known to be valid (checked in the loss).
     std::vector<float> before(state, state + net.state);
     forward(net, params, state, x, n, train, seed);
-    const float* z = outputBefore(net, x, net.ops.size());
+    const int last = net.ops.back().out;
+    const float* z = net.act[last].data();
     if (logits) std::memcpy(logits, z, sizeof(float) * n * net.classes);
-    std::vector<float>& g = net.g0;
+    std::fill(net.haveGrad.begin(), net.haveGrad.end(), 0);
+    std::vector<float>& g = net.grad[last];
     g.resize(static_cast<size_t>(n * net.classes));
+    net.haveGrad[last] = 1;
     double total = 0;
     if (!lossRows(net.ctx, z, n, net.classes, y, targets, lw, grads ? g.data() : nullptr, &total)) {
       std::copy(before.begin(), before.end(), state);
@@ -918,7 +1034,7 @@ int32_t bkd_seq_loss_grads(void* handle, const float* params, float* state, cons
     *loss = static_cast<float>(total);
     if (grads) {
       std::fill(grads, grads + net.params, 0.0f);
-      backward(net, params, x, n, train, seed, grads, g);
+      backward(net, params, x, n, train, seed, grads);
     }
     return 0;
   } catch (const std::bad_alloc&) {
@@ -938,10 +1054,7 @@ int32_t bkd_seq_dropout_mask(void* handle, int32_t op, uint64_t seed, int64_t n,
 int64_t bkd_seq_activation(void* handle, int32_t op, float* out, int64_t cap) {
   Net& net = *static_cast<Net*>(handle);
   if (op < 0 || op >= static_cast<int32_t>(net.ops.size())) return -1;
-  int j = op;
-  while (j >= 0 && net.ops[j].skip) j--;  // a fused ReLU's output is the fused op's
-  if (j < 0) return -1;
-  const std::vector<float>& a = net.act[j];
+  const std::vector<float>& a = net.act[net.ops[op].out];  // a fused ReLU's output is the fused op's
   if (out && cap >= static_cast<int64_t>(a.size())) std::memcpy(out, a.data(), sizeof(float) * a.size());
   return static_cast<int64_t>(a.size());
 }

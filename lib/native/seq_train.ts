@@ -1,7 +1,7 @@
 /**
- * `NativeSeqTrainer`: loss, gradients and batch-norm running statistics of a sequential network (every
- * chain of conv, dense, batch norm, ReLU, max-pool, dropout, padding and flatten layers: the DB3 LeNets and
- * AlexNets, the CAKE LeNets, CNN and MLP) on a batch, computed by `seq_train.cpp` (compiled at first use by
+ * `NativeSeqTrainer`: loss, gradients and batch-norm running statistics of a feed-forward network (conv,
+ * dense, batch norm, ReLU, max-pool, dropout, padding, flatten, residual add and global average pooling
+ * layers: the DB3 LeNets and AlexNets, the CAKE LeNets, CNN and MLP, the CIFAR ResNets) on a batch, computed by `seq_train.cpp` (compiled at first use by
  * `build.ts`, called with Deno FFI) on all cores (issue 12).
  *
  * Parameters and gradients are one flat float array in `model.trainableWeights` order and layout, the
@@ -84,7 +84,7 @@ export interface NativePassOptions {
   logits?: boolean;
 }
 
-/** Loss, gradients and batch-norm statistics of a sequential network on the native engine. */
+/** Loss, gradients and batch-norm statistics of a feed-forward network on the native engine. */
 export class NativeSeqTrainer {
   readonly desc: SeqDesc;
   /** Length of the flat parameter / gradient array. */
