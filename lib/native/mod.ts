@@ -3,8 +3,8 @@
  * model → plan converter (plan.ts), the FFI predictor (predictor.ts) and the engine choice with its
  * wasm-pool fallback (teacher_predictor.ts); and the first piece of the native training engine, DB3 LeNet-5
  * loss and gradients for every kit loss (lenet_grads.cpp / lenet_grads.ts), and the general training engine
- * for feed-forward networks, residual ones included (seq_train.cpp / seq_train.ts, model description in seq_desc.ts); the trainer
- * uses both through lib/train/native_stepper.ts.
+ * for feed-forward networks, residual ones included (seq_train.cpp / seq_train.ts, model description in
+ * seq_desc.ts); the trainer uses both through lib/train/native_stepper.ts.
  *
  * @module
  */

@@ -1,7 +1,8 @@
 // boundary-kd native training engine for feed-forward networks: loss, gradients and batch-norm running
-// statistics of a graph of layers (a chain, or with residual adds) on a batch, on all cores. Built at first use by lib/native/build.ts
-// (source "seq_train.cpp") and called through Deno FFI by lib/native/seq_train.ts, which derives the op
-// list from a tfjs LayersModel (lib/native/seq_desc.ts). C++17 standard library only.
+// statistics of a graph of layers (a chain, or with residual adds) on a batch, on all cores. Built at first
+// use by lib/native/build.ts (source "seq_train.cpp") and called through Deno FFI by
+// lib/native/seq_train.ts, which derives the op list from a tfjs LayersModel (lib/native/seq_desc.ts).
+// C++17 standard library only.
 //
 // Contract.
 //   Activations are NHWC float32, batch-major; a flat feature vector is h = w = 1, c = features.
@@ -649,7 +650,8 @@ bool lossRows(Ctx& ctx, const float* z, int64_t n, int k, const int32_t* y, cons
         double sum = 0;
         for (int c = 0; c < k; c++) sum += std::exp(static_cast<double>(s[c]) - mx);
         part[t] += L.hard * (std::log(sum) + mx - s[label]);
-        for (int c = 0; c < k; c++) d[c] += L.hard * (std::exp(static_cast<double>(s[c]) - mx) / sum - (c == label ? 1.0 : 0.0));
+        for (int c = 0; c < k; c++)
+          d[c] += L.hard * (std::exp(static_cast<double>(s[c]) - mx) / sum - (c == label ? 1.0 : 0.0));
       }
       if (L.soft != 0) {
         const float* tt = targets + i * k;

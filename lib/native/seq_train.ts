@@ -1,13 +1,14 @@
 /**
  * `NativeSeqTrainer`: loss, gradients and batch-norm running statistics of a feed-forward network (conv,
  * dense, batch norm, ReLU, max-pool, dropout, padding, flatten, residual add and global average pooling
- * layers: the DB3 LeNets and AlexNets, the CAKE LeNets, CNN and MLP, the CIFAR ResNets) on a batch, computed by `seq_train.cpp` (compiled at first use by
- * `build.ts`, called with Deno FFI) on all cores (issue 12).
+ * layers: the DB3 LeNets and AlexNets, the CAKE LeNets, CNN and MLP, the CIFAR ResNets) on a batch,
+ * computed by `seq_train.cpp` (compiled at first use by `build.ts`, called with Deno FFI) on all cores
+ * (issue 12).
  *
  * Parameters and gradients are one flat float array in `model.trainableWeights` order and layout, the
  * state one flat array of the batch norms' moving mean and variance (`model.nonTrainableWeights`), so
- * together they are `model.getWeights()`. Losses are {@link NativeLossWeights} (`nativeLossWeights` maps every
- * loss of lib/learn/losses.ts). {@link NativeSeqTrainer.tryCreate} returns `{ok: false, reason}` when the
+ * together they are `model.getWeights()`. Losses are {@link NativeLossWeights} (`nativeLossWeights` maps
+ * every loss of lib/learn/losses.ts). {@link NativeSeqTrainer.tryCreate} returns `{ok: false, reason}` when the
  * engine is disabled (`BKD_NATIVE=0`), cannot be built, or a layer is unsupported (the reason names it).
  *
  * @module
