@@ -4,9 +4,9 @@
  * (`lib/learn/optim.ts`) on one flat parameter array, so the schedules, optimizer state and checkpoints
  * are exactly the tfjs path's. DB3 LeNet-5s run on their dedicated kernel (`lib/native/lenet_grads.ts`,
  * the fastest on them); every other feed-forward network (AlexNets, CAKE LeNets, CNN, MLP, ResNets) on
- * the general one (`lib/native/seq_train.ts`), which also keeps the batch norms' moving statistics and draws dropout
- * masks from (seed, optimizer step), so a run is reproducible and a resumed run draws the masks a straight
- * one would. The tfjs model is written only when the trainer asks for weights or labels (evaluation,
+ * the general one (`lib/native/seq_train.ts`), which also keeps the batch norms' moving statistics and
+ * draws dropout masks from (seed, optimizer step), so a run is reproducible and a resumed run draws the
+ * masks a straight one would. The tfjs model is written only when the trainer asks for weights or labels (evaluation,
  * checkpoints, the end of training), so it always holds the trained weights there.
  *
  * @module
