@@ -12,9 +12,9 @@
  * beside `train(...)` forced onto the wasm pool and the bare native gradient kernel; DB3 AlexNet-half
  * training: `train(...)` end to end (native, lib/native/seq_train.ts) beside one wasm process; ResNet-18
  * training: the native step (gradients + optimizerStep) beside the wasm worker pool; the native forward
- * engine for the label queries it supports, the `logits+grad` oracle on wasm for CAKE input gradients). Each kit workload runs
- * in its own subprocess with a time limit, so a wasm crash or abort becomes a row that says so instead of
- * ending the benchmark. Rates are wall clock after a warm-up step; the 1-minute load average is printed
+ * engine for the label queries it supports, the `logits+grad` oracle on wasm for CAKE input gradients).
+ * Each kit workload runs in its own subprocess with a time limit, so a wasm crash or abort becomes a row that
+ * says so instead of ending the benchmark. Rates are wall clock after a warm-up step; the 1-minute load average is printed
  * beside every figure because the machine may be shared. Prints one markdown table:
  * workload | PyTorch | kit | ratio | target.
  *

@@ -6,8 +6,8 @@
  * the fastest on them); every other feed-forward network (AlexNets, CAKE LeNets, CNN, MLP, ResNets) on
  * the general one (`lib/native/seq_train.ts`), which also keeps the batch norms' moving statistics and
  * draws dropout masks from (seed, optimizer step), so a run is reproducible and a resumed run draws the
- * masks a straight one would. The tfjs model is written only when the trainer asks for weights or labels (evaluation,
- * checkpoints, the end of training), so it always holds the trained weights there.
+ * masks a straight one would. The tfjs model is written only when the trainer asks for weights or labels
+ * (evaluation, checkpoints, the end of training), so it always holds the trained weights there.
  *
  * @module
  */

@@ -13,8 +13,8 @@
  * Engine (issue 12, `engine.ts`): feed-forward networks (DB3 LeNets and AlexNets, CAKE LeNets, CNN, MLP,
  * ResNets) train on the native engine (`native_stepper.ts`: C++ loss and gradients on all cores, the same
  * optimizer, schedules and checkpoints; dropout masks seeded by `seed` and the step) when it builds,
- * everything else (ViTs) on the tfjs path above; `TrainConfig.engine` or `BKD_TRAIN_ENGINE` (`native` | `wasm` | `auto`) forces
- * either. The result's `trainEngine` says which ran and, after a fallback, why.
+ * everything else (ViTs) on the tfjs path above; `TrainConfig.engine` or `BKD_TRAIN_ENGINE` (`native` |
+ * `wasm` | `auto`) forces either. The result's `trainEngine` says which ran and, after a fallback, why.
  *
  * Resuming: `checkpointDir` holds one checkpoint (weights, optimizer state, epoch, history, config
  * hash). A rerun with the same spec, data and config continues after the last finished epoch (a
