@@ -12,7 +12,8 @@
  *   under `native` it is a clear error.
  * - the general kernel (lib/native/seq_train.ts) through the trainer: CAKE LeNet-5 per-epoch losses as on
  *   wasm within 1e-4 relative; DB3 AlexNet-quarter (batch norm, dropout) trains natively under `auto` and
- *   the same seed gives bit-identical weights and batch-norm statistics twice.
+ *   the same seed gives bit-identical weights and batch-norm statistics twice; a ResNet-8 trains natively
+ *   under `auto` and its loss falls on 64 images it can memorise.
  * - checkpoints: a run stopped after epoch 1 on wasm resumes on native and gives the straight native run's
  *   epoch-2 loss within 1e-4 relative (same optimizer state format on both engines).
  * Needs a C++ compiler (as tests/native_test.ts); BKD_NATIVE=0 skips it on purpose.
@@ -242,6 +243,37 @@ Deno.test({
     assert.ok(stats >= 0 && wa[stats].some((v) => v !== 0), "the moving means were updated and kept");
     assert.notDeepEqual(flatWeights(c)[0], wa[0]);
     for (const r of [a, b, c]) r.model.dispose();
+  },
+});
+
+Deno.test({
+  name: "trainer: a residual net (ResNet-8) trains natively under auto and fits a small set",
+  ...opts,
+  fn: async () => {
+    await initBackend("cpu");
+    const spec: ModelSpec = {
+      name: "resnet",
+      inputShape: [8, 8, 3],
+      numClasses: 4,
+      options: { depth: 8, width: 4 },
+    };
+    const rng = new Rng(31);
+    const data: TrainSet = {
+      x: rng.fillUniform(new Float32Array(64 * 192)),
+      shape: [64, 8, 8, 3],
+      y: Int32Array.from({ length: 64 }, () => rng.int(4)),
+    };
+    const r = await train(spec, data, {
+      ...BASE,
+      epochs: 6,
+      batchSize: 16,
+      optimizer: { kind: "adam", lr: 1e-2 },
+    });
+    assert.equal(r.trainEngine.engine, "native");
+    assert.equal(r.trainEngine.nativeUnavailable, undefined);
+    const first = r.history[0].loss, last = r.history.at(-1)!.loss;
+    assert.ok(last < 0.8 * first, `the loss falls on a set it can memorise: ${first} → ${last}`);
+    r.model.dispose();
   },
 });
 
