@@ -1,16 +1,20 @@
 /**
  * The kit beside PyTorch on the CPU, for every row of issue 12's table, in one run on the same cores.
  *
- *     deno task bench:train [--seconds 5] [--only lenet5_train_adam_128,...] [--no-torch] [--json]
+ *     deno task bench:train [--seconds 5] [--only alexnet,lenet5_train,...] [--no-torch] [--json]
+ *
+ * `--only` keeps the workloads whose id contains one of the comma-separated words (`--only alexnet`: every
+ * AlexNet row).
  *
  * PyTorch: bench/pytorch_baseline.py with 2 threads (run when `/usr/bin/python3 -c "import torch"` works;
  * install with `apt-get install -y python3-torch libopenblas0-pthread`). The kit: its current path for each
  * workload (DB3 LeNet-5 training: `train(...)` end to end on the engine it picks, native unless unavailable,
- * beside `train(...)` forced onto the wasm pool and the bare native gradient kernel; AlexNet and ResNet
- * training: wasm worker pool / one wasm process; the native forward engine for the label
- * queries it supports, the `logits+grad` oracle on wasm for CAKE input gradients). Each kit workload runs
- * in its own subprocess with a time limit, so a wasm crash or abort becomes a row that says so instead of
- * ending the benchmark. Rates are wall clock after a warm-up step; the 1-minute load average is printed
+ * beside `train(...)` forced onto the wasm pool and the bare native gradient kernel; DB3 AlexNet-half
+ * training: `train(...)` end to end (native, lib/native/seq_train.ts) beside one wasm process; ResNet-18
+ * training: the native step (gradients + optimizerStep) beside the wasm worker pool; the native forward
+ * engine for the label queries it supports, the `logits+grad` oracle on wasm for CAKE input gradients).
+ * Each kit workload runs in its own subprocess with a time limit, so a wasm crash or abort becomes a row that
+ * says so instead of ending the benchmark. Rates are wall clock after a warm-up step; the 1-minute load average is printed
  * beside every figure because the machine may be shared. Prints one markdown table:
  * workload | PyTorch | kit | ratio | target.
  *
@@ -20,7 +24,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "../lib/backend.ts";
 import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
-import { leNetDims, NativeLeNetGrads } from "../lib/native/lenet_grads.ts";
+import { leNetDims, NativeLeNetGrads, nativeLossWeights } from "../lib/native/lenet_grads.ts";
+import { NativeSeqTrainer } from "../lib/native/seq_train.ts";
 import { NativePredictor } from "../lib/native/predictor.ts";
 import { logitsGradOracle } from "../lib/oracle/oracle.ts";
 import { ModelPool } from "../lib/parallel/pool.ts";
@@ -68,20 +73,23 @@ const WORKLOADS: Workload[] = [
       torchId: `lenet5_train_adam_${batch}`,
     },
   ]),
-  {
-    id: "alexnet_half_train_adam_128",
-    what: "DB3 AlexNet-half training, Adam",
-    batch: 128,
-    unit: "images/s",
-    target: 1.0,
-  },
-  {
-    id: "alexnet_half_train_adam_512",
-    what: "DB3 AlexNet-half training, Adam",
-    batch: 512,
-    unit: "images/s",
-    target: 1.0,
-  },
+  ...[128, 512].flatMap((batch) => [
+    {
+      id: `alexnet_half_train_adam_${batch}`,
+      what: "DB3 AlexNet-half training, Adam — the trainer, train(...) end to end (engine auto)",
+      batch,
+      unit: "images/s",
+      target: 1.0,
+    },
+    {
+      id: `alexnet_half_train_adam_${batch}_wasm`,
+      what: "DB3 AlexNet-half training, Adam — one wasm process (the path before the native engine)",
+      batch,
+      unit: "images/s",
+      target: 1.0,
+      torchId: `alexnet_half_train_adam_${batch}`,
+    },
+  ]),
   { id: "lenet5_labels_1024", what: "DB3 LeNet-5 label queries", batch: 1024, unit: "labels/s", target: 1.5 },
   {
     id: "alexnet_half_labels_1024",
@@ -99,10 +107,18 @@ const WORKLOADS: Workload[] = [
   },
   {
     id: "resnet18_train_sgd_128",
-    what: "CIFAR ResNet-18 training, SGD",
+    what: "CIFAR ResNet-18 training, SGD — native gradients + optimizerStep (the trainer's native step)",
     batch: 128,
     unit: "images/s",
     target: 1.0,
+  },
+  {
+    id: "resnet18_train_sgd_128_wasm",
+    what: "CIFAR ResNet-18 training, SGD — wasm pool, 2 workers (the path before the native engine)",
+    batch: 128,
+    unit: "images/s",
+    target: 1.0,
+    torchId: "resnet18_train_sgd_128",
   },
   {
     id: "resnet18_input_grad_100",
@@ -264,29 +280,48 @@ async function labels(spec: ModelSpec, batch: number): Promise<Figure> {
   return { ...f, engine: `wasm, one process (native: ${r.reason.slice(0, 80)})` };
 }
 
-/** Training step on the native LeNet-5 gradient engine plus the kit's optimizer on flat arrays. */
+/**
+ * One training step on the native engine plus the kit's optimizer on flat arrays: the DB3 LeNet-5 kernel
+ * for LeNet-5s, the general one (lib/native/seq_train.ts) for everything else, as the trainer picks.
+ */
 async function nativeTrain(spec: ModelSpec, batch: number, o: OptimizerConfig): Promise<Figure> {
   const d = synthetic(spec, batch);
   const model = buildModel(spec, 1);
-  const dims = leNetDims(model);
-  if (typeof dims === "string") throw new Error(dims);
-  const r = await NativeLeNetGrads.tryCreate(dims, { threads: 2 });
-  if (!r.ok) return { load: loadAverage(), note: `native engine unavailable: ${r.reason}` };
-  const params = model.getWeights().map((t) => t.dataSync() as Float32Array);
+  const weights = model.getWeights().map((t) => t.dataSync() as Float32Array);
+  const params = weights.slice(0, model.trainableWeights.length), stats = weights.slice(params.length);
   const sizes = params.map((p) => p.length);
   const state = createOptimizerState(o, sizes);
-  const flat = new Float32Array(r.engine.paramCount), grads = new Float32Array(r.engine.paramCount);
+  const dims = leNetDims(model);
+  let grad: (flat: Float32Array, out: Float32Array) => void, close: () => void, paramCount: number;
+  let kernel: string;
+  if (typeof dims !== "string") {
+    const r = await NativeLeNetGrads.tryCreate(dims, { threads: 2 });
+    if (!r.ok) return { load: loadAverage(), note: `native engine unavailable: ${r.reason}` };
+    grad = (flat, out) => r.engine.grads(flat, d.x, d.y, batch, out);
+    close = () => r.engine.close(), paramCount = r.engine.paramCount, kernel = "LeNet-5 kernel";
+  } else {
+    const r = await NativeSeqTrainer.tryCreate(model, { threads: 2 });
+    if (!r.ok) return { load: loadAverage(), note: `native engine unavailable: ${r.reason}` };
+    const stateFlat = new Float32Array(r.engine.stateCount);
+    let off = 0;
+    for (const s of stats) stateFlat.set(s, off), off += s.length;
+    const w = nativeLossWeights({ kind: "ce" }, batch);
+    let step = 0;
+    grad = (flat, out) => r.engine.lossGrads(flat, stateFlat, d, batch, w, { out, seed: step++ });
+    close = () => r.engine.close(), paramCount = r.engine.paramCount, kernel = "general kernel";
+  }
+  const flat = new Float32Array(paramCount), grads = new Float32Array(paramCount);
   const f = await timed(batch, () => {
     let off = 0;
     for (const p of params) flat.set(p, off), off += p.length;
-    r.engine.grads(flat, d.x, d.y, batch, grads);
+    grad(flat, grads);
     off = 0;
     const views = sizes.map((n) => grads.subarray(off, off += n));
     optimizerStep(o, state, params, views, { lr: o.lr });
   });
-  r.engine.close();
+  close();
   model.dispose();
-  return { ...f, engine: "native gradients (2 threads) + optimizerStep in JS, one process" };
+  return { ...f, engine: `native ${kernel} (2 threads) + optimizerStep in JS, one process` };
 }
 
 /** CAKE synthesis step on the `logits+grad` oracle: CE to target classes, gradient wrt the inputs, update. */
@@ -326,8 +361,12 @@ async function kitChild(id: string): Promise<Figure> {
     case "lenet5_train_adam_512_native":
       return await nativeTrain(LENET, 512, ADAM);
     case "alexnet_half_train_adam_128":
-      return await replicaTrain(ALEXNET, 128, ADAM);
+      return await trainerTrain(ALEXNET, 128, ADAM, "auto", "auto");
     case "alexnet_half_train_adam_512":
+      return await trainerTrain(ALEXNET, 512, ADAM, "auto", "auto");
+    case "alexnet_half_train_adam_128_wasm":
+      return await replicaTrain(ALEXNET, 128, ADAM);
+    case "alexnet_half_train_adam_512_wasm":
       return await replicaTrain(ALEXNET, 512, ADAM);
     case "lenet5_labels_1024":
       return await labels(LENET, 1024);
@@ -336,6 +375,8 @@ async function kitChild(id: string): Promise<Figure> {
     case "resnet18_labels_1024":
       return await labels(RESNET, 1024);
     case "resnet18_train_sgd_128":
+      return await nativeTrain(RESNET, 128, SGD);
+    case "resnet18_train_sgd_128_wasm":
       return await poolTrain(RESNET, 128, SGD, 2);
     case "resnet18_input_grad_100":
       return await inputGrad(RESNET, 100);
@@ -408,7 +449,7 @@ if (args[0] === "--kit") {
 }
 
 const only = opt("only", "").split(",").filter((s) => s);
-const chosen = WORKLOADS.filter((w) => !only.length || only.includes(w.id));
+const chosen = WORKLOADS.filter((w) => !only.length || only.some((s) => w.id.includes(s)));
 const startLoad = loadAverage();
 const torch = args.includes("--no-torch")
   ? {

@@ -8,8 +8,12 @@
  * - determinism: the same seed gives bit-identical weights twice on the native engine;
  * - the switch: `engine: "wasm"` and `BKD_TRAIN_ENGINE=wasm` give the tfjs path, and the result and the run
  *   record say so; unknown values are a clear error;
- * - fallback: an unsupported model under `auto` trains on wasm with the reason recorded; under `native`
- *   it is a clear error.
+ * - fallback: an unsupported model (a ViT) under `auto` trains on wasm with the reason recorded;
+ *   under `native` it is a clear error.
+ * - the general kernel (lib/native/seq_train.ts) through the trainer: CAKE LeNet-5 per-epoch losses as on
+ *   wasm within 1e-4 relative; DB3 AlexNet-quarter (batch norm, dropout) trains natively under `auto` and
+ *   the same seed gives bit-identical weights and batch-norm statistics twice; a ResNet-8 trains natively
+ *   under `auto` and its loss falls on 64 images it can memorise.
  * - checkpoints: a run stopped after epoch 1 on wasm resumes on native and gives the straight native run's
  *   epoch-2 loss within 1e-4 relative (same optimizer state format on both engines).
  * Needs a C++ compiler (as tests/native_test.ts); BKD_NATIVE=0 skips it on purpose.
@@ -164,26 +168,112 @@ Deno.test({
     assert.equal(parseTrainEngine(" Native "), "native");
     assert.equal(parseTrainEngine(""), undefined);
 
-    // An unsupported model: auto falls back with the reason, native is a clear error.
-    const mlp: ModelSpec = { name: "mlp", inputShape: [4], numClasses: 3 };
+    // An unsupported model (a ViT): auto falls back with the reason, native is a clear error.
+    const vit: ModelSpec = {
+      name: "vit4",
+      inputShape: [8, 8, 3],
+      numClasses: 3,
+      options: { depth: 1, dim: 8, heads: 2, headDim: 4, mlpDim: 8 },
+    };
     const rng = new Rng(3);
     const pts: TrainSet = {
-      x: rng.fillUniform(new Float32Array(40 * 4)),
-      shape: [40, 4],
+      x: rng.fillUniform(new Float32Array(40 * 192)),
+      shape: [40, 8, 8, 3],
       y: Int32Array.from({ length: 40 }, () => rng.int(3)),
     };
-    const fell = await train(mlp, pts, { ...small, batchSize: 20 });
+    const fell = await train(vit, pts, { ...small, batchSize: 20 });
     assert.equal(fell.trainEngine.engine, "wasm");
-    assert.match(fell.trainEngine.nativeUnavailable ?? "", /not a DB3 LeNet-5/);
+    assert.match(fell.trainEngine.nativeUnavailable ?? "", /is not supported by the native training engine/);
     await assert.rejects(
-      () => train(mlp, pts, { ...small, batchSize: 20, engine: "native" }),
-      /native training engine was asked for \(TrainConfig.engine = native\) but cannot train mlp: .*not a DB3 LeNet-5.*Use engine "auto" or "wasm"/,
+      () => train(vit, pts, { ...small, batchSize: 20, engine: "native" }),
+      /native training engine was asked for \(TrainConfig.engine = native\) but cannot train vit4: .*not supported.*Use engine "auto" or "wasm"/,
     );
     // A pool asked for by number: auto trains on the pool and says why.
     const pool = await train(SPEC, data, { ...small, workers: 2, engine: "auto" });
     assert.equal(pool.trainEngine.engine, "wasm");
     assert.match(pool.trainEngine.nativeUnavailable ?? "", /workers: 2 asks for a tfjs worker pool/);
     for (const r of [viaEnv, forced, fell, pool]) r.model.dispose();
+  },
+});
+
+Deno.test({
+  name:
+    "trainer: the general native kernel (CAKE LeNet-5, no dropout) gives the wasm path's per-epoch losses",
+  ...opts,
+  fn: async () => {
+    await initBackend("cpu");
+    const data = await mnist300();
+    const spec: ModelSpec = { name: "cake-lenet5-half", inputShape: [28, 28, 1], numClasses: 10 };
+    const native = await train(spec, data, { ...BASE, engine: "native" });
+    const wasm = await train(spec, data, { ...BASE, engine: "wasm" });
+    assert.equal(native.trainEngine.engine, "native");
+    for (let e = 0; e < 2; e++) {
+      const a = native.history[e].loss, b = wasm.history[e].loss;
+      assert.ok(Math.abs(a - b) <= 1e-4 * Math.abs(b), `epoch ${e + 1}: native ${a} vs wasm ${b}`);
+    }
+    assert.ok(native.history[1].loss < native.history[0].loss, "the loss falls: the run trained");
+    native.model.dispose();
+    wasm.model.dispose();
+  },
+});
+
+Deno.test({
+  name: "trainer: AlexNet-quarter (batch norm, dropout) trains natively by default, bit-identical twice",
+  ...opts,
+  fn: async () => {
+    // Same seed → same weights and batch-norm statistics, dropout masks included; another seed → others.
+    await initBackend("cpu");
+    const spec: ModelSpec = { name: "db3-alexnet-quarter", inputShape: [32, 32, 3], numClasses: 10 };
+    const rng = new Rng(21);
+    const data: TrainSet = {
+      x: rng.fillUniform(new Float32Array(64 * 3072)),
+      shape: [64, 32, 32, 3],
+      y: Int32Array.from({ length: 64 }, () => rng.int(10)),
+    };
+    const cfg: TrainConfig = { ...BASE, epochs: 1, batchSize: 32 };
+    const a = await train(spec, data, cfg);
+    const b = await train(spec, data, cfg);
+    const c = await train(spec, data, { ...cfg, seed: 8 });
+    assert.equal(a.trainEngine.engine, "native");
+    assert.equal(a.trainEngine.nativeUnavailable, undefined);
+    const wa = flatWeights(a), wb = flatWeights(b);
+    assert.equal(wa.length, a.model.weights.length);
+    wa.forEach((w, i) => assert.deepEqual(w, wb[i], `weight ${i} (${a.model.weights[i].name}) differs`));
+    const stats = a.model.weights.findIndex((w) => w.name.includes("moving_mean"));
+    assert.ok(stats >= 0 && wa[stats].some((v) => v !== 0), "the moving means were updated and kept");
+    assert.notDeepEqual(flatWeights(c)[0], wa[0]);
+    for (const r of [a, b, c]) r.model.dispose();
+  },
+});
+
+Deno.test({
+  name: "trainer: a residual net (ResNet-8) trains natively under auto and fits a small set",
+  ...opts,
+  fn: async () => {
+    await initBackend("cpu");
+    const spec: ModelSpec = {
+      name: "resnet",
+      inputShape: [8, 8, 3],
+      numClasses: 4,
+      options: { depth: 8, width: 4 },
+    };
+    const rng = new Rng(31);
+    const data: TrainSet = {
+      x: rng.fillUniform(new Float32Array(64 * 192)),
+      shape: [64, 8, 8, 3],
+      y: Int32Array.from({ length: 64 }, () => rng.int(4)),
+    };
+    const r = await train(spec, data, {
+      ...BASE,
+      epochs: 6,
+      batchSize: 16,
+      optimizer: { kind: "adam", lr: 1e-2 },
+    });
+    assert.equal(r.trainEngine.engine, "native");
+    assert.equal(r.trainEngine.nativeUnavailable, undefined);
+    const first = r.history[0].loss, last = r.history.at(-1)!.loss;
+    assert.ok(last < 0.8 * first, `the loss falls on a set it can memorise: ${first} → ${last}`);
+    r.model.dispose();
   },
 });
 

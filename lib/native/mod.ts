@@ -2,8 +2,9 @@
  * Native inference engine for sequential teachers: `forward.cpp` compiled locally (build.ts), a tfjs
  * model → plan converter (plan.ts), the FFI predictor (predictor.ts) and the engine choice with its
  * wasm-pool fallback (teacher_predictor.ts); and the first piece of the native training engine, DB3 LeNet-5
- * loss and gradients for every kit loss (lenet_grads.cpp / lenet_grads.ts; the trainer uses it through
- * lib/train/native_stepper.ts).
+ * loss and gradients for every kit loss (lenet_grads.cpp / lenet_grads.ts), and the general training engine
+ * for feed-forward networks, residual ones included (seq_train.cpp / seq_train.ts, model description in
+ * seq_desc.ts); the trainer uses both through lib/train/native_stepper.ts.
  *
  * @module
  */
@@ -17,6 +18,14 @@ export {
   type NativeLossWeights,
   nativeLossWeights,
 } from "./lenet_grads.ts";
+export { describeSeq, SEQ_TRAIN_LAYERS, type SeqDesc, type SeqOp } from "./seq_desc.ts";
+export {
+  type NativeBatch,
+  type NativePassOptions,
+  NativeSeqTrainer,
+  type NativeSeqTrainerOptions,
+  type NativeSeqTrainerResult,
+} from "./seq_train.ts";
 export { buildPlan, type NativePlan, type PlanOp, planOps, UnsupportedModelError } from "./plan.ts";
 export {
   type NativeCreateResult,

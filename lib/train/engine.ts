@@ -2,8 +2,11 @@
  * Which engine the trainer steps on (issue 12), and the per-process log of that choice that run records
  * read.
  *
- * - `native`: the native training engine (`lib/native/lenet_grads.ts`: forward, loss and backward in C++
- *   on all cores, the kit's optimizer on flat arrays in JS); DB3 LeNet-5s of any width only.
+ * - `native`: the native training engine (forward, loss and backward in C++ on all cores, the kit's
+ *   optimizer on flat arrays in JS): `lib/native/lenet_grads.ts` for DB3 LeNet-5s, `lib/native/seq_train.ts`
+ *   for every other feed-forward network (conv, dense, batch norm, ReLU, max-pool, dropout, padding,
+ *   flatten, residual add, global average pooling: the DB3 AlexNets, CAKE LeNets, CNN, MLP and ResNets).
+ *   ViTs (attention layers) are not covered and train on wasm.
  * - `wasm`: the tfjs path (`lib/parallel/replica.ts`, one replica or a worker pool) on the backend that
  *   `initBackend()` chose (wasm unless told otherwise; the record's `backend` names it).
  * - `auto` (default): native when the model is supported and the engine builds, else wasm, with the

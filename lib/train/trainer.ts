@@ -10,10 +10,11 @@
  * the workers (≥ 20,000 images in total); otherwise (cpu, or the native, already multi-threaded
  * `tensorflow` backend) it trains in-process. Pass a number to force a pool on any backend.
  *
- * Engine (issue 12, `engine.ts`): DB3 LeNet-5s train on the native engine (`native_stepper.ts`: C++ loss and
- * gradients on all cores, the same optimizer, schedules and checkpoints) when it builds, everything else
- * on the tfjs path above; `TrainConfig.engine` or `BKD_TRAIN_ENGINE` (`native` | `wasm` | `auto`) forces
- * either. The result's `trainEngine` says which ran and, after a fallback, why.
+ * Engine (issue 12, `engine.ts`): feed-forward networks (DB3 LeNets and AlexNets, CAKE LeNets, CNN, MLP,
+ * ResNets) train on the native engine (`native_stepper.ts`: C++ loss and gradients on all cores, the same
+ * optimizer, schedules and checkpoints; dropout masks seeded by `seed` and the step) when it builds,
+ * everything else (ViTs) on the tfjs path above; `TrainConfig.engine` or `BKD_TRAIN_ENGINE` (`native` |
+ * `wasm` | `auto`) forces either. The result's `trainEngine` says which ran and, after a fallback, why.
  *
  * Resuming: `checkpointDir` holds one checkpoint (weights, optimizer state, epoch, history, config
  * hash). A rerun with the same spec, data and config continues after the last finished epoch (a
@@ -274,7 +275,9 @@ export async function train(
       nativeWhy =
         `workers: ${cfg.workers} asks for a tfjs worker pool (the native engine runs its own threads)`;
     } else {
-      const r = await openNativeStepper(local, data, cfg.loss, cfg.optimizer, optState, evalBatch);
+      const r = await openNativeStepper(local, data, cfg.loss, cfg.optimizer, optState, evalBatch, {
+        seed: cfg.seed,
+      });
       if (r.ok) stepper = r.stepper, nativeThreads = r.threads;
       else nativeWhy = r.reason;
     }
