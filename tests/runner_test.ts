@@ -8,7 +8,12 @@ import nodeAssert from "node:assert/strict";
 import { resolve } from "node:path";
 import { BD_DEFAULTS } from "../lib/db3/bd.ts";
 import { Ledger } from "../lib/oracle/ledger.ts";
-import { DB3_LABEL_SETTINGS, db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
+import {
+  BD_RATES,
+  DB3_LABEL_SETTINGS,
+  db3LabelPlan,
+  db3LabelSpec,
+} from "../lib/experiments/db3_label_spec.ts";
 import { readDb3LabelResult, resolveTeacher } from "../lib/experiments/db3_label_units.ts";
 import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
@@ -143,6 +148,20 @@ Deno.test("run store: a unit commits once, needs its dependencies, and a differe
     ]);
     assertEquals(runs, 3);
     await RunStore.create(root, toyPlan()); // same plan: reopened
+    // New resources or cost estimates are the same run: reopened, and run.json takes the new ones.
+    const remeasured = toyPlan();
+    remeasured.levels[0].resources = { cores: 2, memoryMB: 200, timeMinutes: 9 };
+    remeasured.levels[0].estimate = { queries: 5, cpuSeconds: 7, source: "re-measured" };
+    const again = await RunStore.create(root, remeasured);
+    assertEquals(again.plan.levels[0].estimate?.source, "re-measured");
+    assertEquals((await RunStore.open(root)).plan.levels[0].resources.timeMinutes, 9);
+    assertEquals(await again.isDone("toy-a-0"), true);
+    const otherKind = toyPlan();
+    otherKind.levels[1].kind = "toy2";
+    await RunStore.create(root, otherKind).then(
+      () => assert(false, "a plan with another unit kind was accepted"),
+      (e) => assert(/holds a different run/.test(e.message), e.message),
+    );
     await RunStore.create(root, toyPlan(3)).then(
       () => assert(false, "a different plan was accepted"),
       (e) => assert(/holds a different run/.test(e.message), e.message),
@@ -392,7 +411,11 @@ Deno.test("bkd CLI: bad input exits 2 with what went wrong and what to do", asyn
     assert(/unknown --scale "huge"/.test(scale.text), scale.text);
     const plan = await cli("plan", "--scale", "paper");
     assertEquals(plan.code, 0, plan.text);
-    assert(/\| label \| 60 \|/.test(plan.text) && /teacher queries ≈ 130,440,000/.test(plan.text), plan.text);
+    const expected = (60_000 * BD_RATES.queriesPerSample).toLocaleString("en-US");
+    assert(
+      /\| label \| 60 \|/.test(plan.text) && plan.text.includes(`teacher queries ≈ ${expected}`),
+      plan.text,
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -171,10 +171,18 @@ export function shardRanges(spec: Db3LabelSpec): [number, number][] {
 }
 
 /**
- * Measured rates on this kit's 2-core reference machine (results/bench/db3.md, native engine): BD
- * lean at the reference settings spends 2,174 queries and 0.080 CPU-seconds per MNIST sample.
+ * Measured on this kit's 2-core AVX2 reference machine in the paper-scale MNIST run (60 shards of
+ * 1,000 samples, native engine, 2 threads, laptop teacher): 2,178 queries per sample (every shard
+ * within 2,177–2,180), and 98.8 s of wall time for the quietest shard = 0.198 CPU-seconds per sample
+ * (shards that shared the cores with other work took up to 5× longer). The AVX-512 machine of
+ * results/bench/db3.md was 2.5× faster (0.080).
  */
-export const BD_RATES = { queriesPerSample: 2174, cpuSecondsPerSample: 0.08, candidates: 201 };
+export const BD_RATES = {
+  queriesPerSample: 2178,
+  cpuSecondsPerSample: 0.198,
+  candidates: 201,
+  source: "paper-scale MNIST BD run, quietest of 30 shards (2 cores, AVX2, native engine)",
+};
 
 /** Estimated teacher queries and CPU-seconds for `samples` samples (scaled by candidates). */
 export function estimateBd(samples: number, bd: Db3LabelBd): { queries: number; cpuSeconds: number } {
@@ -213,7 +221,7 @@ export function labelLevel(spec: Db3LabelSpec, teacherFingerprint: string): Leve
     resources: { cores: 2, memoryMB: 3000, timeMinutes: Math.ceil((4 * worst.cpuSeconds) / 60) + 10 },
     deps: [],
     describe: shardRanges(spec).map(([a, b]) => `samples ${a}–${b - 1}`),
-    estimate: { ...worst, source: "results/bench/db3.md (BD lean, MNIST, native engine, 2 threads)" },
+    estimate: { ...worst, source: BD_RATES.source },
   };
 }
 

@@ -8,7 +8,7 @@
 import { resolve } from "node:path";
 import { createProgress } from "../show/progress.ts";
 import { hashOf } from "../runner/hash.ts";
-import type { RunPlan } from "../runner/plan.ts";
+import { planIdentity, type RunPlan } from "../runner/plan.ts";
 import { RunStore } from "../runner/store.ts";
 import { runInProcess, type UnitReport } from "../runner/executors/in_process.ts";
 import { runLocal } from "../runner/executors/local.ts";
@@ -30,9 +30,9 @@ export interface RunExperimentOptions {
   onUnit?: (r: UnitReport) => void;
 }
 
-/** `data/runs/<family>-<first 16 hex of the plan's hash>` in the repository. */
+/** `data/runs/<family>-<first 16 hex of the hash of the plan's identity>` in the repository. */
 export function defaultStoreRoot(plan: RunPlan): string {
-  return resolve(repoRoot(), "data", "runs", `${plan.family}-${hashOf(plan).slice(0, 16)}`);
+  return resolve(repoRoot(), "data", "runs", `${plan.family}-${hashOf(planIdentity(plan)).slice(0, 16)}`);
 }
 
 /** Raised when units failed; names them and where their logs are. */

@@ -59,6 +59,20 @@ export interface RunPlan {
   levels: LevelPlan[];
 }
 
+/**
+ * What decides a run's outputs: family, spec, teacher and every level's name, kind, keys and
+ * dependencies. Resources, cost estimates and descriptions are left out: re-measuring a rate or
+ * raising a time limit must not orphan a run store or move a notebook's default store.
+ */
+export function planIdentity(plan: RunPlan): unknown {
+  return {
+    family: plan.family,
+    spec: plan.spec,
+    teacher: plan.teacher,
+    levels: plan.levels.map((l) => ({ name: l.name, kind: l.kind, keys: l.keys, deps: l.deps })),
+  };
+}
+
 /** The level called `name`, or an error listing the plan's levels. */
 export function levelOf(plan: RunPlan, name: string): LevelPlan {
   const l = plan.levels.find((v) => v.name === name);

@@ -17,7 +17,7 @@
  */
 import { hostname } from "node:os";
 import { canonicalJson } from "./hash.ts";
-import { type RunPlan, validatePlan } from "./plan.ts";
+import { planIdentity, type RunPlan, validatePlan } from "./plan.ts";
 
 /** Name of the marker every finished unit has. */
 export const DONE_FILE = "done.json";
@@ -92,19 +92,21 @@ export class RunStore {
   private constructor(readonly root: string, readonly plan: RunPlan) {}
 
   /**
-   * Create the store for `plan`, or open it when it already holds the same plan. A store holding a
-   * different plan is an error: finished units of another spec must never be mixed in.
+   * Create the store for `plan`, or open it when it already holds the same run (same
+   * {@link planIdentity}; newer resources or estimates replace the stored ones). A store holding a
+   * different run is an error: finished units of another spec must never be mixed in.
    */
   static async create(root: string, plan: RunPlan): Promise<RunStore> {
     validatePlan(plan);
     const text = canonicalJson(plan);
+    const identity = canonicalJson(planIdentity(plan));
     let old: string | undefined;
     try {
       old = await Deno.readTextFile(`${root}/run.json`);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    if (old !== undefined && canonicalJson(JSON.parse(old)) !== text) {
+    if (old !== undefined && canonicalJson(planIdentity(JSON.parse(old) as RunPlan)) !== identity) {
       throw new RunStoreError(
         `run store ${root} holds a different run (another spec, teacher or code version); ` +
           `pass a new --store folder, or delete ${root} to start over`,
@@ -113,7 +115,7 @@ export class RunStore {
     for (const d of ["units", "work", "claims", "logs"]) {
       await Deno.mkdir(`${root}/${d}`, { recursive: true });
     }
-    if (old === undefined) {
+    if (old === undefined || canonicalJson(JSON.parse(old)) !== text) {
       const tmp = `${root}/run.json.tmp-${Deno.pid}`;
       await writeSynced(tmp, JSON.stringify(plan, null, 1) + "\n");
       await Deno.rename(tmp, `${root}/run.json`);
