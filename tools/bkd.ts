@@ -38,7 +38,8 @@ import { queuedTasks, submitSlurm } from "../lib/runner/executors/slurm.ts";
 import { k8sManifests } from "../lib/runner/executors/k8s.ts";
 import { runStatus } from "../lib/runner/status.ts";
 import { levelOf } from "../lib/runner/plan.ts";
-import { planCost, planWallSeconds } from "../lib/runner/cost.ts";
+import { planWallSeconds } from "../lib/runner/cost.ts";
+import { formatWall, planTableMarkdown, planTableRows } from "../lib/experiments/plan_table.ts";
 import { formatProgressLine } from "../lib/show/progress.ts";
 import { saveRun, startRun } from "../lib/results/record.ts";
 import {
@@ -116,32 +117,11 @@ async function planFrom(f: Flags, resolveTeacherNow: boolean): Promise<RunPlan> 
   );
 }
 
-/** Hours as `12.3 h`, or minutes under two hours. */
-function formatHours(sec: number): string {
-  return sec < 7200 ? `${(sec / 60).toFixed(1)} min` : `${(sec / 3600).toFixed(1)} h`;
-}
-
 /** `plan --all`: one row per notebook (units, queries, core-hours, wall on 2 / 64 / 512 cores). */
 async function cmdPlanAll(f: Flags): Promise<void> {
-  const rows: Record<string, string | number>[] = [];
-  for (const [id, exp] of Object.entries(NOTEBOOKS).sort(([a], [b]) => a.localeCompare(b))) {
-    const plan = await exp.plan({ ...notebookRequest({ ...f, notebook: id }).req }, false);
-    const c = planCost(plan);
-    const partial = c.unestimated.length ? ` (not estimated: ${c.unestimated.join(", ")})` : "";
-    rows.push({
-      notebook: id,
-      units: c.units,
-      "teacher queries": Math.round(c.queries).toLocaleString("en-US"),
-      "core-hours": (c.cpuSeconds / 3600).toFixed(1) + partial,
-      "wall, 2 cores": formatHours(planWallSeconds(plan, 2)),
-      "wall, 64 cores": formatHours(planWallSeconds(plan, 64)),
-      "wall, 512 cores": formatHours(planWallSeconds(plan, 512)),
-    });
-  }
-  for (const [id, why] of Object.entries(NOT_PLANNED)) {
-    rows.push({ notebook: id, units: "—", "teacher queries": "—", "core-hours": why });
-  }
-  console.log(mdTable(rows));
+  const sc = str(f, "scale") ?? "paper";
+  if (!SCALES.includes(sc as never)) fail(`unknown --scale "${sc}"; use one of ${SCALES.join(", ")}`);
+  console.log(planTableMarkdown(await planTableRows(parseScale(sc))));
 }
 
 async function cmdPlan(f: Flags): Promise<void> {
@@ -170,7 +150,7 @@ async function cmdPlan(f: Flags): Promise<void> {
     };
   })));
   const coreHours = cpu / 3600;
-  const wall = (c: number) => formatHours(planWallSeconds(plan, c));
+  const wall = (c: number) => formatWall(planWallSeconds(plan, c));
   console.log(
     `teacher queries ≈ ${Math.round(queries).toLocaleString("en-US")}; ≈ ${
       coreHours.toFixed(2)
