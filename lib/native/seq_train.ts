@@ -8,7 +8,10 @@
  * Parameters and gradients are one flat float array in `model.trainableWeights` order and layout, the
  * state one flat array of the batch norms' moving mean and variance (`model.nonTrainableWeights`), so
  * together they are `model.getWeights()`. Losses are {@link NativeLossWeights} (`nativeLossWeights` maps
- * every loss of lib/learn/losses.ts). {@link NativeSeqTrainer.tryCreate} returns `{ok: false, reason}` when
+ * every loss of lib/learn/losses.ts). For a frozen network, {@link NativeSeqTrainer.infer} gives the logits in
+ * inference mode and {@link NativeSeqTrainer.inputGrad} the gradient with respect to the input images of a
+ * given upstream gradient on those logits, without parameter gradients (used by `frozen_net.ts`: teacher
+ * queries for residual nets, the `logits+grad` oracle). {@link NativeSeqTrainer.tryCreate} returns `{ok: false, reason}` when
  * the engine is disabled (`BKD_NATIVE=0`), cannot be built, or a layer is unsupported (the reason names it).
  *
  * @module
