@@ -12,7 +12,8 @@
  * beside `train(...)` forced onto the wasm pool and the bare native gradient kernel; DB3 AlexNet-half
  * training: `train(...)` end to end (native, lib/native/seq_train.ts) beside one wasm process; ResNet-18
  * training: the native step (gradients + optimizerStep) beside the wasm worker pool; the native forward
- * engine for the label queries it supports, the `logits+grad` oracle on wasm for CAKE input gradients).
+ * engine for the label queries it supports and the training engine in inference mode for the others (ResNets),
+ * the `logits+grad` oracle on the engine it picks — native unless unavailable — for CAKE input gradients).
  * Each kit workload runs in its own subprocess with a time limit, so a wasm crash or abort becomes a row that
  * says so instead of ending the benchmark. Rates are wall clock after a warm-up step; the 1-minute load average is printed
  * beside every figure because the machine may be shared. Prints one markdown table:
@@ -26,6 +27,7 @@ import { initBackend } from "../lib/backend.ts";
 import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
 import { leNetDims, NativeLeNetGrads, nativeLossWeights } from "../lib/native/lenet_grads.ts";
 import { NativeSeqTrainer } from "../lib/native/seq_train.ts";
+import { NativeFrozenNet } from "../lib/native/frozen_net.ts";
 import { NativePredictor } from "../lib/native/predictor.ts";
 import { logitsGradOracle } from "../lib/oracle/oracle.ts";
 import { ModelPool } from "../lib/parallel/pool.ts";
@@ -263,7 +265,10 @@ async function replicaTrain(spec: ModelSpec, batch: number, o: OptimizerConfig):
   return { ...f, engine: "wasm, one process" };
 }
 
-/** Label queries: the native forward engine when it supports the model, else one wasm process. */
+/**
+ * Label queries: the native forward engine when it supports the model, else the native training engine in
+ * inference mode (residual nets: ResNets), else one wasm process.
+ */
 async function labels(spec: ModelSpec, batch: number): Promise<Figure> {
   const d = synthetic(spec, batch);
   const model = buildModel(spec, 1);
@@ -274,10 +279,17 @@ async function labels(spec: ModelSpec, batch: number): Promise<Figure> {
     model.dispose();
     return { ...f, engine: `native forward engine, 2 threads` };
   }
+  const frozen = await NativeFrozenNet.tryCreate(model, { threads: 2 });
+  if (frozen.ok) {
+    const f = await timed(batch, () => frozen.net.predictLabels(d.x, batch));
+    frozen.net.close();
+    model.dispose();
+    return { ...f, engine: "native seq_train engine, inference mode, 2 threads" };
+  }
   const rep = new Replica(model);
   const f = await timed(batch, () => rep.predictLogits(d.x, batch, batch));
   model.dispose();
-  return { ...f, engine: `wasm, one process (native: ${r.reason.slice(0, 80)})` };
+  return { ...f, engine: `wasm, one process (native: ${frozen.reason.slice(0, 80)})` };
 }
 
 /**
@@ -328,7 +340,8 @@ async function nativeTrain(spec: ModelSpec, batch: number, o: OptimizerConfig): 
 async function inputGrad(spec: ModelSpec, batch: number): Promise<Figure> {
   const d = synthetic(spec, batch);
   const model = buildModel(spec, 1);
-  const oracle = logitsGradOracle(model);
+  const oracle = logitsGradOracle(model, { threads: 2 });
+  const info = await oracle.engineInfo!();
   const onehot = tf.oneHot(tf.tensor1d(d.y, "int32"), spec.numClasses);
   let x = tf.tensor(d.x, d.shape);
   const f = await timed(batch, async () => {
@@ -340,8 +353,14 @@ async function inputGrad(spec: ModelSpec, batch: number): Promise<Figure> {
     x = next;
   });
   x.dispose();
+  oracle.close!();
   model.dispose();
-  return { ...f, engine: "wasm, logits+grad oracle, one process" };
+  const engine = info.engine === "native"
+    ? "native seq_train engine (inference-mode input gradients, 2 threads), logits+grad oracle"
+    : `${info.backend}, logits+grad oracle, one process${
+      info.nativeUnavailable ? ` (native: ${info.nativeUnavailable.slice(0, 80)})` : ""
+    }`;
+  return { ...f, engine };
 }
 
 /** Child mode: measure one kit workload and print it as JSON. */

@@ -11,6 +11,7 @@ import { initBackend } from "../lib/backend.ts";
 import { buildModel, type ModelSpec } from "../lib/models/registry.ts";
 import { buildNative, nativeEnabled } from "../lib/native/build.ts";
 import { buildPlan, UnsupportedModelError } from "../lib/native/plan.ts";
+import { NativeFrozenNet } from "../lib/native/frozen_net.ts";
 import { NativePredictor } from "../lib/native/predictor.ts";
 import { engineInfo, teacherPredictor } from "../lib/native/teacher_predictor.ts";
 import { labelOracle } from "../lib/oracle/oracle.ts";
@@ -326,55 +327,74 @@ Deno.test(
   },
 );
 
-Deno.test("native engine reports unsupported layers by name (resnet: Add; vit)", opts, async () => {
-  await initBackend("cpu");
-  const spec: ModelSpec = {
-    name: "resnet",
-    inputShape: [16, 16, 3],
-    numClasses: 10,
-    options: { depth: 4, width: 4 },
-  };
-  const model = buildModel(spec, 1);
-  try {
-    assert.throws(
-      () => buildPlan(model),
-      (e: unknown) => e instanceof UnsupportedModelError && /Add/.test(e.message),
-    );
-    const r = await NativePredictor.tryCreate(model, spec);
-    assert(!r.ok);
-    assert.match(r.reason, /layer \S+ \(Add\) is not supported/);
-    let why = "";
-    assert.strictEqual(
-      await NativePredictor.create(model, spec, { onUnavailable: (s) => (why = s) }),
-      undefined,
-    );
-    assert.match(why, /\(Add\)/);
-    // auto falls back to the pool and records why; "native" refuses.
-    const t = await teacherPredictor(model, spec, { workers: 1, engine: "auto" });
+Deno.test(
+  "native engine reports unsupported layers by name (resnet: Add, then served by seq_train; vit: pool)",
+  opts,
+  async () => {
+    await initBackend("cpu");
+    const spec: ModelSpec = {
+      name: "resnet",
+      inputShape: [16, 16, 3],
+      numClasses: 10,
+      options: { depth: 4, width: 4 },
+    };
+    const model = buildModel(spec, 1);
     try {
-      assert(t instanceof ModelPool);
-      const info = engineInfo(t);
-      assert.strictEqual(info.engine, "pool");
-      assert.match(info.engine === "pool" ? info.nativeUnavailable ?? "" : "", /Add/);
+      assert.throws(
+        () => buildPlan(model),
+        (e: unknown) => e instanceof UnsupportedModelError && /Add/.test(e.message),
+      );
+      const r = await NativePredictor.tryCreate(model, spec);
+      assert(!r.ok);
+      assert.match(r.reason, /layer \S+ \(Add\) is not supported/);
+      let why = "";
+      assert.strictEqual(
+        await NativePredictor.create(model, spec, { onUnavailable: (s) => (why = s) }),
+        undefined,
+      );
+      assert.match(why, /\(Add\)/);
+      // The residual net is served by the training engine in inference mode (tests/native_input_grad_test.ts
+      // checks its answers), under auto and native alike.
+      for (const engine of ["auto", "native"] as const) {
+        const t = await teacherPredictor(model, spec, { workers: 1, engine });
+        try {
+          assert(t instanceof NativeFrozenNet);
+          assert.strictEqual(engineInfo(t).engine, "native");
+        } finally {
+          t.close();
+        }
+      }
     } finally {
-      t.close();
+      model.dispose();
     }
-    await assert.rejects(
-      () => teacherPredictor(model, spec, { engine: "native" }),
-      /native engine unavailable/,
-    );
-  } finally {
-    model.dispose();
-  }
-  const vitSpec: ModelSpec = { name: "vit4", inputShape: [16, 16, 3], numClasses: 10 };
-  const vit = buildModel(vitSpec, 1);
-  try {
-    const r = await NativePredictor.tryCreate(vit, vitSpec);
-    assert(!r.ok && /not supported/.test(r.reason), r.ok ? "supported?" : r.reason);
-  } finally {
-    vit.dispose();
-  }
-});
+    const vitSpec: ModelSpec = { name: "vit4", inputShape: [16, 16, 3], numClasses: 10 };
+    const vit = buildModel(vitSpec, 1);
+    try {
+      const r = await NativePredictor.tryCreate(vit, vitSpec);
+      assert(!r.ok && /not supported/.test(r.reason), r.ok ? "supported?" : r.reason);
+      // Neither native engine takes a ViT: auto falls back to the pool and records both reasons; "native"
+      // refuses.
+      const t = await teacherPredictor(vit, vitSpec, { workers: 1, engine: "auto" });
+      try {
+        assert(t instanceof ModelPool);
+        const info = engineInfo(t);
+        assert.strictEqual(info.engine, "pool");
+        assert.match(
+          info.engine === "pool" ? info.nativeUnavailable ?? "" : "",
+          /not supported.*seq_train: /,
+        );
+      } finally {
+        t.close();
+      }
+      await assert.rejects(
+        () => teacherPredictor(vit, vitSpec, { engine: "native" }),
+        /native engine unavailable/,
+      );
+    } finally {
+      vit.dispose();
+    }
+  },
+);
 
 Deno.test("teacherPredictor: native when available, a ModelPool with BKD_NATIVE=0 or engine pool", {
   sanitizeResources: false,

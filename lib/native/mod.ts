@@ -4,7 +4,8 @@
  * wasm-pool fallback (teacher_predictor.ts); and the first piece of the native training engine, DB3 LeNet-5
  * loss and gradients for every kit loss (lenet_grads.cpp / lenet_grads.ts), and the general training engine
  * for feed-forward networks, residual ones included (seq_train.cpp / seq_train.ts, model description in
- * seq_desc.ts); the trainer uses both through lib/train/native_stepper.ts.
+ * seq_desc.ts), which also serves frozen teachers in inference mode — residual label/logit queries and the
+ * `logits+grad` oracle's input gradients (frozen_net.ts); the trainer uses both through lib/train/native_stepper.ts.
  *
  * @module
  */
@@ -18,6 +19,12 @@ export {
   type NativeLossWeights,
   nativeLossWeights,
 } from "./lenet_grads.ts";
+export {
+  type FrozenNetSpec,
+  NativeFrozenNet,
+  type NativeFrozenNetOptions,
+  type NativeFrozenNetResult,
+} from "./frozen_net.ts";
 export { describeSeq, SEQ_TRAIN_LAYERS, type SeqDesc, type SeqOp } from "./seq_desc.ts";
 export {
   type NativeBatch,

@@ -47,6 +47,15 @@
 //                              uint64_t seed, float* grads /* or null: loss only */, float* loss,
 //                              float* logits /* or null */, int32_t threads)
 //           → 0, −1 (label out of range), −2 (soft ≠ 0 with τ ≤ 0), −3 (out of memory)
+//   int32_t bkd_seq_infer(void* net, const float* params, const float* state, const float* x, int64_t n,
+//                         float* logits, int32_t threads)
+//           inference-mode forward (moving statistics, no dropout, state unchanged) → 0, −3 (out of memory);
+//           keeps the activations for bkd_seq_input_grad
+//   int32_t bkd_seq_input_grad(void* net, const float* params, const float* x, int64_t n,
+//                              const float* dlogits /* n×classes upstream gradient */, float* dx, int32_t threads)
+//           dx = (∂logits/∂x)ᵀ·dlogits of the inference function at the last bkd_seq_infer's batch (same
+//           params, x and n; no parameter gradients) → 0, −3 (out of memory), −4 (no bkd_seq_infer of n
+//           images before it)
 //   int32_t bkd_seq_dropout_mask(void* net, int32_t op, uint64_t seed, int64_t n, float* out)
 //           → 0 (out = n × op size: 0 or 1/(1 − r)), −1 (op is not a dropout)
 //   int64_t bkd_seq_activation(void* net, int32_t op, float* out, int64_t cap)
@@ -334,6 +343,9 @@ struct Net {
   std::vector<float> col, dcol, scratch;
   std::vector<std::vector<float>> grad;  // grad[i] = dL/d(output of op i), summed over its consumers
   std::vector<char> haveGrad, needGrad;  // needGrad[i]: a parameter lies at or before op i
+  std::vector<float> gradIn;             // dL/dx of the network input (input-gradient passes)
+  bool haveGradIn = false;
+  int64_t lastN = -1;                     // batch size of the last inference forward (−1: none)
 };
 
 // The output of op `src` (−1: the network input x).
@@ -682,8 +694,10 @@ bool lossRows(Ctx& ctx, const float* z, int64_t n, int k, const int32_t* y, cons
   return true;
 }
 
+// Backward from grad[last]. grads null: no parameter gradients. wantInput: the input gradient into
+// net.gradIn (every op then needs its output gradient).
 void backward(Net& net, const float* params, const float* x, int64_t n, bool training, uint64_t seed,
-              float* grads) {
+              float* grads, bool wantInput = false) {
   Ctx& ctx = net.ctx;
   const int T = ctx.threads;
   const size_t nops = net.ops.size();
@@ -704,7 +718,17 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
     }
     // dx: straight into the input's gradient when it is the first contribution, else via scratch.
     auto target = [&](int src) -> std::pair<float*, bool> {
-      if (src < 0 || !net.needGrad[net.ops[src].out]) return {nullptr, false};
+      if (src < 0) {
+        if (!wantInput) return {nullptr, false};
+        if (!net.haveGradIn) {
+          net.gradIn.resize(static_cast<size_t>(inTotal));
+          net.haveGradIn = true;
+          return {net.gradIn.data(), false};
+        }
+        net.scratch.resize(static_cast<size_t>(inTotal));
+        return {net.scratch.data(), true};
+      }
+      if (!wantInput && !net.needGrad[net.ops[src].out]) return {nullptr, false};
       const int t = net.ops[src].out;
       if (!net.haveGrad[t]) {
         net.grad[t].resize(static_cast<size_t>(inTotal));
@@ -716,7 +740,7 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
     };
     auto finish = [&](int src, bool viaScratch) {
       if (!viaScratch) return;
-      float* g = net.grad[net.ops[src].out].data();
+      float* g = src < 0 ? net.gradIn.data() : net.grad[net.ops[src].out].data();
       const float* d = net.scratch.data();
       parallelRange(T, inTotal, MIN_FLOATS, [&](int64_t e0, int64_t e1) {
         for (int64_t e = e0; e < e1; e++) g[e] += d[e];
@@ -733,7 +757,7 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
     }
     auto [dx, viaScratch] = target(o.src);
     const bool needDx = dx != nullptr;
-    if (!needDx && o.w < 0 && o.b < 0) continue;  // nothing upstream to train
+    if (!needDx && (!grads || (o.w < 0 && o.b < 0))) continue;  // nothing upstream to train
     switch (o.kind) {
       case PAD:
         parallelRange(T, n, rowsPer(o.outSize()), [&](int64_t b0, int64_t b1) {
@@ -748,23 +772,25 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
         const int64_t K = static_cast<int64_t>(o.kh) * o.kw * o.ic, rows = n * o.oh * o.ow;
         const int64_t per = static_cast<int64_t>(o.oh) * o.ow;
         const bool direct = o.kh == 1 && o.kw == 1 && o.sh == 1 && o.sw == 1 && o.pt == 0 && o.pl == 0;
-        if (o.b >= 0) colSums(ctx, dy, rows, o.oc, grads + o.b);
+        if (grads && o.b >= 0) colSums(ctx, dy, rows, o.oc, grads + o.b);
         if (direct) {
           // dW[K×oc] = xᵀ·dZ, dx = dZ·Wᵀ
-          gemm(ctx, K, o.oc, rows, Mat{in, K, true}, Mat{dy, o.oc, false}, grads + o.w, o.oc, false);
+          if (grads) gemm(ctx, K, o.oc, rows, Mat{in, K, true}, Mat{dy, o.oc, false}, grads + o.w, o.oc, false);
           if (needDx) gemm(ctx, rows, K, o.oc, Mat{dy, o.oc, false}, Mat{params + o.w, o.oc, true}, dx, K, false);
           break;
         }
         const int64_t chunk = convChunk(o, n);
-        net.col.resize(static_cast<size_t>(chunk * per * K));
+        if (grads) net.col.resize(static_cast<size_t>(chunk * per * K));
         if (needDx) net.dcol.resize(static_cast<size_t>(chunk * per * K));
         for (int64_t c0 = 0; c0 < n; c0 += chunk) {
           const int64_t m = std::min(chunk, n - c0);
           const float* dz = dy + c0 * per * o.oc;
-          im2col(ctx, o, in + c0 * o.inSize(), m, net.col.data());
-          // dW[K×oc] (+)= colᵀ·dZ over the chunks
-          gemm(ctx, K, o.oc, m * per, Mat{net.col.data(), K, true}, Mat{dz, o.oc, false}, grads + o.w, o.oc,
-               c0 > 0);
+          if (grads) {
+            im2col(ctx, o, in + c0 * o.inSize(), m, net.col.data());
+            // dW[K×oc] (+)= colᵀ·dZ over the chunks
+            gemm(ctx, K, o.oc, m * per, Mat{net.col.data(), K, true}, Mat{dz, o.oc, false}, grads + o.w, o.oc,
+                 c0 > 0);
+          }
           if (needDx) {
             // dcol = dZ·Wᵀ, then col2im into dx
             gemm(ctx, m * per, K, o.oc, Mat{dz, o.oc, false}, Mat{params + o.w, o.oc, true}, net.dcol.data(), K,
@@ -775,8 +801,8 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
         break;
       }
       case DENSE:
-        if (o.b >= 0) colSums(ctx, dy, n, o.oc, grads + o.b);
-        gemm(ctx, o.ic, o.oc, n, Mat{in, o.ic, true}, Mat{dy, o.oc, false}, grads + o.w, o.oc, false);
+        if (grads && o.b >= 0) colSums(ctx, dy, n, o.oc, grads + o.b);
+        if (grads) gemm(ctx, o.ic, o.oc, n, Mat{in, o.ic, true}, Mat{dy, o.oc, false}, grads + o.w, o.oc, false);
         if (needDx) gemm(ctx, n, o.ic, o.oc, Mat{dy, o.oc, false}, Mat{params + o.w, o.oc, true}, dx, o.ic, false);
         break;
       case BN: {
@@ -784,9 +810,11 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
         const int64_t rows = n * o.oh * o.ow;
         const std::vector<double>& mean = net.bnMean[oi];
         const std::vector<double>& inv = net.bnInv[oi];
-        const int TT = threadsFor(T, rows * C);
+        // Column sums of dy and dy·x̂: for γ/β gradients, and for dx in training mode.
+        const bool sums = grads || training;
+        const int TT = sums ? threadsFor(T, rows * C) : 0;
         std::vector<std::vector<double>> sdy(TT, std::vector<double>(C, 0.0)), sdyx(TT, std::vector<double>(C, 0.0));
-        parallel(TT, [&](int t) {
+        if (sums) parallel(TT, [&](int t) {
           for (int64_t r = rows * t / TT; r < rows * (t + 1) / TT; r++)
             for (int q = 0; q < C; q++) {
               const double g = dy[r * C + q];
@@ -797,9 +825,9 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
         std::vector<double> dbeta(C, 0.0), dgamma(C, 0.0);
         for (int q = 0; q < C; q++)
           for (int t = 0; t < TT; t++) dbeta[q] += sdy[t][q], dgamma[q] += sdyx[t][q];
-        if (o.flags & 2)
+        if (grads && (o.flags & 2))
           for (int q = 0; q < C; q++) grads[o.w + q] += static_cast<float>(dgamma[q]);
-        if (o.flags & 1)
+        if (grads && (o.flags & 1))
           for (int q = 0; q < C; q++) grads[o.b + q] += static_cast<float>(dbeta[q]);
         if (needDx) {
           std::vector<double> a(C), bb(C), cc(C);
@@ -856,7 +884,7 @@ void backward(Net& net, const float* params, const float* x, int64_t n, bool tra
       case GAP: {
         const int64_t hw = static_cast<int64_t>(o.ih) * o.iw;
         const float scale = 1.0f / static_cast<float>(hw);
-        parallelRange(T, n, rowsPer(o.inSize()), [&](int64_t b0, int64_t b1) {
+        if (needDx) parallelRange(T, n, rowsPer(o.inSize()), [&](int64_t b0, int64_t b1) {
           for (int64_t i = b0; i < b1; i++)
             for (int64_t p = 0; p < hw; p++)
               for (int c = 0; c < o.ic; c++) dx[(i * hw + p) * o.ic + c] = dy[i * o.oc + c] * scale;
@@ -1016,6 +1044,7 @@ int32_t bkd_seq_loss_grads(void* handle, const float* params, float* state, cons
     return 0;
   }
   try {
+    net.lastN = -1;
     net.ctx.threads = std::max(1, threads);
     const bool train = training != 0;
     // The running statistics change only once the labels are known to be valid (checked in the loss).
@@ -1038,6 +1067,45 @@ int32_t bkd_seq_loss_grads(void* handle, const float* params, float* state, cons
       std::fill(grads, grads + net.params, 0.0f);
       backward(net, params, x, n, train, seed, grads);
     }
+    return 0;
+  } catch (const std::bad_alloc&) {
+    return -3;
+  }
+}
+
+int32_t bkd_seq_infer(void* handle, const float* params, float* state, const float* x, int64_t n, float* logits,
+                      int32_t threads) {
+  Net& net = *static_cast<Net*>(handle);
+  net.lastN = -1;
+  if (n <= 0) return 0;
+  try {
+    net.ctx.threads = std::max(1, threads);
+    forward(net, params, state, x, n, false, 0);  // inference mode: `state` is only read
+    std::memcpy(logits, net.act[net.ops.back().out].data(), sizeof(float) * n * net.classes);
+    net.lastN = n;
+    return 0;
+  } catch (const std::bad_alloc&) {
+    return -3;
+  }
+}
+
+int32_t bkd_seq_input_grad(void* handle, const float* params, const float* x, int64_t n, const float* dlogits,
+                           float* dx, int32_t threads) {
+  Net& net = *static_cast<Net*>(handle);
+  if (n <= 0) return 0;
+  if (net.lastN != n) return -4;
+  try {
+    net.ctx.threads = std::max(1, threads);
+    const int last = net.ops.back().out;
+    std::fill(net.haveGrad.begin(), net.haveGrad.end(), 0);
+    net.haveGradIn = false;
+    std::vector<float>& g = net.grad[last];
+    g.assign(dlogits, dlogits + n * net.classes);
+    net.haveGrad[last] = 1;
+    backward(net, params, x, n, false, 0, nullptr, true);
+    const int64_t size = n * static_cast<int64_t>(net.inH) * net.inW * net.inC;
+    if (net.haveGradIn) std::memcpy(dx, net.gradIn.data(), sizeof(float) * size);
+    else std::fill(dx, dx + size, 0.0f);
     return 0;
   } catch (const std::bad_alloc&) {
     return -3;

@@ -8,7 +8,10 @@
  * Parameters and gradients are one flat float array in `model.trainableWeights` order and layout, the
  * state one flat array of the batch norms' moving mean and variance (`model.nonTrainableWeights`), so
  * together they are `model.getWeights()`. Losses are {@link NativeLossWeights} (`nativeLossWeights` maps
- * every loss of lib/learn/losses.ts). {@link NativeSeqTrainer.tryCreate} returns `{ok: false, reason}` when
+ * every loss of lib/learn/losses.ts). For a frozen network, {@link NativeSeqTrainer.infer} gives the logits in
+ * inference mode and {@link NativeSeqTrainer.inputGrad} the gradient with respect to the input images of a
+ * given upstream gradient on those logits, without parameter gradients (used by `frozen_net.ts`: teacher
+ * queries for residual nets, the `logits+grad` oracle). {@link NativeSeqTrainer.tryCreate} returns `{ok: false, reason}` when
  * the engine is disabled (`BKD_NATIVE=0`), cannot be built, or a layer is unsupported (the reason names it).
  *
  * @module
@@ -42,6 +45,14 @@ const SYMBOLS = {
       "buffer", // logits (or null)
       "i32", // threads
     ],
+    result: "i32",
+  },
+  bkd_seq_infer: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "i64", "buffer", "i32"],
+    result: "i32",
+  },
+  bkd_seq_input_grad: {
+    parameters: ["pointer", "buffer", "buffer", "i64", "buffer", "buffer", "i32"],
     result: "i32",
   },
   bkd_seq_dropout_mask: { parameters: ["pointer", "i32", "u64", "i64", "buffer"], result: "i32" },
@@ -228,6 +239,83 @@ export class NativeSeqTrainer {
       throw new Error(`NativeSeqTrainer: out of memory for a batch of ${n}; use a smaller batch size`);
     }
     return { loss: loss[0], grads, ...(logits ? { logits } : {}) };
+  }
+
+  /**
+   * Logits (n×K) of `n` images in inference mode (batch norm on the moving statistics in `state`, which is
+   * only read; dropout off). Keeps the activations for {@link inputGrad} on the same batch.
+   */
+  infer(params: Float32Array, state: Float32Array, x: Float32Array, n: number): Float32Array {
+    this.#checkArgs(params, state, x, n);
+    const logits = new Float32Array(n * this.desc.classes);
+    const rc = this.#lib.symbols.bkd_seq_infer(
+      this.#handle,
+      params,
+      state,
+      x,
+      BigInt(n),
+      logits,
+      this.threads,
+    );
+    if (rc === -3) {
+      throw new Error(`NativeSeqTrainer: out of memory for a batch of ${n}; use a smaller batch size`);
+    }
+    return logits;
+  }
+
+  /**
+   * The input gradient dx = (∂logits/∂x)ᵀ·`dLogits` (n×K upstream gradient) of the inference function at
+   * the batch of the last {@link infer} call: pass the same `params` and `x` (and `n`). No parameter
+   * gradients are formed (the network is frozen). Returns n images' worth of floats (NHWC).
+   */
+  inputGrad(params: Float32Array, x: Float32Array, n: number, dLogits: Float32Array): Float32Array {
+    this.#checkArgs(params, undefined, x, n);
+    if (dLogits.length !== n * this.desc.classes) {
+      throw new Error(
+        `NativeSeqTrainer: dLogits has ${dLogits.length} floats, ${n} rows of ${this.desc.classes} logits need ` +
+          `${n * this.desc.classes}`,
+      );
+    }
+    const dx = new Float32Array(n * this.desc.inputSize);
+    const rc = this.#lib.symbols.bkd_seq_input_grad(
+      this.#handle,
+      params,
+      x,
+      BigInt(n),
+      dLogits,
+      dx,
+      this.threads,
+    );
+    if (rc === -4) {
+      throw new Error(
+        `NativeSeqTrainer: inputGrad on ${n} images without an infer() of that batch just before it; ` +
+          "call infer(params, state, x, n) first",
+      );
+    }
+    if (rc === -3) {
+      throw new Error(`NativeSeqTrainer: out of memory for a batch of ${n}; use a smaller batch size`);
+    }
+    return dx;
+  }
+
+  #checkArgs(params: Float32Array, state: Float32Array | undefined, x: Float32Array, n: number): void {
+    if (this.#handle === null) throw new Error("NativeSeqTrainer: used after close(); create a new one");
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`NativeSeqTrainer: n = ${n} is not a count`);
+    if (params.length !== this.paramCount) {
+      throw new Error(
+        `NativeSeqTrainer: params has ${params.length} floats, the network needs ${this.paramCount}`,
+      );
+    }
+    if (state && state.length !== this.stateCount) {
+      throw new Error(
+        `NativeSeqTrainer: state has ${state.length} floats, the network needs ${this.stateCount}`,
+      );
+    }
+    if (x.length < n * this.desc.inputSize) {
+      throw new Error(
+        `NativeSeqTrainer: ${n} images need ${n * this.desc.inputSize} floats, got ${x.length}`,
+      );
+    }
   }
 
   /**

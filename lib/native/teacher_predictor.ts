@@ -1,7 +1,8 @@
 /**
  * `teacherPredictor`: the fastest available engine for teacher label/logit queries — the native
- * engine ({@link NativePredictor}) when it can be built and the model is a supported chain, else a
- * wasm `ModelPool` of worker replicas. Both answer `predictLabels(x, n)` / `predictLogits(x, n)`,
+ * inference engine ({@link NativePredictor}) when it can be built and the model is a supported chain,
+ * else the native training engine in inference mode ({@link NativeFrozenNet}: residual networks such as
+ * the CIFAR ResNets), else a wasm `ModelPool` of worker replicas. Both answer `predictLabels(x, n)` / `predictLogits(x, n)`,
  * carry `spec` and `size`, and must be `close()`d. {@link engineInfo} says which one was chosen, for
  * run records ("native (g++ 12.2.0, avx512f x16, 2 threads)" vs "wasm pool (2 workers)").
  *
@@ -12,6 +13,7 @@ import type { ModelSpec } from "../models/registry.ts";
 import { ModelPool } from "../parallel/pool.ts";
 import { InputError } from "../util/checks.ts";
 import { type BuildOptions, envVar } from "./build.ts";
+import { NativeFrozenNet } from "./frozen_net.ts";
 import { type NativeEngineInfo, NativePredictor } from "./predictor.ts";
 
 /** Which engine to use: `auto` (native if possible), `native` (or fail), `pool` (wasm workers). */
@@ -21,7 +23,7 @@ export type TeacherEngine = "auto" | "native" | "pool";
 export const TEACHER_ENGINES: readonly TeacherEngine[] = ["auto", "native", "pool"];
 
 /** A teacher inference engine. */
-export type TeacherPredictor = NativePredictor | ModelPool;
+export type TeacherPredictor = NativePredictor | NativeFrozenNet | ModelPool;
 
 /** What a `ModelPool` engine records. */
 export interface PoolEngineInfo {
@@ -65,8 +67,16 @@ export async function teacherPredictor(
   if (engine !== "pool") {
     const r = await NativePredictor.tryCreate(model, spec, { threads: opts.workers, build: opts.build });
     if (r.ok) return r.predictor;
-    if (engine === "native") throw new Error(`native engine unavailable: ${r.reason}`);
-    reason = r.reason;
+    const f = await NativeFrozenNet.tryCreate(model, { threads: opts.workers, build: opts.build });
+    if (f.ok) {
+      const s = f.net.spec;
+      if (s.numClasses === spec.numClasses && s.inputShape.join() === spec.inputShape.join()) return f.net;
+      f.net.close();
+      reason =
+        `${r.reason}; seq_train: model maps [${s.inputShape}] to ${s.numClasses} outputs but spec says ` +
+        `[${spec.inputShape}] → ${spec.numClasses} classes`;
+    } else reason = `${r.reason}; seq_train: ${f.reason}`;
+    if (engine === "native") throw new Error(`native engine unavailable: ${reason}`);
   }
   const pool = await ModelPool.fromModel(model, spec, opts.workers ? { workers: opts.workers } : {});
   if (reason !== undefined) fallbackReasons.set(pool, reason);
@@ -90,7 +100,7 @@ export function parseEngine(v: string | undefined, source = "engine"): TeacherEn
 
 /** Which engine `p` is, for run records. */
 export function engineInfo(p: TeacherPredictor): EngineInfo {
-  if (p instanceof NativePredictor) return p.describe();
+  if (p instanceof NativePredictor || p instanceof NativeFrozenNet) return p.describe();
   const reason = fallbackReasons.get(p);
   return {
     engine: "pool",

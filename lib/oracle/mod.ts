@@ -20,6 +20,14 @@ export {
   type SampleEntry,
   sumBySample,
 } from "./ledger.ts";
+export {
+  GRAD_ENGINES,
+  type GradEngine,
+  gradEngineChoice,
+  type GradEngineInfo,
+  parseGradEngine,
+  type TfjsGradEngineInfo,
+} from "./grad_engine.ts";
 export { JournalError, type JournalRecord, LedgerJournal, readJournal } from "./journal.ts";
 export {
   type AccessLevel,

@@ -6,7 +6,8 @@
  *   in a `#private` field, so nothing reachable from the oracle yields scores or weights.
  * - {@link probsOracle}: softmax vectors (`probs` access, the standard-KD baseline).
  * - {@link logitsGradOracle}: logits and d(loss)/d(input) through a frozen teacher (`logits+grad`,
- *   CAKE synthesis); forward and backward passes are booked separately.
+ *   CAKE synthesis); forward and backward passes are booked separately. The native engine answers when it
+ *   can (see `grad_engine.ts`), else tfjs; `engineInfo()` says which.
  *
  * Every oracle owns a {@link Ledger}. Requests are async and batched; big requests are split into
  * calls of at most `maxBatch` images, so a remote teacher with a request-size limit fits behind the
@@ -15,6 +16,15 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
+import {
+  type GradEngine,
+  gradEngineChoice,
+  type GradEngineInfo,
+  nativeLogits,
+  nativeValueAndGrad,
+  type OpenedGradEngine,
+  openGradEngine,
+} from "./grad_engine.ts";
 import { checkQueryImages, findNonFinitePixel, nonFiniteMessage, QueryInputError } from "./admission.ts";
 import { Ledger, type LedgerSnapshot, type QueryKind } from "./ledger.ts";
 
@@ -102,6 +112,10 @@ export interface LogitsGradOracle extends OracleBase {
     phase: string,
     sampleIds?: Int32Array,
   ): Promise<{ loss: number; logits: tf.Tensor2D; dx: tf.Tensor }>;
+  /** Which engine answers (native or tfjs, with the reason), for run records. */
+  engineInfo?(): Promise<GradEngineInfo>;
+  /** Free the engine's native memory (safe to call twice; later calls reopen it). */
+  close?(): void;
 }
 
 /** Options shared by all oracles. */
@@ -403,7 +417,18 @@ export interface LogitsGradOptions extends Omit<OracleOptions, "maxBatch"> {
   /** Clamp inputs to [lo, hi] before the forward pass (default: no clamping; CAKE works in the
    * teacher's normalised space). The gradient then flows through the clamp. */
   clamp?: [number, number];
+  /**
+   * Engine: "native" (logits and input gradients on the native engine, or fail), "tfjs", or "auto"
+   * (native when available, else tfjs). Default `BKD_GRAD_ENGINE` or "auto". The native engine copies
+   * the teacher's weights at the first request.
+   */
+  engine?: GradEngine;
+  /** Native threads (default: number of cores). */
+  threads?: number;
 }
+
+/** Frees the native engine of an oracle that was never closed. */
+const engines = new FinalizationRegistry<{ net: OpenedGradEngine["net"] }>((e) => e.net?.close());
 
 class LogitsGradOracleImpl implements LogitsGradOracle {
   readonly access = "logits+grad" as const;
@@ -412,6 +437,10 @@ class LogitsGradOracleImpl implements LogitsGradOracle {
   readonly ledger: Ledger;
   readonly #model: tfl.LayersModel;
   readonly #clamp?: [number, number];
+  readonly #engineChoice: GradEngine;
+  readonly #threads?: number;
+  #engine?: Promise<OpenedGradEngine>;
+  #engineRef?: { net: OpenedGradEngine["net"] };
 
   constructor(model: tfl.LayersModel, opts: LogitsGradOptions) {
     if (!isLayersModel(model)) throw new Error("logitsGradOracle needs an in-process tf.LayersModel");
@@ -421,6 +450,32 @@ class LogitsGradOracleImpl implements LogitsGradOracle {
     this.ledger = opts.ledger ?? new Ledger();
     this.#model = model;
     this.#clamp = opts.clamp;
+    this.#engineChoice = gradEngineChoice(opts.engine);
+    this.#threads = opts.threads;
+  }
+
+  #open(): Promise<OpenedGradEngine> {
+    if (!this.#engine) {
+      this.#engine = openGradEngine(this.#model, this.#engineChoice, this, { threads: this.#threads });
+      this.#engine.then((e) => {
+        this.#engineRef = { net: e.net };
+        engines.register(this, this.#engineRef, this);
+      }, () => {
+        this.#engine = undefined; // a forced native engine that failed: ask again next time
+      });
+    }
+    return this.#engine;
+  }
+
+  async engineInfo(): Promise<GradEngineInfo> {
+    return (await this.#open()).info;
+  }
+
+  close(): void {
+    engines.unregister(this);
+    this.#engineRef?.net?.close();
+    this.#engineRef = undefined;
+    this.#engine = undefined;
   }
 
   #book(kinds: QueryKind[], phase: string, n: number, sampleIds?: Int32Array) {
@@ -476,36 +531,32 @@ class LogitsGradOracleImpl implements LogitsGradOracle {
     return total <= this.ledger.totalRemaining();
   }
 
-  logits(x: tf.Tensor, phase: string, sampleIds?: Int32Array): Promise<tf.Tensor2D> {
-    try {
-      this.#checkInput(x, phase, sampleIds);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async logits(x: tf.Tensor, phase: string, sampleIds?: Int32Array): Promise<tf.Tensor2D> {
+    this.#checkInput(x, phase, sampleIds);
     const n = x.shape[0];
+    const { net } = await this.#open();
     if (!this.#checkBudget(["forward"], n, sampleIds)) {
-      return Promise.reject(new BudgetExceededError(`budget exhausted in phase ${phase}`, phase));
+      throw new BudgetExceededError(`budget exhausted in phase ${phase}`, phase);
     }
     this.#book(["forward"], phase, n, sampleIds);
-    return Promise.resolve(tf.tidy(() => this.#forward(x)));
+    if (net && n > 0) return await nativeLogits(net, x, this.#clamp);
+    return tf.tidy(() => this.#forward(x));
   }
 
-  valueAndGrad(
+  async valueAndGrad(
     x: tf.Tensor,
     lossOfLogits: (z: tf.Tensor2D) => tf.Scalar,
     phase: string,
     sampleIds?: Int32Array,
   ): Promise<{ loss: number; logits: tf.Tensor2D; dx: tf.Tensor }> {
-    try {
-      this.#checkInput(x, phase, sampleIds);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    this.#checkInput(x, phase, sampleIds);
     const n = x.shape[0];
+    const { net } = await this.#open();
     if (!this.#checkBudget(["forward", "backward"], n, sampleIds)) {
-      return Promise.reject(new BudgetExceededError(`budget exhausted in phase ${phase}`, phase));
+      throw new BudgetExceededError(`budget exhausted in phase ${phase}`, phase);
     }
     this.#book(["forward", "backward"], phase, n, sampleIds);
+    if (net && n > 0) return await nativeValueAndGrad(net, x, lossOfLogits, this.#clamp);
     let logits: tf.Tensor2D | undefined;
     const { value, grad } = tf.valueAndGrad((xi: tf.Tensor) => {
       const z = this.#forward(xi);
@@ -514,7 +565,7 @@ class LogitsGradOracleImpl implements LogitsGradOracle {
     })(x);
     const loss = value.dataSync()[0];
     value.dispose();
-    return Promise.resolve({ loss, logits: logits!, dx: grad });
+    return { loss, logits: logits!, dx: grad };
   }
 
   toJSON() {
