@@ -12,7 +12,9 @@ import {
   README_MARKERS,
   readmeBlock,
   spliceReadme,
+  summaryRows,
 } from "../lib/report/mod.ts";
+import type { RunRecord } from "../lib/results/record.ts";
 import { repoRoot, resultsPath } from "../lib/util/paths.ts";
 
 Deno.test("README: the measured table equals the one computed from the committed records", async () => {
@@ -44,4 +46,31 @@ Deno.test("README splice: replaces only the text between the markers; missing ma
     "|a|b|\n|:---|---:|\n|x \\| y|2|",
   );
   assert.throws(() => spliceReadme(`${README_MARKERS.end}\n${README_MARKERS.begin}`, "T"), /once each/);
+});
+
+Deno.test("summary rows: seeds over one labeling pay its queries once; seeds with their own teacher each pay", () => {
+  const rec = (id: string, seed: number, config: Record<string, unknown>) => ({
+    record: {
+      id,
+      experiment: "e",
+      method: "m",
+      dataset: "d",
+      scale: "laptop",
+      seed,
+      config,
+      startedAt: "2026-12-03T00:00:00Z",
+      wallTimeSec: 1,
+      metrics: { testAcc: 0.5 + seed / 100, queries: 1000 },
+      ledger: { totals: { spent: 1000 } },
+      notes: [],
+    } as unknown as RunRecord,
+    json: `${id}.json`,
+    csv: "e.csv",
+  });
+  const spec = { experiment: "e", label: () => "row", metric: "testAcc", section: "s" };
+  const shared = summaryRows(spec, [1, 2, 3].map((s) => rec(`a${s}`, s, { labelSeed: 1 })));
+  assert.equal(shared[0].queries, 1000);
+  const own = summaryRows(spec, [1, 2, 3].map((s) => rec(`b${s}`, s, {})));
+  assert.equal(own[0].queries, 3000);
+  assert.equal(own[0].measured.n, 3);
 });

@@ -263,3 +263,33 @@ Deno.test("verdict: ZSDB3KD iteration curve names its dip; DB3 budget curve flat
   assert.match(b, /The median boundary distance falls from budget 1000 to 20000 \(−25 %\)/);
   assert.match(b, /changes while student accuracy does not/);
 });
+
+Deno.test("verdict: DB3 claims over ≥ 2 shared seeds use the per-seed gap's noise and say so", async () => {
+  const { db3Claims, db3ClaimsText, db3SeedSamples } = await import("../lib/views/db3_claims.ts");
+  const row = (method: string, accs: number[]) => ({
+    method,
+    testAcc: accs.reduce((a, b) => a + b, 0) / accs.length,
+    seeds: [1, 2, 3],
+    testAccBySeed: accs,
+    bestTestAcc: null,
+  });
+  const r = {
+    testN: 10000,
+    rows: [
+      row("ce", [0.9038, 0.9139, 0.9072]),
+      row("sd", [0.9399, 0.9519, 0.9401]),
+      row("bd", [0.9395, 0.9526, 0.9359]),
+      row("mbd", [0.9367, 0.9504, 0.9372]),
+    ],
+  } as unknown as Parameters<typeof db3Claims>[0];
+  const claims = db3Claims(r);
+  const bdCe = claims.find((c) => c.claim.startsWith("DB3-BD >"))!;
+  assert.equal(bdCe.noise, "the per-seed gap over 3 seeds");
+  // Paired gaps 3.57, 3.87, 2.87 points: mean 3.44, sd 0.513, se 0.296 → 11.6 standard errors.
+  assert.ok(Math.abs(bdCe.gap - 3.4367) < 1e-3, String(bdCe.gap));
+  assert.ok(Math.abs(bdCe.gapInSE - 11.6) < 0.1, String(bdCe.gapInSE));
+  const text = db3ClaimsText(claims, [], { testN: 10000, samples: db3SeedSamples(r) });
+  assert.match(text, /standard errors of the per-seed gap over 3 seeds/);
+  assert.match(text, /not distinguishable from seed-to-seed noise/);
+  assert.doesNotMatch(text, /with one seed|\(1 seed\)/);
+});

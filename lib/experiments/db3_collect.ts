@@ -33,6 +33,8 @@ export interface Db3Row {
   testAccSpread?: number;
   /** Student seeds the row averages (absent for the teacher). */
   seeds?: number[];
+  /** Final-epoch test accuracy per seed, in the order of `seeds`. */
+  testAccBySeed?: number[];
   /** Best test accuracy over epochs (test-set selection, reference's habit; labelled). */
   bestTestAcc: number | null;
   /** Test images the best-epoch number is scored on (the first ones; 0: none). */
@@ -131,6 +133,7 @@ export async function collectDb3(store: RunStore): Promise<Db3TableResult> {
       testAcc: mean(c.map((x) => x.testAcc)),
       ...(spread !== undefined ? { testAccSpread: spread } : {}),
       seeds: c.map((x) => x.seed),
+      testAccBySeed: c.map((x) => x.testAcc),
       bestTestAcc: best.length === c.length ? mean(best) : null,
       bestTestOn: c[0].bestTestOn,
       queriesPerSample: c[0].queriesPerSample,

@@ -49,7 +49,7 @@ export interface SummaryRow {
   scale: string;
   /** Wall time summed over its records, seconds. */
   wallTimeSec: number;
-  /** Teacher queries summed over its records (ledger totals), if recorded. */
+  /** Teacher queries summed over its records (ledger totals), a ledger shared by several records counted once. */
   queries?: number;
   /** The paper number, if any. */
   paper?: PaperRef;
@@ -131,7 +131,18 @@ export function summaryRows(spec: RowSpec, records: LocatedRecord[]): SummaryRow
   for (const group of groups.values()) {
     const first = group[0].record;
     const measured = meanSpread(group.map((g) => 100 * g.record.metrics[spec.metric]));
-    const q = group.map((g) => recordQueries(g.record));
+    // Student seeds trained over one labeling (records naming the same `config.labelSeed` and carrying
+    // the same ledger) paid for it once; any other record paid its own queries.
+    const seen = new Set<string>();
+    const q = group.flatMap((g) => {
+      const labelSeed = g.record.config?.labelSeed;
+      const key = labelSeed !== undefined && g.record.ledger
+        ? `label seed ${labelSeed} ${JSON.stringify(g.record.ledger)}`
+        : g.record.id;
+      if (seen.has(key)) return [];
+      seen.add(key);
+      return [recordQueries(g.record)];
+    });
     const paper = spec.paper?.(first);
     const scale = first.scale;
     rows.push({
