@@ -16,7 +16,7 @@ import { collectDb3, runDb3 } from "../lib/experiments/db3.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
 import { levelOf } from "../lib/runner/plan.ts";
 import { resolve } from "node:path";
-import { resolveTeacher } from "../lib/experiments/db3_label_units.ts";
+import { resolveTeacher } from "../lib/experiments/open_teacher.ts";
 import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { RunStore } from "../lib/runner/store.ts";

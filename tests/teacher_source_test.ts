@@ -11,15 +11,11 @@ import assert from "node:assert/strict";
 import { runDb3Table } from "../lib/experiments/db3.ts";
 import { runZeroShotNotebook } from "../lib/experiments/zs_collect.ts";
 import { db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
-import {
-  type Db3LabelResult,
-  readDb3LabelResult,
-  resolveTeacher,
-} from "../lib/experiments/db3_label_units.ts";
+import { type Db3LabelResult, readDb3LabelResult } from "../lib/experiments/db3_label_units.ts";
 import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { RunStore } from "../lib/runner/store.ts";
-import { openTeacher } from "../lib/experiments/open_teacher.ts";
+import { openTeacher, resolveTeacher } from "../lib/experiments/open_teacher.ts";
 import {
   parseTeacherSource,
   recordableSource,

@@ -15,7 +15,8 @@ import type { SynthesisMethod } from "../cake/types.ts";
 import type { RunPlan } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
-import { openFolderTeacher } from "./cake_sets.ts";
+import { CAKE_TEACHER, cakeFolderTeacher } from "./cake_sets.ts";
+import { resolveTeacher } from "./open_teacher.ts";
 import { parseTeacherSource, requireAccess, type TeacherSource } from "./teacher_source.ts";
 import { deepMerge, type DeepPartial, resolveSettings, settingsNote } from "./settings.ts";
 import {
@@ -121,9 +122,8 @@ async function imageTeacher(
   if (src) requireAccess(src, "logits+grad", "CAKE");
   if (src?.kind === "folder") {
     const folder = { dataset, path: src.path, ...(src.adapter ? { adapter: src.adapter } : {}) };
-    const o = await openFolderTeacher(folder);
-    o.model?.dispose();
-    return { kind: "folder", ...folder, fingerprint: o.fingerprint };
+    const { fingerprint } = await resolveTeacher(cakeFolderTeacher(folder), CAKE_TEACHER);
+    return { kind: "folder", ...folder, fingerprint };
   }
   return {
     kind: "recipe",

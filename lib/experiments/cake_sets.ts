@@ -14,8 +14,7 @@ import { agreement, argmaxRows, type SyntheticSet } from "../cake/types.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
-import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
-import { loadDataset } from "../data/datasets.ts";
+import { openSpecTeacher, type SpecTeacher, type SpecTeacherOptions } from "./open_teacher.ts";
 import type { DatasetName } from "../data/types.ts";
 import type { InputAdapterOptions } from "../teachers/adapters.ts";
 import { allShards, type CakeSpec } from "./cake_spec.ts";
@@ -107,22 +106,19 @@ export function unpackModel(spec: ModelSpec, bytes: Uint8Array): tfl.LayersModel
   return model;
 }
 
-/** A model folder opened for CAKE: `logits+grad` on the model in this process, for `dataset`'s images. */
-export async function openFolderTeacher(
+/** How CAKE opens a teacher folder: `logits+grad` on the model in this process. */
+export const CAKE_TEACHER: SpecTeacherOptions = { need: "logits+grad", method: "CAKE", workers: 0 };
+
+/** A model folder for `dataset`'s images, as {@link openSpecTeacher} opens it. */
+export function cakeFolderTeacher(
   src: { path: string; adapter?: InputAdapterOptions; dataset: DatasetName },
-): Promise<OpenTeacher> {
-  const probe = await loadDataset(src.dataset, "test", { limit: 1 });
-  const folder = {
+): SpecTeacher {
+  const teacher = {
     kind: "folder" as const,
     path: src.path,
     ...(src.adapter ? { adapter: src.adapter } : {}),
   };
-  return await openTeacher(folder, {
-    need: "logits+grad",
-    method: "CAKE",
-    workers: 0,
-    expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
-  });
+  return { teacher, dataset: src.dataset };
 }
 
 /** The info of teacher unit `t`. */
@@ -147,7 +143,7 @@ export async function loadStoredTeacher(store: RunStore, t: number): Promise<tfl
         `teacher ${info.name}: its unit saved no weights; delete ${store.unitDir(key)} and run again`,
       );
     }
-    model = (await openFolderTeacher(src)).model!;
+    model = (await openSpecTeacher(cakeFolderTeacher(src), CAKE_TEACHER)).model!;
   }
   const fp = modelFingerprint(model);
   if (fp !== info.fingerprint) {

@@ -37,8 +37,9 @@ import { trainStudent } from "../cake/student.ts";
 import type { TwoMoonsSettings } from "./cake_settings.ts";
 import {
   bytesOf,
+  CAKE_TEACHER,
+  cakeFolderTeacher,
   loadStoredTeacher,
-  openFolderTeacher,
   packWeights,
   readStoredSet,
   type ShardInfo,
@@ -46,6 +47,7 @@ import {
   teacherInfo,
   unpackModel,
 } from "./cake_sets.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
 
 const specOf = (ctx: UnitContext) => ctx.plan.spec as unknown as CakeSpec;
 const json = (v: unknown) => JSON.stringify(v) + "\n";
@@ -82,15 +84,10 @@ async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
       const t = await getSpecTeacher({ ...s });
       ({ model, spec, cached } = t);
     } else {
-      const o = await openFolderTeacher(s);
+      const o = await openPlannedTeacher(cakeFolderTeacher(s), s.fingerprint, CAKE_TEACHER);
       model = o.model!;
       spec = o.spec;
       cached = true;
-      if (o.fingerprint !== s.fingerprint) {
-        throw new Error(
-          `teacher folder ${s.path} changed since the run was planned (fingerprint); restore it or plan a new run`,
-        );
-      }
     }
     accuracy = await evaluate(model, await evalDataOf(job, job.testLimit));
   }

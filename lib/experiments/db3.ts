@@ -17,8 +17,8 @@ import { importUnits } from "../runner/import.ts";
 import { RunStore } from "../runner/store.ts";
 import type { Scale } from "../scale.ts";
 import { collectDb3, type Db3TableResult } from "./db3_collect.ts";
-import { resolveTeacher } from "./db3_label_units.ts";
-import { db3Plan, type Db3Request, db3Spec } from "./db3_plan.ts";
+import { resolveTeacher } from "./open_teacher.ts";
+import { db3Plan, type Db3Request, db3Spec, db3TeacherAccess } from "./db3_plan.ts";
 import type { Db3Config, Db3Settings } from "./db3_spec.ts";
 import { defaultStoreRoot, type LocalExecutor, runExperiment } from "./run.ts";
 import type { DeepPartial } from "./settings.ts";
@@ -62,8 +62,7 @@ export async function runDb3(opts: Db3RunOptions): Promise<Db3TableResult> {
     }
     return await finish(store, opts.save);
   }
-  const need = spec.methods.includes("kd") ? "probs" : "label";
-  const { fingerprint } = await resolveTeacher(spec, need);
+  const { fingerprint } = await resolveTeacher(spec, db3TeacherAccess(spec));
   const plan = db3Plan(spec, fingerprint);
   const temp = cache === false ? await mkdtemp(`${tmpdir()}/bkd-db3-`) : undefined;
   try {

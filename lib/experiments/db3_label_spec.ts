@@ -17,6 +17,7 @@ import {
   type FolderTeacherSource,
   type HttpTeacherSource,
   parseTeacherSource,
+  TEACHER_TOKEN_ENV,
   type TeacherSource,
 } from "./teacher_source.ts";
 import { hashOf } from "../runner/hash.ts";
@@ -40,9 +41,6 @@ export interface KitTeacher {
  * `BKD_TEACHER_TOKEN`).
  */
 export type Db3LabelTeacher = KitTeacher | FolderTeacherSource | Omit<HttpTeacherSource, "token">;
-
-/** Environment variable holding an HTTP teacher's bearer token for the units. */
-export const TEACHER_TOKEN_ENV = "BKD_TEACHER_TOKEN";
 
 /** The resolved spec of one db3-label run (plain JSON). */
 export interface Db3LabelSpec {

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { initBackend } from "../backend.ts";
 import { boundaryDistances } from "../db3/bd.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { type ClassStreams, type Db3Samples, makeClassStreams } from "../db3/streams.ts";
@@ -12,9 +11,8 @@ import { loadDataset } from "../data/datasets.ts";
 import { stratifiedSubset } from "../data/subsets.ts";
 import type { LabeledData } from "../data/types.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
-import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
-import type { TeacherSource } from "./teacher_source.ts";
-import { type Db3LabelSpec, shardRanges, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
+import { type Db3LabelSpec, shardRanges } from "./db3_label_spec.ts";
 import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
 import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "../runner/journal.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
@@ -63,65 +61,6 @@ export interface Db3LabelResult {
   engine: unknown;
 }
 
-/** Open a spec's teacher (recipe, folder or endpoint; an endpoint's token from the environment). */
-export async function openSpecTeacher(
-  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
-  need: "label" | "probs" = "label",
-  method = "db3-label",
-): Promise<OpenTeacher> {
-  await initBackend();
-  const token = spec.teacher.kind === "http" ? Deno.env.get(TEACHER_TOKEN_ENV) : undefined;
-  const source = (token ? { ...spec.teacher, token } : spec.teacher) as TeacherSource;
-  const probe = await loadDataset(spec.dataset, "test", { limit: 1 });
-  return await openTeacher(source, {
-    need,
-    method,
-    expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
-    engine: spec.engine,
-  });
-}
-
-/** {@link openSpecTeacher}, checked against the fingerprint the run was planned with. */
-export async function loadTeacher(
-  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
-  expected: string,
-  need: "label" | "probs" = "label",
-  method = "db3-label",
-): Promise<OpenTeacher> {
-  const t = await openSpecTeacher(spec, need, method);
-  if (t.fingerprint !== expected) {
-    t.close();
-    throw new Error(
-      `teacher fingerprint ${t.fingerprint.slice(0, 12)} differs from the run's ${
-        expected.slice(0, 12)
-      }: the ` +
-        `teacher changed since the run was planned; restore it (BKD_TEACHER_DIR, the folder, or the endpoint's ` +
-        `model) or start a new run store`,
-    );
-  }
-  return t;
-}
-
-/**
- * The teacher of a spec and its cache identity (`modelFingerprint` for recipe and folder teachers,
- * the endpoint's model identity for HTTP; a recipe teacher is trained and cached on first use), and
- * its test accuracy when the kit trained it (else null).
- */
-export async function resolveTeacher(
-  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
-  need: "label" | "probs" = "label",
-): Promise<{ fingerprint: string; testAcc: number | null }> {
-  const t = await openSpecTeacher(
-    spec,
-    need,
-    need === "probs" ? "DB3 table row kd (standard KD)" : "db3-label",
-  );
-  const out = { fingerprint: t.fingerprint, testAcc: t.meta?.testAcc ?? null };
-  t.close();
-  t.model?.dispose();
-  return out;
-}
-
 /**
  * The images a labeling spec covers (the first `n` training images, or its class-balanced transfer
  * set) and the class streams its candidates come from.
@@ -157,7 +96,7 @@ export function sampleRange(set: LabeledData, start: number, end: number): Db3Sa
 export async function labelShard(ctx: UnitContext, spec: Db3LabelSpec): Promise<UnitOutput> {
   const t0 = performance.now();
   const [start, end] = shardRanges(spec)[ctx.index];
-  const teacher = await loadTeacher(spec, ctx.plan.teacher);
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, { method: "db3-label" });
   const { set, streams } = await labelSamples(spec);
   const samples = sampleRange(set, start, end);
   const journal = `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`;

@@ -17,7 +17,8 @@ import type { DatasetName } from "../data/types.ts";
 import type { Scale } from "../scale.ts";
 import { hashOf } from "../runner/hash.ts";
 import type { LevelPlan, RunPlan } from "../runner/plan.ts";
-import { type Db3LabelSpec, estimateBd, labelLevel, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
+import { type Db3LabelSpec, estimateBd, labelLevel } from "./db3_label_spec.ts";
+import type { SpecTeacherOptions } from "./open_teacher.ts";
 import {
   DB3_TABLE_METHODS,
   type Db3Config,
@@ -27,7 +28,7 @@ import {
   transferSize,
 } from "./db3_spec.ts";
 import type { DeepPartial } from "./settings.ts";
-import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
+import { parseTeacherSource, TEACHER_TOKEN_ENV, type TeacherSource } from "./teacher_source.ts";
 import type { SoftLabelOptions } from "../db3/soft_labels.ts";
 
 /** What {@link db3Spec} needs: the option vocabulary of every notebook plus the teacher and methods. */
@@ -133,6 +134,13 @@ export const DB3_RATES = {
 };
 
 const est = (queries: number, cpuSeconds: number, source: string) => ({ queries, cpuSeconds, source });
+
+/** The access a run's teacher must give: probs when the table has row kd (standard KD), else labels. */
+export function db3TeacherAccess(spec: Db3Spec): SpecTeacherOptions {
+  return spec.methods.includes("kd")
+    ? { need: "probs", method: "DB3 table row kd (standard KD)" }
+    : { need: "label", method: "db3-label" };
+}
 
 /** The plan of a db3 run (see the module doc). */
 export function db3Plan(spec: Db3Spec, teacherFingerprint: string): RunPlan {

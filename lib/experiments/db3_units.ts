@@ -21,15 +21,9 @@ import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { Db3LabelSpec } from "./db3_label_spec.ts";
-import {
-  labelSamples,
-  labelShard,
-  loadTeacher,
-  reduceShards,
-  sampleRange,
-  type ShardResult,
-} from "./db3_label_units.ts";
+import { labelSamples, labelShard, reduceShards, sampleRange, type ShardResult } from "./db3_label_units.ts";
 import { packJson, unpackJson } from "./db3_pack.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
 import { bdLabelSpec, ranges } from "./db3_plan.ts";
 import type { Db3Spec } from "./db3_spec.ts";
 import { studentUnit } from "./db3_student.ts";
@@ -70,7 +64,7 @@ async function journaled(
 async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = specOf(ctx);
   await initBackend();
-  const t = await loadTeacher(spec, ctx.plan.teacher, "label", "DB3");
+  const t = await openPlannedTeacher(spec, ctx.plan.teacher, { method: "DB3" });
   try {
     const s = spec.settings;
     const test = await loadDataset(spec.dataset, "test", s.testLimit ? { limit: s.testLimit } : {});
@@ -161,7 +155,7 @@ async function mbdShard(ctx: UnitContext): Promise<UnitOutput> {
   const spec = specOf(ctx);
   const label = bdLabelSpec(spec);
   const [a, b] = ranges(label.n, spec.settings.chunk.mbd)[ctx.index];
-  const teacher = await loadTeacher(spec, ctx.plan.teacher, "label", "DB3-MBD");
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, { method: "DB3-MBD" });
   const { set, streams } = await labelSamples(label);
   const samples = sampleRange(set, a, b);
   const init = await bdInit(ctx.store, label, a, b, set.numClasses);
@@ -207,7 +201,10 @@ async function sdUnit(ctx: UnitContext): Promise<UnitOutput> {
 async function kdUnit(ctx: UnitContext): Promise<UnitOutput> {
   const t0 = performance.now();
   const spec = specOf(ctx);
-  const teacher = await loadTeacher(spec, ctx.plan.teacher, "probs", "DB3 table row kd (standard KD)");
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, {
+    need: "probs",
+    method: "DB3 table row kd (standard KD)",
+  });
   try {
     const { set } = await labelSamples(bdLabelSpec(spec));
     const n = set.y.length;

@@ -39,8 +39,7 @@ import {
 } from "./db3abl_spec.ts";
 import { buildStressSet } from "./db3abl_stress.ts";
 import { packFiles, readPacked } from "./packed.ts";
-import { TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
-import { openTeacher } from "./open_teacher.ts";
+import { openPlannedTeacher, type SpecTeacher } from "./open_teacher.ts";
 import type { TeacherSource } from "./teacher_source.ts";
 
 /** Family name (`RunPlan.family`) and experiment name of the run records. */
@@ -130,10 +129,9 @@ export function db3AblationPlan(spec: Db3AblationSpec, teacherFingerprint: strin
   };
 }
 
-/** The spec's teacher source with the token from the environment (endpoints). */
-export function specTeacher(spec: Db3AblationSpec): TeacherSource {
-  const token = spec.teacher.kind === "http" ? Deno.env.get(TEACHER_TOKEN_ENV) : undefined;
-  return token ? { ...spec.teacher, token } as TeacherSource : spec.teacher;
+/** The run's teacher as the units and the planner open it (MNIST images, labels only). */
+export function ablationTeacher(spec: Db3AblationSpec): SpecTeacher {
+  return { teacher: spec.teacher, dataset: "mnist" };
 }
 
 const baseOf = (store: RunStore) =>
@@ -157,7 +155,7 @@ async function baseUnit(ctx: UnitContext): Promise<UnitOutput> {
     cacheDir: spec.cache ?? undefined,
     save: false,
     experiment: DB3_ABLATIONS,
-    teacher: specTeacher(spec),
+    teacher: spec.teacher,
   });
   return { files: packFiles(base, "base"), done: { rows: base.rows.length } };
 }
@@ -165,20 +163,9 @@ async function baseUnit(ctx: UnitContext): Promise<UnitOutput> {
 async function stressUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = ctx.plan.spec as unknown as Db3AblationSpec;
   const base = await baseOf(ctx.store);
-  await initBackend();
-  const teacher = await openTeacher(specTeacher(spec), {
+  const teacher = await openPlannedTeacher(ablationTeacher(spec), ctx.plan.teacher, {
     method: "DB3 ablations (stress set)",
-    expect: { inputShape: base.samples.shape.slice(1), numClasses: base.samples.numClasses },
   });
-  if (teacher.fingerprint !== ctx.plan.teacher) {
-    teacher.close();
-    throw new Error(
-      `DB3 ablations: the teacher changed since the run was planned (fingerprint ${
-        teacher.fingerprint.slice(0, 12)
-      }, ` +
-        `planned ${ctx.plan.teacher.slice(0, 12)}); restore it or start a new run store`,
-    );
-  }
   const oracle = journaledOracle(
     await teacher.labelOracle(),
     `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`,

@@ -15,10 +15,9 @@
  *
  * @module
  */
-import { initBackend } from "../backend.ts";
 import { saveRun } from "../results/record.ts";
 import type { Scale } from "../scale.ts";
-import { openTeacher } from "./open_teacher.ts";
+import { resolveTeacher } from "./open_teacher.ts";
 import { recordsOfThisExecution } from "./records.ts";
 import {
   collectQuickstart,
@@ -26,6 +25,7 @@ import {
   type MoonsResult,
   quickstartPlan,
   type QuickstartSpec,
+  quickstartTeacher,
 } from "./quickstart_units.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
 import { type DeepPartial, resolveSettings, settingsNote, type SettingsTable } from "./settings.ts";
@@ -118,11 +118,7 @@ export function quickstartSpec(opts: QuickstartOptions): QuickstartSpec {
 /** Run the quickstart at `scale` (see the module doc). */
 export async function runQuickstart(opts: QuickstartOptions): Promise<QuickstartResult> {
   const spec = quickstartSpec(opts);
-  await initBackend();
-  const t = await openTeacher(spec.teacher, { workers: 0 });
-  const fingerprint = t.fingerprint;
-  t.close();
-  t.model?.dispose();
+  const { fingerprint } = await resolveTeacher(quickstartTeacher(spec), { method: "quickstart" });
   const since = new Date();
   const store = await runExperiment(quickstartPlan(spec, fingerprint), {
     executor: opts.executor,

@@ -25,7 +25,7 @@ import { evaluate, train, type TrainConfig } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
 import { packFiles, readPacked } from "./packed.ts";
 import { classField } from "./fields.ts";
-import { openTeacher } from "./open_teacher.ts";
+import { openPlannedTeacher, type SpecTeacher } from "./open_teacher.ts";
 import type { QuickstartSettings } from "./quickstart.ts";
 import type { TeacherSource } from "./teacher_source.ts";
 
@@ -75,6 +75,11 @@ export interface MnistResult {
   /** Label queries/s through the worker pool (all cores), one big batch, when the unit ran. */
   inferImagesPerSecPool: number;
   fromCache: boolean;
+}
+
+/** The quickstart's teacher as the units and the planner open it (MNIST images). */
+export function quickstartTeacher(spec: QuickstartSpec): SpecTeacher {
+  return { teacher: spec.teacher, dataset: "mnist" };
 }
 
 /** The plan: the two units, independent of each other. */
@@ -198,7 +203,10 @@ async function mnistUnit(ctx: UnitContext): Promise<UnitOutput> {
     config: { model: "db3-lenet5", inferImages: s.inferImages },
   });
   const asked = Date.now();
-  const t = await openTeacher(spec.teacher, { workers: 0 });
+  const t = await openPlannedTeacher(quickstartTeacher(spec), ctx.plan.teacher, {
+    method: "quickstart",
+    workers: 0,
+  });
   try {
     if (!t.model || !t.spec || !t.meta) {
       throw new Error(

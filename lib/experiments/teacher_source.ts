@@ -61,6 +61,12 @@ export interface HttpTeacherSource {
 /** Where an experiment's teacher comes from (see the module doc). */
 export type TeacherSource = RecipeTeacherSource | FolderTeacherSource | HttpTeacherSource;
 
+/**
+ * Environment variable holding an HTTP teacher's bearer token for the units (a spec is written to the
+ * run store, so it never holds the token).
+ */
+export const TEACHER_TOKEN_ENV = "BKD_TEACHER_TOKEN";
+
 /** What a method asks a teacher for. */
 export type TeacherAccess = "label" | "probs" | "logits+grad";
 

@@ -12,7 +12,8 @@ import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import { type MovingSamples, optimiseIteration, seedMix } from "../zeroshot/generate.ts";
 import { initPseudoNoise, type NoiseInitReport } from "../zeroshot/noise_init.ts";
-import { loadZsTeacher, unitOracle } from "./zs_teacher.ts";
+import { unitOracle, ZS_TEACHER } from "./zs_teacher.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
 import { type ZsSpec, zsUnits } from "./zs_spec.ts";
 
 /** What an init unit saves beside `x0.f32`. */
@@ -57,7 +58,7 @@ export async function initUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = ctx.plan.spec as unknown as ZsSpec;
   const { seed, round } = zsUnits(spec).init[ctx.index];
   const g = spec.settings.generate;
-  const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
   const u = await unitOracle(ctx, teacher, spec.settings.perSampleBudget, new Map());
   try {
     const init = await initPseudoNoise(u.oracle, {
@@ -113,7 +114,7 @@ export async function generateUnit(ctx: UnitContext): Promise<UnitOutput> {
   };
   const snaps: Float32Array[][] = kept.map(() => []);
   const dists: Float32Array[][] = Array.from({ length: its }, () => []);
-  const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
   const u = await unitOracle(ctx, teacher, spec.settings.perSampleBudget, new Map());
   const oracle = u.oracle;
   const dim = oracle.inputShape.reduce((p, q) => p * q, 1);

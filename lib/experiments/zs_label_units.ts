@@ -21,7 +21,8 @@ import type { PseudoBatch } from "../zeroshot/pipeline.ts";
 import { describeTeacherSource, type TeacherSource } from "./teacher_source.ts";
 import { bytesOf, f32Of, type Generation, readGeneration } from "./zs_generate_units.ts";
 import { type ZsSpec, zsUnits } from "./zs_spec.ts";
-import { loadZsTeacher, teacherTestAcc, unitOracle } from "./zs_teacher.ts";
+import { teacherTestAcc, unitOracle, ZS_TEACHER } from "./zs_teacher.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
 
 /** The pseudo set of a generation at one kept iteration, as a labelable batch. */
 export function batchAt(gen: Generation, iteration: number): PseudoBatch {
@@ -85,7 +86,7 @@ export async function labelUnit(ctx: UnitContext): Promise<UnitOutput> {
   };
   let distances: Float32Array = new Float32Array(0);
   if (m > 0) {
-    const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+    const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
     const budget = spec.settings.perSampleBudget;
     const u = await unitOracle(ctx, teacher, budget, budgetsAfter(gen, sub.ids, iteration, budget));
     try {
@@ -192,7 +193,7 @@ export async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
       seconds,
     });
   }
-  const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
   try {
     const test = await loadDataset(
       spec.dataset,

@@ -27,12 +27,13 @@ import type { TeacherEngine } from "../native/teacher_predictor.ts";
 import type { Scale } from "../scale.ts";
 import { hashOf } from "../runner/hash.ts";
 import type { LevelPlan, RunPlan, UnitEstimate } from "../runner/plan.ts";
-import { type Db3LabelTeacher, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
+import type { Db3LabelTeacher } from "./db3_label_spec.ts";
 import type { DeepPartial } from "./settings.ts";
 import { type ZsSettings, zsSettings } from "./zs_settings.ts";
 import { zsEstimates } from "./zs_estimate.ts";
-import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
-import { resolveZsTeacher } from "./zs_teacher.ts";
+import { parseTeacherSource, TEACHER_TOKEN_ENV, type TeacherSource } from "./teacher_source.ts";
+import { ZS_TEACHER } from "./zs_teacher.ts";
+import { resolveTeacher } from "./open_teacher.ts";
 
 /** Classes of every dataset the family runs on. */
 const NUM_CLASSES: Record<DatasetName, number> = { mnist: 10, fmnist: 10, cifar10: 10 };
@@ -350,5 +351,5 @@ export async function zsNotebookPlan(
   overrides: ZsNotebookOverrides = {},
 ): Promise<RunPlan> {
   const spec = zsNotebookSpec(notebook, scale, overrides);
-  return zsPlan(spec, (await resolveZsTeacher(spec)).fingerprint);
+  return zsPlan(spec, (await resolveTeacher(spec, ZS_TEACHER)).fingerprint);
 }

@@ -21,7 +21,8 @@ import { generateUnit, initUnit, readGeneration } from "./zs_generate_units.ts";
 import { batchAt, budgetsAfter, labelUnit, readReduced, reduceUnit } from "./zs_label_units.ts";
 import { type ZsSpec, zsUnits } from "./zs_spec.ts";
 import { zsSettingsNote } from "./zs_settings.ts";
-import { loadZsTeacher, unitOracle } from "./zs_teacher.ts";
+import { unitOracle, ZS_TEACHER } from "./zs_teacher.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
 
 /** One main student, as the notebooks' tables show it. */
 export interface ZeroShotStudentRow {
@@ -115,7 +116,7 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
   };
   if (cell.perClass !== null) {
     const b = perClassSubset(batch, cell.perClass);
-    const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+    const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
     const u = await unitOracle(
       ctx,
       teacher,

@@ -1,66 +1,19 @@
 /**
- * The teacher of a zsdb3kd spec: opened with label access only (a kit recipe, a model folder or a label
- * endpoint whose token comes from `BKD_TEACHER_TOKEN`), checked against the fingerprint the run was
- * planned with, and journaled label oracles for the units.
+ * The teacher of a zsdb3kd spec (opened with label access only, {@link ZS_TEACHER}, through
+ * `openPlannedTeacher`) and journaled label oracles for the units.
  *
  * @module
  */
-import { initBackend } from "../backend.ts";
-import { loadDataset } from "../data/datasets.ts";
-import type { DatasetName, LabeledData } from "../data/types.ts";
+import type { LabeledData } from "../data/types.ts";
 import { evaluate } from "../learn/evaluate.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import type { LabelOracle } from "../oracle/oracle.ts";
 import type { UnitContext } from "../runner/family.ts";
 import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "../runner/journal.ts";
-import { type Db3LabelTeacher, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
-import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
-import type { TeacherSource } from "./teacher_source.ts";
-import type { TeacherEngine } from "../native/teacher_predictor.ts";
+import type { OpenTeacher, SpecTeacherOptions } from "./open_teacher.ts";
 
-/** The spec fields the teacher depends on. */
-interface TeacherSpec {
-  dataset: DatasetName;
-  teacher: Db3LabelTeacher;
-  engine: TeacherEngine;
-}
-
-async function openSpecTeacher(spec: TeacherSpec): Promise<OpenTeacher> {
-  await initBackend();
-  const token = spec.teacher.kind === "http" ? Deno.env.get(TEACHER_TOKEN_ENV) : undefined;
-  const source = (token ? { ...spec.teacher, token } : spec.teacher) as TeacherSource;
-  const probe = await loadDataset(spec.dataset, "test", { limit: 1 });
-  return await openTeacher(source, {
-    need: "label",
-    method: "ZSDB3KD",
-    expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
-    engine: spec.engine,
-  });
-}
-
-/** The teacher's cache identity (a recipe teacher is trained and cached on first use). */
-export async function resolveZsTeacher(spec: TeacherSpec): Promise<{ fingerprint: string }> {
-  const t = await openSpecTeacher(spec);
-  const out = { fingerprint: t.fingerprint };
-  t.close();
-  t.model?.dispose();
-  return out;
-}
-
-/** Open the teacher and check it is the one the run was planned with. Close and dispose it after use. */
-export async function loadZsTeacher(spec: TeacherSpec, expected: string): Promise<OpenTeacher> {
-  const t = await openSpecTeacher(spec);
-  if (t.fingerprint !== expected) {
-    t.close();
-    t.model?.dispose();
-    throw new Error(
-      `teacher fingerprint ${t.fingerprint.slice(0, 12)} differs from the run's ${expected.slice(0, 12)}: ` +
-        `the teacher changed since the run was planned; restore it (BKD_TEACHER_DIR, the folder, or the ` +
-        `endpoint's model) or start a new run store`,
-    );
-  }
-  return t;
-}
+/** How the ZSDB3KD units and planner open the spec's teacher (labels only). */
+export const ZS_TEACHER: SpecTeacherOptions = { need: "label", method: "ZSDB3KD" };
 
 /** A unit's oracle: journaled, with per-sample budgets that subtract what earlier attempts paid. */
 export interface UnitOracle {
