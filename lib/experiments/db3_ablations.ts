@@ -27,7 +27,6 @@ import {
   type Db3AblationSpec,
 } from "./db3abl_units.ts";
 import { resolveTeacher } from "./open_teacher.ts";
-import { recordsOfThisExecution } from "./records.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
 import type { DeepPartial } from "./settings.ts";
 import { parseTeacherSource, TEACHER_TOKEN_ENV, type TeacherSource } from "./teacher_source.ts";
@@ -86,10 +85,8 @@ export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3Abla
     spec,
     (await resolveTeacher(ablationTeacher(spec), { method: "DB3 ablations" })).fingerprint,
   );
-  const since = new Date();
   const store = await runExperiment(plan, { executor: opts.executor, store: opts.store });
   const r = await collectDb3Ablations(store);
-  const records = recordsOfThisExecution(r.records, since, store.root);
-  if (opts.save !== false) { for (const rec of records) await saveRun(rec); }
-  return { ...r, records };
+  if (opts.save !== false) { for (const rec of r.records) await saveRun(rec); }
+  return r;
 }

@@ -21,6 +21,7 @@ import type { Db3Settings, Db3Spec, Db3TableMethod } from "./db3_spec.ts";
 import type { Db3CellMetrics } from "./db3_student.ts";
 import { readDb3Reduced, readDb3Teacher } from "./db3_units.ts";
 import { describeTeacherSource, type TeacherSource } from "./teacher_source.ts";
+import { recordsOfThisExecution } from "./records.ts";
 
 /** One table row (students: means over the seeds). */
 export interface Db3Row {
@@ -99,7 +100,7 @@ export async function collectDb3(store: RunStore): Promise<Db3TableResult> {
   const cells: Db3CellMetrics[] = [], records: RunRecord[] = [];
   for (const k of level.keys) {
     cells.push(JSON.parse(await store.readText(k, "metrics.json")));
-    records.push(JSON.parse(await store.readText(k, "record.json")));
+    records.push(...recordsOfThisExecution([JSON.parse(await store.readText(k, "record.json"))], store));
   }
   const meta = teacher.meta as {
     bestTestAcc?: number;

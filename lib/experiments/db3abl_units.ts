@@ -41,6 +41,7 @@ import { buildStressSet } from "./db3abl_stress.ts";
 import { packFiles, readPacked } from "./packed.ts";
 import { openPlannedTeacher, type SpecTeacher } from "./open_teacher.ts";
 import type { TeacherSource } from "./teacher_source.ts";
+import { recordsOfThisExecution } from "./records.ts";
 
 /** Family name (`RunPlan.family`) and experiment name of the run records. */
 export const DB3_ABLATIONS = "db3-ablations";
@@ -313,7 +314,10 @@ function methodRows(base: Db3TableResult, s: Db3AblationConfig): Db3AblationRow[
   return out;
 }
 
-/** Build the result the notebook shows from a finished run store (rows in notebook order). */
+/**
+ * Build the result the notebook shows from a finished run store (rows in notebook order; records as
+ * this execution's).
+ */
 export async function collectDb3Ablations(store: RunStore): Promise<Db3AblationResult> {
   const spec = store.plan.spec as unknown as Db3AblationSpec;
   const base = await baseOf(store);
@@ -329,10 +333,10 @@ export async function collectDb3Ablations(store: RunStore): Promise<Db3AblationR
     rows.push(c.row);
     records.push(c.record);
   }
-  const testN = base.testN;
-  if (!stress) return { settings: spec.settings, base, rows, records, testN };
+  const out = { settings: spec.settings, base, rows, records: recordsOfThisExecution(records, store) };
+  if (!stress) return { ...out, testN: base.testN };
   const { ledger: _ledger, ...st } = stress;
-  return { settings: spec.settings, base, rows, records, testN, stress: st };
+  return { ...out, testN: base.testN, stress: st };
 }
 
 /** The family as the runner sees it. */

@@ -18,7 +18,6 @@
 import { saveRun } from "../results/record.ts";
 import type { Scale } from "../scale.ts";
 import { resolveTeacher } from "./open_teacher.ts";
-import { recordsOfThisExecution } from "./records.ts";
 import {
   collectQuickstart,
   type MnistResult,
@@ -119,13 +118,11 @@ export function quickstartSpec(opts: QuickstartOptions): QuickstartSpec {
 export async function runQuickstart(opts: QuickstartOptions): Promise<QuickstartResult> {
   const spec = quickstartSpec(opts);
   const { fingerprint } = await resolveTeacher(quickstartTeacher(spec), { method: "quickstart" });
-  const since = new Date();
   const store = await runExperiment(quickstartPlan(spec, fingerprint), {
     executor: opts.executor,
     store: opts.store,
   });
   const r = await collectQuickstart(store);
-  const records = recordsOfThisExecution(r.records, since, store.root);
-  if (opts.save !== false) { for (const rec of records) await saveRun(rec); }
-  return { settings: spec.settings, note: settingsNote(QUICKSTART_SETTINGS, opts.scale), ...r, records };
+  if (opts.save !== false) { for (const rec of r.records) await saveRun(rec); }
+  return { settings: spec.settings, note: settingsNote(QUICKSTART_SETTINGS, opts.scale), ...r };
 }

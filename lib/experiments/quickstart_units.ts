@@ -24,6 +24,7 @@ import type { DecisionFieldInput } from "../show/plots.ts";
 import { evaluate, train, type TrainConfig } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
 import { packFiles, readPacked } from "./packed.ts";
+import { recordsOfThisExecution } from "./records.ts";
 import { classField } from "./fields.ts";
 import { openPlannedTeacher, type SpecTeacher } from "./open_teacher.ts";
 import type { QuickstartSettings } from "./quickstart.ts";
@@ -257,7 +258,7 @@ async function mnistUnit(ctx: UnitContext): Promise<UnitOutput> {
   }
 }
 
-/** Read a finished run: both units' results and their records (moons first). */
+/** Read a finished run: both units' results and their records as this execution's (moons first). */
 export async function collectQuickstart(
   store: RunStore,
 ): Promise<{ moons: MoonsResult; mnist: MnistResult; records: RunRecord[] }> {
@@ -271,7 +272,7 @@ export async function collectQuickstart(
     levelOf(store.plan, "mnist").keys[0],
     "mnist",
   );
-  return { moons: m.result, mnist: t.result, records: [m.record, t.record] };
+  return { moons: m.result, mnist: t.result, records: recordsOfThisExecution([m.record, t.record], store) };
 }
 
 /** The family as the runner sees it. */

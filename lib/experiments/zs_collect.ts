@@ -26,6 +26,7 @@ import {
   type ZeroShotSweepRow,
   type ZsCell,
 } from "./zs_student_units.ts";
+import { recordsOfThisExecution } from "./records.ts";
 
 export type { ZeroShotStudentRow, ZeroShotSweepRow };
 
@@ -145,7 +146,7 @@ async function collectSeed(store: RunStore, seed: number, cells: ZsCell[]): Prom
     paperTeacherAcc: paper?.teacherAcc[0].mean ?? null,
     testImages: red.testImages,
     generationSeconds: gen.seconds,
-    records: mine.map((c) => c.record),
+    records: recordsOfThisExecution(mine.map((c) => c.record), store),
   };
 }
 
