@@ -22,7 +22,7 @@ import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { Db3LabelSpec } from "./db3_label_spec.ts";
 import { labelSamples, labelShard, reduceShards, sampleRange, type ShardResult } from "./db3_label_units.ts";
-import { packJson, unpackJson } from "./db3_pack.ts";
+import { packFiles, readPacked } from "./packed.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
 import { bdLabelSpec, ranges } from "./db3_plan.ts";
 import type { Db3Spec } from "./db3_spec.ts";
@@ -181,7 +181,7 @@ async function mbdShard(ctx: UnitContext): Promise<UnitOutput> {
       seconds: (performance.now() - t0) / 1000,
     };
     return {
-      files: { "result.json": packJson(out) + "\n" },
+      files: packFiles(out, "result"),
       done: { samples: b - a, queries: r.ledger.totals.spent, lostQueries: j.lost.totals.spent },
     };
   } finally {
@@ -195,7 +195,7 @@ async function sdUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = specOf(ctx);
   const { set, streams } = await labelSamples(bdLabelSpec(spec));
   const d = await labelDistances(null, set, streams, { method: "sd", sd: spec.settings.sd, progress: false });
-  return { files: { "result.json": packJson(d) + "\n" }, done: { samples: set.y.length, queries: 0 } };
+  return { files: packFiles(d, "result"), done: { samples: set.y.length, queries: 0 } };
 }
 
 async function kdUnit(ctx: UnitContext): Promise<UnitOutput> {
@@ -217,7 +217,7 @@ async function kdUnit(ctx: UnitContext): Promise<UnitOutput> {
     const targets = Float32Array.from(p, (v) => Math.log(Math.max(v, 1e-38)));
     const out = { targets, ledger: po.ledger.snapshot(), seconds: (performance.now() - t0) / 1000 };
     return {
-      files: { "result.json": packJson(out) + "\n" },
+      files: packFiles(out, "result"),
       done: { samples: n, queries: out.ledger.totals.spent },
     };
   } finally {
@@ -258,7 +258,7 @@ async function reduce(store: RunStore): Promise<Db3Reduced> {
     const level = levelOf(store.plan, "mbd");
     const n = label.n, k = bd.numClasses;
     const parts = [];
-    for (const key of level.keys) parts.push(unpackJson<MbdPart>(await store.readText(key, "result.json")));
+    for (const key of level.keys) parts.push(await readPacked<MbdPart>(store, key, "result"));
     const distances = new Float32Array(n * k), queries = new Int32Array(n * k), exhausted = new Uint8Array(n);
     const snapQ = parts[0]?.snapshots.queries ?? [];
     const snaps = snapQ.map(() => new Float32Array(n * k));
@@ -288,11 +288,9 @@ async function reduce(store: RunStore): Promise<Db3Reduced> {
     };
   }
   if (has("sd")) {
-    out.distances.sd = unpackJson<Db3Distances>(
-      await store.readText(levelOf(store.plan, "sd").keys[0], "result.json"),
-    );
+    out.distances.sd = await readPacked<Db3Distances>(store, levelOf(store.plan, "sd").keys[0], "result");
   }
-  if (has("kd")) out.kd = unpackJson(await store.readText(levelOf(store.plan, "kd").keys[0], "result.json"));
+  if (has("kd")) out.kd = await readPacked(store, levelOf(store.plan, "kd").keys[0], "result");
   for (const m of ["sd", "bd", "mbd"] as const) {
     const d = out.distances[m];
     if (!d) continue;
@@ -319,12 +317,12 @@ interface MbdPart {
 
 async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
   const r = await reduce(ctx.store);
-  return { files: { "reduce.json": packJson(r) + "\n" }, done: { methods: Object.keys(r.distances) } };
+  return { files: packFiles(r, "reduce"), done: { methods: Object.keys(r.distances) } };
 }
 
 /** The reduce unit's output (the run must have reached it). */
 export async function readDb3Reduced(store: RunStore): Promise<Db3Reduced> {
-  return unpackJson<Db3Reduced>(await store.readText(levelOf(store.plan, "reduce").keys[0], "reduce.json"));
+  return await readPacked<Db3Reduced>(store, levelOf(store.plan, "reduce").keys[0], "reduce");
 }
 
 /** The teacher unit's output. */
