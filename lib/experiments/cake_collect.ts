@@ -12,7 +12,7 @@ import type { RunStore } from "../runner/store.ts";
 import type { CakeCell, CakeSpec } from "./cake_spec.ts";
 import { readStoredSet, type StoredSet, type TeacherInfo, teacherInfo } from "./cake_sets.ts";
 import type { CellMetrics } from "./cake_units.ts";
-import { recordsOfThisExecution } from "./records.ts";
+import { readStudentCell } from "./student_cell.ts";
 
 /** One student cell as stored: its spec entry, metrics, record, set and teacher. */
 export interface CollectedCell {
@@ -51,14 +51,11 @@ export async function collectCells(store: RunStore, opts: CollectOptions = {}): 
     requireDone(store, await store.isDone(keys[i]));
     if (!sets.has(cell.synth)) sets.set(cell.synth, await readStoredSet(store, cell.synth));
     const teacherIndex = spec.syntheses[cell.synth].teacher;
-    const [record] = recordsOfThisExecution(
-      [JSON.parse(await store.readText(keys[i], "record.json"))],
-      store,
-    );
+    const { metrics, record } = await readStudentCell<CellMetrics>(store, keys[i]);
     if (opts.save) await saveRun(record, { dir: opts.resultsDir });
     out.push({
       cell,
-      metrics: JSON.parse(await store.readText(keys[i], "metrics.json")),
+      metrics,
       record,
       set: sets.get(cell.synth)!,
       teacher: await teacherInfo(store, teacherIndex),

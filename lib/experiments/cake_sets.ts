@@ -6,8 +6,7 @@
  * @module
  */
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { buildModel, type ModelSpec } from "../models/registry.ts";
-import { getWeightsFlat, setWeightsFlat } from "../models/io.ts";
+import type { ModelSpec } from "../models/registry.ts";
 import { modelFingerprint } from "../models/fingerprint.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { agreement, argmaxRows, type SyntheticSet } from "../cake/types.ts";
@@ -18,6 +17,7 @@ import { openSpecTeacher, type SpecTeacher, type SpecTeacherOptions } from "./op
 import type { DatasetName } from "../data/types.ts";
 import type { InputAdapterOptions } from "../teachers/adapters.ts";
 import { allShards, type CakeSpec } from "./cake_spec.ts";
+import { unpackModel } from "./student_cell.ts";
 
 /** A teacher unit's `teacher.json`. */
 export interface TeacherInfo {
@@ -72,39 +72,6 @@ export function bytesOf(a: Float32Array | Int32Array): Uint8Array {
 
 const f32 = (b: Uint8Array) => new Float32Array(b.slice().buffer);
 const i32 = (b: Uint8Array) => new Int32Array(b.slice().buffer);
-
-/** A model's weights as one buffer (the order and sizes of `getWeightsFlat`). */
-export function packWeights(model: tfl.LayersModel): Uint8Array {
-  const ws = getWeightsFlat(model);
-  const all = new Float32Array(ws.reduce((a, w) => a + w.length, 0));
-  let off = 0;
-  for (const w of ws) {
-    all.set(w, off);
-    off += w.length;
-  }
-  return bytesOf(all);
-}
-
-/** Rebuild a kit model from its spec and {@link packWeights} bytes. */
-export function unpackModel(spec: ModelSpec, bytes: Uint8Array): tfl.LayersModel {
-  const model = buildModel(spec, 0);
-  const all = f32(bytes);
-  let off = 0;
-  const ws = model.weights.map((v) => {
-    const size = (v.shape as number[]).reduce((a, b) => a * b, 1);
-    const w = all.subarray(off, off + size);
-    off += size;
-    return w;
-  });
-  if (off !== all.length) {
-    model.dispose();
-    throw new Error(
-      `stored weights hold ${all.length} values, the ${spec.name} model needs ${off}: the run store is damaged; delete the unit's folder to redo it`,
-    );
-  }
-  setWeightsFlat(model, ws);
-  return model;
-}
 
 /** How CAKE opens a teacher folder: `logits+grad` on the model in this process. */
 export const CAKE_TEACHER: SpecTeacherOptions = { need: "logits+grad", method: "CAKE", workers: 0 };

@@ -40,13 +40,12 @@ import {
   CAKE_TEACHER,
   cakeFolderTeacher,
   loadStoredTeacher,
-  packWeights,
   readStoredSet,
   type ShardInfo,
   type TeacherInfo,
   teacherInfo,
-  unpackModel,
 } from "./cake_sets.ts";
+import { packWeights, studentCellFiles, unpackModel } from "./student_cell.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
 
 const specOf = (ctx: UnitContext) => ctx.plan.spec as unknown as CakeSpec;
@@ -265,8 +264,6 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
   });
   const files: Record<string, string | Uint8Array> = {};
   if (cell.grid) files["field.f32"] = bytesOf(Float32Array.from(classField(st.model, cell.grid).values));
-  files["weights.bin"] = packWeights(st.model);
-  st.model.dispose();
   const radius: Record<string, number> = set.shape.length === 2 && set.shape[1] === 2
     ? { meanRadius: meanRadius(set.x) }
     : {};
@@ -293,8 +290,8 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
     trainSeconds: st.trainSeconds,
     imagesPerSec: st.imagesPerSec,
   };
-  files["metrics.json"] = json(metrics);
-  files["record.json"] = JSON.stringify(record, null, 2) + "\n";
+  Object.assign(files, studentCellFiles({ model: st.model, spec: mspec, metrics, record }));
+  st.model.dispose();
   return { files, done: { accuracy: st.accuracy } };
 }
 

@@ -7,10 +7,8 @@
  *
  * @module
  */
-import type * as tfl from "@tensorflow/tfjs-layers";
 import { loadDataset } from "../data/datasets.ts";
 import type { LabeledData } from "../data/types.ts";
-import { getWeightsFlat } from "../models/io.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { tableARow } from "../results/paper.ts";
@@ -23,6 +21,7 @@ import { type ZsSpec, zsUnits } from "./zs_spec.ts";
 import { zsSettingsNote } from "./zs_settings.ts";
 import { unitOracle, ZS_TEACHER } from "./zs_teacher.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
+import { modelFiles } from "./student_cell.ts";
 
 /** One main student, as the notebooks' tables show it. */
 export interface ZeroShotStudentRow {
@@ -83,18 +82,6 @@ export function generationQueriesAt(initQueries: number, perIteration: number[])
   return out;
 }
 
-function weightsFiles(model: tfl.LayersModel, spec: ModelSpec) {
-  const ws = getWeightsFlat(model);
-  const bytes = new Uint8Array(ws.reduce((s, w) => s + w.byteLength, 0));
-  let off = 0;
-  for (const w of ws) {
-    bytes.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), off);
-    off += w.byteLength;
-  }
-  const json = JSON.stringify({ spec, weights: ws.map((w) => w.length) }) + "\n";
-  return { "weights.bin": bytes, "model.json": json };
-}
-
 async function testSplit(spec: ZsSpec): Promise<LabeledData> {
   const limit = spec.settings.testLimit;
   return await loadDataset(spec.dataset, "test", limit ? { limit } : {});
@@ -135,7 +122,7 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
       keep: lab.soft.keep,
       label: `student ${cell.perClass}/class, iteration ${it} (seed ${seed})`,
     });
-    const files = weightsFiles(st.model, modelSpec);
+    const files = modelFiles(st.model, modelSpec);
     st.model.dispose();
     const ledger = u.oracle.ledger.snapshot();
     const out: ZsCell = {
@@ -177,7 +164,7 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
     keep: Int32Array.from(label.keep),
     label: `student on iteration ${it} (seed ${seed})`,
   });
-  const files = weightsFiles(st.model, modelSpec);
+  const files = modelFiles(st.model, modelSpec);
   st.model.dispose();
   const row: ZeroShotStudentRow = {
     variant: it === 0 ? "noise" : "zsdb3kd",
