@@ -30,6 +30,36 @@ export interface RunExperimentOptions {
   onUnit?: (r: UnitReport) => void;
 }
 
+/**
+ * The `cache` option of the runners: a run store folder (kept; a rerun resumes it), true (the plan's
+ * store under `data/runs/`, whose finished units are reused) or false (a temporary store).
+ */
+export type CacheOption = boolean | string;
+
+/**
+ * {@link runExperiment} in the store `opts.cache` names, then `collect` from it; a temporary store
+ * (cache false) is removed once collected. `prepare` sees a kept store before its units run (e.g. to
+ * import finished units from the stores beside it).
+ */
+export async function runAndCollect<T>(
+  plan: RunPlan,
+  opts: Omit<RunExperimentOptions, "store"> & {
+    cache?: CacheOption;
+    prepare?: (store: RunStore) => Promise<void>;
+  },
+  collect: (store: RunStore) => Promise<T>,
+): Promise<T> {
+  const { cache, prepare, ...run } = opts;
+  const temp = cache === false ? await Deno.makeTempDir({ prefix: `bkd-${plan.family}-` }) : undefined;
+  try {
+    const root = temp ? `${temp}/run` : typeof cache === "string" ? resolve(cache) : defaultStoreRoot(plan);
+    if (!temp && prepare) await prepare(await RunStore.create(root, plan));
+    return await collect(await runExperiment(plan, { ...run, store: root }));
+  } finally {
+    if (temp) await Deno.remove(temp, { recursive: true });
+  }
+}
+
 /** `data/runs/<family>-<first 16 hex of the plan's hash>` in the repository. */
 export function defaultStoreRoot(plan: RunPlan): string {
   return resolve(repoRoot(), "data", "runs", `${plan.family}-${hashOf(plan).slice(0, 16)}`);

@@ -10,7 +10,7 @@ import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import type { UnitContext, UnitOutput } from "../runner/family.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
-import { type MovingSamples, optimiseIteration, seedMix } from "../zeroshot/generate.ts";
+import { type MovingSamples, optimiseIteration, type PseudoSet, seedMix } from "../zeroshot/generate.ts";
 import { initPseudoNoise, type NoiseInitReport } from "../zeroshot/noise_init.ts";
 import { unitOracle, ZS_TEACHER } from "./zs_teacher.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
@@ -185,19 +185,20 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-/** A seed's generation, put back together in id order. */
-export interface Generation {
-  imageShape: number[];
-  numClasses: number;
-  y: Int32Array;
-  ids: Int32Array;
-  round: Int32Array;
-  origin: string[];
-  /** X at each kept iteration (0 first). */
-  snapshots: { iteration: number; x: Float32Array }[];
-  /** g per iteration (index 0 = iteration 1), measured before that iteration's step. */
-  distances: Float32Array[];
-  searchQueries: Int32Array;
+/** A seed's generation, put back together in id order (the fields of a {@link PseudoSet} it shares). */
+export interface Generation extends
+  Pick<
+    PseudoSet,
+    | "imageShape"
+    | "numClasses"
+    | "y"
+    | "ids"
+    | "round"
+    | "origin"
+    | "snapshots"
+    | "distances"
+    | "searchQueries"
+  > {
   /** Per iteration: label queries, samples moved, sum of their steps. */
   queries: number[];
   moved: number[];
