@@ -50,14 +50,19 @@ export async function runAndCollect<T>(
   collect: (store: RunStore) => Promise<T>,
 ): Promise<T> {
   const { cache, prepare, ...run } = opts;
-  const temp = cache === false ? await Deno.makeTempDir({ prefix: `bkd-${plan.family}-` }) : undefined;
+  const root = await storeRootOf(plan, cache);
   try {
-    const root = temp ? `${temp}/run` : typeof cache === "string" ? resolve(cache) : defaultStoreRoot(plan);
-    if (!temp && prepare) await prepare(await RunStore.create(root, plan));
+    if (cache !== false && prepare) await prepare(await RunStore.create(root, plan));
     return await collect(await runExperiment(plan, { ...run, store: root }));
   } finally {
-    if (temp) await Deno.remove(temp, { recursive: true });
+    if (cache === false) await Deno.remove(root, { recursive: true });
   }
+}
+
+/** The run store folder `cache` names for `plan` (false: a new temporary folder, left to the caller). */
+export async function storeRootOf(plan: RunPlan, cache: CacheOption = true): Promise<string> {
+  if (cache === false) return await Deno.makeTempDir({ prefix: `bkd-${plan.family}-` });
+  return typeof cache === "string" ? resolve(cache) : defaultStoreRoot(plan);
 }
 
 /** `data/runs/<family>-<first 16 hex of the plan's hash>` in the repository. */
