@@ -29,7 +29,7 @@ import {
 import { resolveTeacher } from "./open_teacher.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
 import type { DeepPartial } from "./settings.ts";
-import { parseTeacherSource, TEACHER_TOKEN_ENV, type TeacherSource } from "./teacher_source.ts";
+import { parseTeacherSource, type TeacherSource, tokenlessSource } from "./teacher_source.ts";
 
 /** Options of {@link runDb3Ablations}. */
 export interface Db3AblationOptions {
@@ -61,12 +61,10 @@ export function db3AblationSettings(
 /** The resolved spec of a run (the scale is resolved here, once). */
 export function db3AblationSpec(opts: Db3AblationOptions): Db3AblationSpec {
   const dataset: DatasetName = "mnist";
-  const teacher = parseTeacherSource(opts.teacher, { dataset, scale: opts.scale, seed: opts.seed });
-  if (teacher.kind === "http" && teacher.token !== undefined) {
-    throw new RangeError(
-      `DB3 ablations: the spec is saved in the run store, so it never holds a token; set ${TEACHER_TOKEN_ENV} instead`,
-    );
-  }
+  const teacher = tokenlessSource(
+    parseTeacherSource(opts.teacher, { dataset, scale: opts.scale, seed: opts.seed }),
+    "DB3 ablations",
+  );
   return {
     family: DB3_ABLATIONS,
     scale: opts.scale,

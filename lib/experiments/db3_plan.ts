@@ -28,7 +28,7 @@ import {
   transferSize,
 } from "./db3_spec.ts";
 import type { DeepPartial } from "./settings.ts";
-import { parseTeacherSource, TEACHER_TOKEN_ENV, type TeacherSource } from "./teacher_source.ts";
+import { parseTeacherSource, type TeacherSource, tokenlessSource } from "./teacher_source.ts";
 import type { SoftLabelOptions } from "../db3/soft_labels.ts";
 
 /** What {@link db3Spec} needs: the option vocabulary of every notebook plus the teacher and methods. */
@@ -57,12 +57,10 @@ export function db3Spec(req: Db3Request): Db3Spec {
     throw new RangeError(`db3: seeds must be non-negative integers, at least one; got [${seeds}]`);
   }
   const labelSeed = req.labelSeed ?? seeds[0];
-  const source = parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed: labelSeed });
-  if (source.kind === "http" && source.token !== undefined) {
-    throw new RangeError(
-      `db3: the spec is saved in the run store, so it never holds a token; set ${TEACHER_TOKEN_ENV} instead`,
-    );
-  }
+  const source = tokenlessSource(
+    parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed: labelSeed }),
+    "db3",
+  );
   const teacher = source.kind === "recipe"
     ? {
       kind: "recipe" as const,

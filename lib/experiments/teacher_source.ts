@@ -67,6 +67,17 @@ export type TeacherSource = RecipeTeacherSource | FolderTeacherSource | HttpTeac
  */
 export const TEACHER_TOKEN_ENV = "BKD_TEACHER_TOKEN";
 
+/** `s` for a run spec (saved in the run store): an endpoint holding a token is refused, naming `family`. */
+export function tokenlessSource<T extends TeacherSource | undefined>(s: T, family: string): T {
+  if (s?.kind === "http" && s.token !== undefined) {
+    throw new RangeError(
+      `${family}: the spec is saved in the run store, so it never holds a token; ` +
+        `set ${TEACHER_TOKEN_ENV} for the units instead`,
+    );
+  }
+  return s;
+}
+
 /** What a method asks a teacher for. */
 export type TeacherAccess = "label" | "probs" | "logits+grad";
 

@@ -31,7 +31,7 @@ import type { Db3LabelTeacher } from "./db3_label_spec.ts";
 import type { DeepPartial } from "./settings.ts";
 import { type ZsSettings, zsSettings } from "./zs_settings.ts";
 import { zsEstimates } from "./zs_estimate.ts";
-import { parseTeacherSource, TEACHER_TOKEN_ENV, type TeacherSource } from "./teacher_source.ts";
+import { parseTeacherSource, type TeacherSource, tokenlessSource } from "./teacher_source.ts";
 import { ZS_TEACHER } from "./zs_teacher.ts";
 import { resolveTeacher } from "./open_teacher.ts";
 
@@ -82,12 +82,10 @@ export function zsSpec(req: ZsRequest): ZsSpec {
   if (seeds.length === 0 || new Set(seeds).size !== seeds.length) {
     throw new RangeError(`zsdb3kd: seeds must be distinct and at least one, got [${seeds}]`);
   }
-  const given = parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed: 1 });
-  if (given.kind === "http" && given.token !== undefined) {
-    throw new RangeError(
-      `zsdb3kd: the spec is saved in the run store, so it never holds a token; set ${TEACHER_TOKEN_ENV} instead`,
-    );
-  }
+  const given = tokenlessSource(
+    parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed: 1 }),
+    "zsdb3kd",
+  );
   const teacher: Db3LabelTeacher = given.kind !== "recipe" ? given : {
     kind: "recipe",
     dataset: given.dataset,
