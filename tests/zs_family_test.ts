@@ -13,8 +13,7 @@ import { collectZeroShot, type ZeroShotSeedsResult } from "../lib/experiments/zs
 import { readGeneration } from "../lib/experiments/zs_generate_units.ts";
 import { readReduced } from "../lib/experiments/zs_label_units.ts";
 import { ZS_SETTINGS, zsSettings } from "../lib/experiments/zs_settings.ts";
-import { zsNotebookSpec, zsPlan, zsSpec } from "../lib/experiments/zs_spec.ts";
-import { ZS_TEACHER } from "../lib/experiments/zs_teacher.ts";
+import { ZS_TEACHER, zsNotebookSpec, zsPlan, zsSpec } from "../lib/experiments/zs_spec.ts";
 import { openPlannedTeacher, resolveTeacher } from "../lib/experiments/open_teacher.ts";
 import { Ledger } from "../lib/oracle/ledger.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";

@@ -10,11 +10,11 @@ import { type ClassStreams, type Db3Samples, makeClassStreams } from "../db3/str
 import { loadDataset } from "../data/datasets.ts";
 import { stratifiedSubset } from "../data/subsets.ts";
 import type { LabeledData } from "../data/types.ts";
-import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
+import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
 import { type Db3LabelSpec, shardRanges } from "./db3_label_spec.ts";
 import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
-import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "../runner/journal.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
@@ -99,16 +99,8 @@ export async function labelShard(ctx: UnitContext, spec: Db3LabelSpec): Promise<
   const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, { method: "db3-label" });
   const { set, streams } = await labelSamples(spec);
   const samples = sampleRange(set, start, end);
-  const journal = `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`;
-  const lost = await ledgerFromJournals(await otherJournals(ctx.workDir, journal));
-  const ledger = new Ledger({ perSample: spec.budgetPerSample ?? undefined });
-  if (spec.budgetPerSample !== null) {
-    // Queries a dead attempt paid count against the sample's budget.
-    for (const [id, e] of Object.entries(lost.bySample)) {
-      ledger.setSampleBudget(Number(id), Math.max(0, spec.budgetPerSample - e.spent));
-    }
-  }
-  const oracle = journaledOracle(await teacher.labelOracle(ledger), journal);
+  // Queries a dead attempt paid count against the sample's budget.
+  const { oracle, lost } = await unitOracle(ctx, teacher, spec.budgetPerSample);
   try {
     const r = await boundaryDistances(oracle, samples, streams, { ...spec.bd });
     const result: ShardResult = {

@@ -16,7 +16,6 @@ import { type SoftLabels, softLabelsFromDistances } from "../db3/soft_labels.ts"
 import { loadDataset } from "../data/datasets.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
-import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "../runner/journal.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
@@ -24,6 +23,7 @@ import type { Db3LabelSpec } from "./db3_label_spec.ts";
 import { labelSamples, labelShard, reduceShards, sampleRange, type ShardResult } from "./db3_label_units.ts";
 import { packFiles, readPacked } from "./packed.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
 import { bdLabelSpec, ranges } from "./db3_plan.ts";
 import type { Db3Spec } from "./db3_spec.ts";
 import { studentUnit } from "./db3_student.ts";
@@ -50,17 +50,6 @@ export interface Db3Reduced {
 
 const specOf = (ctx: { plan: { spec: unknown } }) => ctx.plan.spec as Db3Spec;
 
-/** A journaled label oracle for a unit (its killed attempts' queries replayed into `lost`). */
-async function journaled(
-  ctx: UnitContext,
-  open: (l: Ledger) => Promise<import("../oracle/oracle.ts").LabelOracle>,
-) {
-  const journal = `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`;
-  const lost = await ledgerFromJournals(await otherJournals(ctx.workDir, journal));
-  const oracle = journaledOracle(await open(new Ledger()), journal);
-  return { oracle, lost };
-}
-
 async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = specOf(ctx);
   await initBackend();
@@ -71,7 +60,7 @@ async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
     let testAcc: number, ledger: LedgerSnapshot | null = null, lost: LedgerSnapshot | null = null;
     if (t.meta) testAcc = t.meta.testAcc;
     else {
-      const j = await journaled(ctx, (l) => t.labelOracle(l));
+      const j = await unitOracle(ctx, t);
       try {
         const n = test.y.length;
         const { labels } = await j.oracle.labels(test.x, n, { phase: "teacher.test" });
@@ -159,7 +148,7 @@ async function mbdShard(ctx: UnitContext): Promise<UnitOutput> {
   const { set, streams } = await labelSamples(label);
   const samples = sampleRange(set, a, b);
   const init = await bdInit(ctx.store, label, a, b, set.numClasses);
-  const j = await journaled(ctx, (l) => teacher.labelOracle(l));
+  const j = await unitOracle(ctx, teacher);
   try {
     const r = await minimalBoundaryDistances(j.oracle, samples, streams, {
       ...spec.settings.mbd,

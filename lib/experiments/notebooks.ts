@@ -19,8 +19,7 @@ import { quickstartPlan, quickstartTeacher } from "./quickstart_units.ts";
 import type { QuickstartSettings } from "./quickstart.ts";
 import type { DeepPartial } from "./settings.ts";
 import type { ZsSettings } from "./zs_settings.ts";
-import { zsNotebookSpec, zsPlan } from "./zs_spec.ts";
-import { ZS_TEACHER } from "./zs_teacher.ts";
+import { ZS_TEACHER, zsNotebookSpec, zsPlan } from "./zs_spec.ts";
 import { db3Plan, db3Spec, db3TeacherAccess } from "./db3_plan.ts";
 import type { Db3TableMethod } from "./db3_spec.ts";
 

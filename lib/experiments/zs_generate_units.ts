@@ -12,9 +12,9 @@ import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import { type MovingSamples, optimiseIteration, type PseudoSet, seedMix } from "../zeroshot/generate.ts";
 import { initPseudoNoise, type NoiseInitReport } from "../zeroshot/noise_init.ts";
-import { unitOracle, ZS_TEACHER } from "./zs_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
-import { type ZsSpec, zsUnits } from "./zs_spec.ts";
+import { ZS_TEACHER, type ZsSpec, zsUnits } from "./zs_spec.ts";
 
 /** What an init unit saves beside `x0.f32`. */
 interface InitResult {

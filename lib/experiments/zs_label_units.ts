@@ -9,6 +9,8 @@
  * @module
  */
 import { loadDataset } from "../data/datasets.ts";
+import type { LabeledData } from "../data/types.ts";
+import { evaluate } from "../learn/evaluate.ts";
 import { labelDistances } from "../db3/label_run.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { makeClassStreams } from "../db3/streams.ts";
@@ -20,9 +22,9 @@ import type { RunStore } from "../runner/store.ts";
 import type { PseudoBatch } from "../zeroshot/pipeline.ts";
 import { describeTeacherSource, type TeacherSource } from "./teacher_source.ts";
 import { bytesOf, f32Of, type Generation, readGeneration } from "./zs_generate_units.ts";
-import { type ZsSpec, zsUnits } from "./zs_spec.ts";
-import { teacherTestAcc, unitOracle, ZS_TEACHER } from "./zs_teacher.ts";
-import { openPlannedTeacher } from "./open_teacher.ts";
+import { ZS_TEACHER, type ZsSpec, zsUnits } from "./zs_spec.ts";
+import { unitOracle } from "./unit_oracle.ts";
+import { openPlannedTeacher, type OpenTeacher } from "./open_teacher.ts";
 
 /** The pseudo set of a generation at one kept iteration, as a labelable batch. */
 export function batchAt(gen: Generation, iteration: number): PseudoBatch {
@@ -236,4 +238,13 @@ export async function readReduced(
   const z = new Map<number, Float32Array>();
   for (const l of r.labels) z.set(l.iteration, f32Of(await store.readBytes(key, `z-it${l.iteration}.f32`)));
   return { ...r, z };
+}
+
+/** The teacher's test accuracy: its recipe metadata, its model, else its labels (an endpoint). */
+async function teacherTestAcc(t: OpenTeacher, test: LabeledData): Promise<number> {
+  if (t.meta) return t.meta.testAcc;
+  if (t.model) return await evaluate(t.model, test);
+  const n = test.y.length;
+  const { labels } = await (await t.labelOracle()).labels(test.x, n, { phase: "teacher.test" });
+  return labels.reduce((s, v, i) => s + (v === test.y[i] ? 1 : 0), 0) / n;
 }

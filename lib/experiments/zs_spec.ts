@@ -32,8 +32,10 @@ import type { DeepPartial } from "./settings.ts";
 import { type ZsSettings, zsSettings } from "./zs_settings.ts";
 import { zsEstimates } from "./zs_estimate.ts";
 import { parseTeacherSource, type TeacherSource, tokenlessSource } from "./teacher_source.ts";
-import { ZS_TEACHER } from "./zs_teacher.ts";
-import { resolveTeacher } from "./open_teacher.ts";
+import { resolveTeacher, type SpecTeacherOptions } from "./open_teacher.ts";
+
+/** How the ZSDB3KD units and planner open the spec's teacher (labels only). */
+export const ZS_TEACHER: SpecTeacherOptions = { need: "label", method: "ZSDB3KD" };
 
 /** Classes of every dataset the family runs on. */
 const NUM_CLASSES: Record<DatasetName, number> = { mnist: 10, fmnist: 10, cifar10: 10 };

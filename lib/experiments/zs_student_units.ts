@@ -17,9 +17,9 @@ import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
 import { labelPseudoSamples, type PseudoBatch, trainZeroShotStudent } from "../zeroshot/pipeline.ts";
 import { generateUnit, initUnit, readGeneration } from "./zs_generate_units.ts";
 import { batchAt, budgetsAfter, labelUnit, readReduced, reduceUnit } from "./zs_label_units.ts";
-import { type ZsSpec, zsUnits } from "./zs_spec.ts";
+import { ZS_TEACHER, type ZsSpec, zsUnits } from "./zs_spec.ts";
 import { zsSettingsNote } from "./zs_settings.ts";
-import { unitOracle, ZS_TEACHER } from "./zs_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
 import { modelFiles } from "./student_cell.ts";
 
