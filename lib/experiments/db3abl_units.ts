@@ -21,7 +21,6 @@ import { startRun } from "../results/record.ts";
 import type { RunRecord } from "../results/record.ts";
 import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
 import { hashOf } from "../runner/hash.ts";
-import { JOURNAL_PREFIX, journaledOracle } from "../runner/journal.ts";
 import { levelOf, type RunPlan } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { Scale } from "../scale.ts";
@@ -40,6 +39,7 @@ import {
 import { buildStressSet } from "./db3abl_stress.ts";
 import { packFiles, readPacked } from "./packed.ts";
 import { openPlannedTeacher, type SpecTeacher } from "./open_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
 import type { TeacherSource } from "./teacher_source.ts";
 import { recordsOfThisExecution } from "./records.ts";
 
@@ -167,10 +167,7 @@ async function stressUnit(ctx: UnitContext): Promise<UnitOutput> {
   const teacher = await openPlannedTeacher(ablationTeacher(spec), ctx.plan.teacher, {
     method: "DB3 ablations (stress set)",
   });
-  const oracle = journaledOracle(
-    await teacher.labelOracle(),
-    `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`,
-  );
+  const { oracle } = await unitOracle(ctx, teacher);
   try {
     const st = await buildStressSet(base, spec.settings, spec.seed, oracle);
     const ledger = oracle.ledger.snapshot();
