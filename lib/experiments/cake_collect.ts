@@ -13,6 +13,7 @@ import type { CakeCell, CakeSpec } from "./cake_spec.ts";
 import { readStoredSet, type StoredSet, type TeacherInfo, teacherInfo } from "./cake_sets.ts";
 import type { CellMetrics } from "./cake_units.ts";
 import { readStudentCell } from "./student_cell.ts";
+import { f32Of } from "./packed.ts";
 
 /** One student cell as stored: its spec entry, metrics, record, set and teacher. */
 export interface CollectedCell {
@@ -33,8 +34,6 @@ export interface CollectOptions {
   /** Where records go (default results/runs, or results/smoke/runs at smoke). */
   resultsDir?: string;
 }
-
-const f32 = (b: Uint8Array) => new Float32Array(b.slice().buffer);
 
 function requireDone(store: RunStore, done: boolean) {
   if (!done) throw new Error(`run ${store.root} is not finished: run it first (runExperiment), then read it`);
@@ -60,7 +59,7 @@ export async function collectCells(store: RunStore, opts: CollectOptions = {}): 
       set: sets.get(cell.synth)!,
       teacher: await teacherInfo(store, teacherIndex),
       teacherIndex,
-      ...(cell.grid ? { field: f32(await store.readBytes(keys[i], "field.f32")) } : {}),
+      ...(cell.grid ? { field: f32Of(await store.readBytes(keys[i], "field.f32")) } : {}),
     });
   }
   return out;

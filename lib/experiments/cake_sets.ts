@@ -18,6 +18,7 @@ import type { DatasetName } from "../data/types.ts";
 import type { InputAdapterOptions } from "../teachers/adapters.ts";
 import { allShards, type CakeSpec } from "./cake_spec.ts";
 import { unpackModel } from "./student_cell.ts";
+import { f32Of, i32Of } from "./packed.ts";
 
 /** A teacher unit's `teacher.json`. */
 export interface TeacherInfo {
@@ -64,14 +65,6 @@ export interface StoredSet extends SyntheticSet {
   paid: LedgerSnapshot;
   stats: { seconds: number; sampleStepsPerSec: number; hitRate: number; shards: number };
 }
-
-/** Bytes of a typed array (no copy). */
-export function bytesOf(a: Float32Array | Int32Array): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-const f32 = (b: Uint8Array) => new Float32Array(b.slice().buffer);
-const i32 = (b: Uint8Array) => new Int32Array(b.slice().buffer);
 
 /** How CAKE opens a teacher folder: `logits+grad` on the model in this process. */
 export const CAKE_TEACHER: SpecTeacherOptions = { need: "logits+grad", method: "CAKE", workers: 0 };
@@ -134,9 +127,9 @@ export async function readStoredSet(store: RunStore, j: number): Promise<StoredS
   for (const i of idx) {
     const key = level.keys[i];
     infos.push(JSON.parse(await store.readText(key, "shard.json")));
-    xs.push(f32(await store.readBytes(key, "x.f32")));
-    zs.push(f32(await store.readBytes(key, "logits.f32")));
-    ts.push(i32(await store.readBytes(key, "target.i32")));
+    xs.push(f32Of(await store.readBytes(key, "x.f32")));
+    zs.push(f32Of(await store.readBytes(key, "logits.f32")));
+    ts.push(i32Of(await store.readBytes(key, "target.i32")));
   }
   const n = infos.reduce((a, s) => a + s.n, 0);
   const { dim, numClasses: k, inputShape } = infos[0];

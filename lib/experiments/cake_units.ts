@@ -36,7 +36,6 @@ import { train } from "../train/trainer.ts";
 import { trainStudent } from "../cake/student.ts";
 import type { TwoMoonsSettings } from "./cake_settings.ts";
 import {
-  bytesOf,
   CAKE_TEACHER,
   cakeFolderTeacher,
   loadStoredTeacher,
@@ -47,6 +46,7 @@ import {
 } from "./cake_sets.ts";
 import { packWeights, studentCellFiles, unpackModel } from "./student_cell.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
+import { bytesOf } from "./packed.ts";
 
 const specOf = (ctx: UnitContext) => ctx.plan.spec as unknown as CakeSpec;
 const json = (v: unknown) => JSON.stringify(v) + "\n";

@@ -18,6 +18,7 @@ import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
+import { bytesOf, f32Of } from "./packed.ts";
 
 /** What a labeling shard saves beside `distances.f32`. */
 export interface ShardResult {
@@ -120,7 +121,7 @@ export async function labelShard(ctx: UnitContext, spec: Db3LabelSpec): Promise<
     const d = r.distances;
     return {
       files: {
-        "distances.f32": new Uint8Array(d.buffer, d.byteOffset, d.byteLength),
+        "distances.f32": bytesOf(d),
         "result.json": JSON.stringify(result) + "\n",
       },
       done: { samples: end - start, queries: r.ledger.totals.spent, lostQueries: lost.totals.spent },
@@ -130,10 +131,6 @@ export async function labelShard(ctx: UnitContext, spec: Db3LabelSpec): Promise<
     teacher.close();
     teacher.model?.dispose();
   }
-}
-
-function f32(bytes: Uint8Array): Float32Array {
-  return new Float32Array(bytes.slice().buffer);
 }
 
 /**
@@ -150,7 +147,7 @@ export async function reduceShards(
   const parts: Float32Array[] = [];
   for (const key of level.keys) {
     shards.push(JSON.parse(await store.readText(key, "result.json")) as ShardResult);
-    parts.push(f32(await store.readBytes(key, "distances.f32")));
+    parts.push(f32Of(await store.readBytes(key, "distances.f32")));
   }
   const k = parts.length > 0 ? parts[0].length / (shards[0].end - shards[0].start) : 0;
   const distances = new Float32Array(spec.n * k);
@@ -217,8 +214,8 @@ export async function readDb3LabelResult(store: RunStore): Promise<Db3LabelResul
     ...s,
     y: Int32Array.from(s.y),
     teacherLabels: Int32Array.from(s.teacherLabels),
-    distances: f32(await store.readBytes(key, "distances.f32")),
-    z: f32(await store.readBytes(key, "z.f32")),
+    distances: f32Of(await store.readBytes(key, "distances.f32")),
+    z: f32Of(await store.readBytes(key, "z.f32")),
   };
 }
 

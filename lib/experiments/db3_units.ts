@@ -21,7 +21,7 @@ import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { Db3LabelSpec } from "./db3_label_spec.ts";
 import { labelSamples, labelShard, reduceShards, sampleRange, type ShardResult } from "./db3_label_units.ts";
-import { packFiles, readPacked } from "./packed.ts";
+import { f32Of, packFiles, readPacked } from "./packed.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
 import { unitOracle } from "./unit_oracle.ts";
 import { bdLabelSpec, ranges } from "./db3_plan.ts";
@@ -124,7 +124,7 @@ async function bdInit(
     const key = level.keys[i];
     const r = JSON.parse(await store.readText(key, "result.json")) as ShardResult;
     if (!r.bestCandidate) return null;
-    const d = new Float32Array((await store.readBytes(key, "distances.f32")).slice().buffer);
+    const d = f32Of(await store.readBytes(key, "distances.f32"));
     for (let g = Math.max(s, a); g < Math.min(e, b); g++) {
       const i0 = g - s, j = g - a;
       init.y[j] = r.y[i0];

@@ -10,6 +10,17 @@
  */
 import type { RunStore } from "../runner/store.ts";
 
+/** The bytes of a typed array (no copy). */
+export function bytesOf(a: Float32Array | Int32Array | Uint8Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Stored bytes as a Float32Array (a copy: aligned, and independent of the buffer read). */
+export const f32Of = (b: Uint8Array): Float32Array => new Float32Array(b.slice().buffer);
+
+/** Stored bytes as an Int32Array (a copy). */
+export const i32Of = (b: Uint8Array): Int32Array => new Int32Array(b.slice().buffer);
+
 /** A packed value: `json` (the text of `<name>.json`) and the binary files it refers to. */
 export interface Packed {
   json: string;

@@ -15,6 +15,7 @@ import { initPseudoNoise, type NoiseInitReport } from "../zeroshot/noise_init.ts
 import { unitOracle } from "./unit_oracle.ts";
 import { openPlannedTeacher } from "./open_teacher.ts";
 import { ZS_TEACHER, type ZsSpec, zsUnits } from "./zs_spec.ts";
+import { bytesOf, f32Of } from "./packed.ts";
 
 /** What an init unit saves beside `x0.f32`. */
 interface InitResult {
@@ -43,9 +44,6 @@ interface GenResult {
   lost: LedgerSnapshot;
   seconds: number;
 }
-
-export const bytesOf = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-export const f32Of = (b: Uint8Array): Float32Array => new Float32Array(b.slice().buffer);
 
 /** Kept iterations: 0 (the raw accepted noise) and the snapshots within range, ascending. */
 export function keptIterations(spec: ZsSpec): number[] {
