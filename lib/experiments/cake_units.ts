@@ -33,7 +33,7 @@ import type { GeneratorKnobs, SynthKnobs } from "./cake_settings.ts";
 import { allShards, type CakeSpec, type CakeTeacherJob } from "./cake_spec.ts";
 import { getSpecTeacher } from "../train/spec_teachers.ts";
 import { train } from "../train/trainer.ts";
-import { trainStudent } from "../cake/student.ts";
+import { type StudentOutcome, trainStudent } from "../cake/student.ts";
 import type { TwoMoonsSettings } from "./cake_settings.ts";
 import {
   CAKE_TEACHER,
@@ -221,14 +221,8 @@ export async function trainMoonsTeacher(
   return { model: r.model, accuracy: r.finalTestAcc! };
 }
 
-/** A student unit's `metrics.json`. */
-export interface CellMetrics {
-  accuracy: number;
-  bestAccuracy: number;
-  valAgreement: number;
-  trainSeconds: number;
-  imagesPerSec: number;
-}
+/** A student unit's `metrics.json`: the student's outcome without its model. */
+export type CellMetrics = Omit<StudentOutcome, "model">;
 
 async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
   await initBackend();
