@@ -228,7 +228,8 @@ Deno.test("teacher source: a run spec refuses an endpoint with a token (specs ar
     model: "m",
     token: "s3cret",
   };
-  const refused = (family: string) => new RegExp(`^${family}: .*never holds a token; set BKD_TEACHER_TOKEN`);
+  const refused = (family: string) =>
+    new RegExp(`^RangeError: ${family}: .*never holds a token; set BKD_TEACHER_TOKEN`);
   assert.throws(
     () => db3LabelSpec({ dataset: "mnist", scale: "smoke", teacher: http }),
     refused("db3-label"),
