@@ -332,7 +332,7 @@ Deno.test("cake: a TF.js teacher folder the test exports itself gives the same r
     other.dispose();
     await assert.rejects(
       () => runExperiment(moved, { store: `${root}/c`, onUnit: () => {} }),
-      /teacher folder .*teacher changed since the run was planned/,
+      /model folder .*teacher changed since the run was planned/,
     );
   } finally {
     await Deno.remove(root, { recursive: true });

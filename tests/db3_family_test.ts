@@ -16,7 +16,7 @@ import { collectDb3, runDb3 } from "../lib/experiments/db3.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
 import { levelOf } from "../lib/runner/plan.ts";
 import { resolve } from "node:path";
-import { resolveTeacher } from "../lib/experiments/db3_label_units.ts";
+import { resolveTeacher } from "../lib/experiments/open_teacher.ts";
 import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { RunStore } from "../lib/runner/store.ts";
@@ -172,9 +172,24 @@ Deno.test({
         );
       }
       assert.deepEqual(other.distances.bd!.distances, one.distances.bd!.distances);
-      // A rerun finds every unit done and collects the same numbers.
+      // A rerun finds every unit done and collects the same numbers; its records are this execution's
+      // (started after it began, so the report's execution window finds them), each naming the first.
+      for (const r of one.records) assert.ok(!(r.notes ?? []).some((n) => n.includes("numbers reused")));
+      const rerunAt = Date.now();
       const again = await runDb3({ ...req, cache: `${tmp}/a/one` });
       assert.deepEqual(again.rows, one.rows);
+      assert.equal(again.records.length, one.records.length);
+      for (const [i, r] of again.records.entries()) {
+        const first = one.records[i];
+        assert.ok(
+          Date.parse(r.startedAt) >= rerunAt,
+          `${r.method}: started ${r.startedAt}, rerun at ${rerunAt}`,
+        );
+        assert.notEqual(r.id, first.id);
+        assert.deepEqual([r.method, r.metrics, r.ledger], [first.method, first.metrics, first.ledger]);
+        const note = r.notes!.at(-1)!;
+        assert.ok(note.includes(`first recorded as ${first.id}`) && note.includes(one.store), note);
+      }
     } finally {
       await Deno.remove(tmp, { recursive: true });
     }

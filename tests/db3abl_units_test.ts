@@ -27,6 +27,22 @@ Deno.test("db3abl pack: typed arrays, non-finite numbers and nesting come back e
   assert.throws(() => pack({ x: new Float64Array(1) }, "v-"), /Float64Array is not supported/);
 });
 
+Deno.test("packed values: the inline form db3 units wrote before (base64 arrays, $num) still reads", async () => {
+  const f = Float32Array.from([0.25, Infinity, -2]);
+  const b64 = (a: Float32Array | Int32Array) => btoa(String.fromCharCode(...new Uint8Array(a.buffer)));
+  const old = JSON.stringify({
+    d: { $typed: "f32", b64: b64(f) },
+    q: [{ $typed: "i32", b64: b64(Int32Array.from([-7, 3])) }],
+    inf: { $num: "-Infinity" },
+    n: 4,
+  });
+  const back = await unpack<{ d: Float32Array; q: Int32Array[]; inf: number; n: number }>(
+    old,
+    () => Promise.reject(new Error("the inline form has no files")),
+  );
+  assert.deepEqual(back, { d: f, q: [Int32Array.from([-7, 3])], inf: -Infinity, n: 4 });
+});
+
 Deno.test({
   name: "db3 ablations: in-process equals one process per unit on the local executor; a rerun is a no-op",
   sanitizeResources: false,

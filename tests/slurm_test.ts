@@ -9,7 +9,8 @@
 import nodeAssert from "node:assert/strict";
 import { resolve } from "node:path";
 import { db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
-import { readDb3LabelResult, resolveTeacher } from "../lib/experiments/db3_label_units.ts";
+import { readDb3LabelResult } from "../lib/experiments/db3_label_units.ts";
+import { resolveTeacher } from "../lib/experiments/open_teacher.ts";
 import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { queuedTasks, submitSlurm } from "../lib/runner/executors/slurm.ts";

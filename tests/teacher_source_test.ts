@@ -11,15 +11,11 @@ import assert from "node:assert/strict";
 import { runDb3Table } from "../lib/experiments/db3.ts";
 import { runZeroShotNotebook } from "../lib/experiments/zs_collect.ts";
 import { db3LabelPlan, db3LabelSpec } from "../lib/experiments/db3_label_spec.ts";
-import {
-  type Db3LabelResult,
-  readDb3LabelResult,
-  resolveTeacher,
-} from "../lib/experiments/db3_label_units.ts";
+import { type Db3LabelResult, readDb3LabelResult } from "../lib/experiments/db3_label_units.ts";
 import { familyOf } from "../lib/experiments/families.ts";
 import { runInProcess } from "../lib/runner/executors/in_process.ts";
 import { RunStore } from "../lib/runner/store.ts";
-import { openTeacher } from "../lib/experiments/open_teacher.ts";
+import { openTeacher, resolveTeacher } from "../lib/experiments/open_teacher.ts";
 import {
   parseTeacherSource,
   recordableSource,
@@ -28,6 +24,8 @@ import {
   type TeacherSource,
 } from "../lib/experiments/teacher_source.ts";
 import { saveTeacherFolder } from "../lib/teachers/load.ts";
+import { db3Spec } from "../lib/experiments/db3_plan.ts";
+import { db3AblationSpec } from "../lib/experiments/db3_ablations.ts";
 import { getTeacher } from "../lib/train/teachers.ts";
 import { InputError } from "../lib/util/checks.ts";
 
@@ -220,4 +218,24 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
     }
   },
+});
+
+Deno.test("teacher source: a run spec refuses an endpoint with a token (specs are saved), naming the variable", () => {
+  const http: TeacherSource = {
+    kind: "http",
+    url: "http://127.0.0.1:9",
+    protocol: "kserve-v2",
+    model: "m",
+    token: "s3cret",
+  };
+  const refused = (family: string) =>
+    new RegExp(`^RangeError: ${family}: .*never holds a token; set BKD_TEACHER_TOKEN`);
+  assert.throws(
+    () => db3LabelSpec({ dataset: "mnist", scale: "smoke", teacher: http }),
+    refused("db3-label"),
+  );
+  assert.throws(() => db3Spec({ dataset: "mnist", scale: "smoke", teacher: http }), refused("db3"));
+  assert.throws(() => db3AblationSpec({ scale: "smoke", seed: 1, teacher: http }), refused("DB3 ablations"));
+  const { token: _token, ...tokenless } = http;
+  assert.equal(db3Spec({ dataset: "mnist", scale: "smoke", teacher: tokenless }).teacher.kind, "http");
 });

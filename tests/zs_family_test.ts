@@ -13,8 +13,8 @@ import { collectZeroShot, type ZeroShotSeedsResult } from "../lib/experiments/zs
 import { readGeneration } from "../lib/experiments/zs_generate_units.ts";
 import { readReduced } from "../lib/experiments/zs_label_units.ts";
 import { ZS_SETTINGS, zsSettings } from "../lib/experiments/zs_settings.ts";
-import { zsNotebookSpec, zsPlan, zsSpec } from "../lib/experiments/zs_spec.ts";
-import { loadZsTeacher, resolveZsTeacher } from "../lib/experiments/zs_teacher.ts";
+import { ZS_TEACHER, zsNotebookSpec, zsPlan, zsSpec } from "../lib/experiments/zs_spec.ts";
+import { openPlannedTeacher, resolveTeacher } from "../lib/experiments/open_teacher.ts";
 import { Ledger } from "../lib/oracle/ledger.ts";
 import { splitInvariantView } from "../lib/runner/ledgers.ts";
 import { RunStore } from "../lib/runner/store.ts";
@@ -153,7 +153,7 @@ Deno.test({
     try {
       const spec = (shardSize: number) =>
         zsSpec({ dataset: "mnist", scale: "smoke", seeds: [1], settings: { shardSize } });
-      const { fingerprint } = await resolveZsTeacher(spec(20));
+      const { fingerprint } = await resolveTeacher(spec(20), ZS_TEACHER);
       clearDatasetReadLog();
       const a = await runExperiment(zsPlan(spec(20), fingerprint), { store: `${tmp}/one`, onUnit: () => {} });
       for (const e of datasetReadLog()) assert.equal(e.split, "test", `read ${e.name}/${e.split}`);
@@ -187,7 +187,7 @@ Deno.test({
       assert.equal(sb.totalQueries, sa.totalQueries + killedPaid);
       assert.deepEqual({ ...sb, totalQueries: 0 }, { ...sa, totalQueries: 0 });
       // The family's generation is the library's: generatePseudoSamples in one process, same settings.
-      const teacher = await loadZsTeacher(spec(20), fingerprint);
+      const teacher = await openPlannedTeacher(spec(20), fingerprint, ZS_TEACHER);
       const oracle = await teacher.labelOracle(new Ledger({ perSample: spec(20).settings.perSampleBudget }));
       const whole = await generatePseudoSamples(oracle, {
         ...spec(20).settings.generate,

@@ -27,7 +27,8 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { db3LabelPlan } from "../lib/experiments/db3_label_spec.ts";
-import { readDb3LabelResult, resolveTeacher } from "../lib/experiments/db3_label_units.ts";
+import { readDb3LabelResult } from "../lib/experiments/db3_label_units.ts";
+import { resolveTeacher } from "../lib/experiments/open_teacher.ts";
 import { familyOf } from "../lib/experiments/families.ts";
 import { RunStore } from "../lib/runner/store.ts";
 import { runUnit } from "../lib/runner/unit.ts";

@@ -37,7 +37,6 @@ import { repoRoot } from "../util/paths.ts";
 import { type ByotConfig, type ByotSettings, byotSettings } from "./byot_spec.ts";
 import { type ByotLabeling, byotPlan, type ByotSpec, type ByotStudent, collectByot } from "./byot_units.ts";
 import { openTeacher } from "./open_teacher.ts";
-import { recordsOfThisExecution } from "./records.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
 import type { DeepPartial } from "./settings.ts";
 import type { FolderTeacherSource } from "./teacher_source.ts";
@@ -157,14 +156,11 @@ export async function runByotDistillation(opts: ByotOptions): Promise<ByotResult
       cacheDir,
       check: { kitTestAcc: kit.meta.testAcc, agreement, testImages: nTest },
     };
-    const since = new Date();
     const store = await runExperiment(byotPlan(spec, fingerprint), {
       executor: opts.executor,
       store: opts.store,
     });
-    const c = await collectByot(store);
-    const [record] = recordsOfThisExecution([c.student.record], since, store.root);
-    run = { store: store.root, ...c, student: { ...c.student, record } };
+    run = { store: store.root, ...await collectByot(store) };
   } finally {
     await server.close();
   }

@@ -27,6 +27,7 @@ import type { Scale } from "../scale.ts";
 import { type ByotConfig, byotStudentSettings } from "./byot_spec.ts";
 import { packFiles, readPacked } from "./packed.ts";
 import { openTeacher } from "./open_teacher.ts";
+import { recordsOfThisExecution } from "./records.ts";
 import type { FolderTeacherSource, HttpTeacherSource } from "./teacher_source.ts";
 
 /** The resolved spec of a run (plain JSON). */
@@ -247,11 +248,16 @@ export interface ByotCollected {
   student: ByotStudent;
 }
 
-/** Read a finished run: the three labelings (in-process, HTTP, HTTP rerun) and the student. */
+/**
+ * Read a finished run: the three labelings (in-process, HTTP, HTTP rerun) and the student (its record
+ * as this execution's).
+ */
 export async function collectByot(store: RunStore): Promise<ByotCollected> {
   const key = levelOf(store.plan, "student").keys[0];
   const { student } = await readPacked<{ student: ByotStudent }>(store, key, "student");
-  return { spec: store.plan.spec as unknown as ByotSpec, labelings: await labelingsOf(store), student };
+  const [record] = recordsOfThisExecution([student.record], store);
+  const spec = store.plan.spec as unknown as ByotSpec;
+  return { spec, labelings: await labelingsOf(store), student: { ...student, record } };
 }
 
 /** The family as the runner sees it. */

@@ -12,6 +12,8 @@ import type { RunStore } from "../runner/store.ts";
 import type { CakeCell, CakeSpec } from "./cake_spec.ts";
 import { readStoredSet, type StoredSet, type TeacherInfo, teacherInfo } from "./cake_sets.ts";
 import type { CellMetrics } from "./cake_units.ts";
+import { readStudentCell } from "./student_cell.ts";
+import { f32Of } from "./packed.ts";
 
 /** One student cell as stored: its spec entry, metrics, record, set and teacher. */
 export interface CollectedCell {
@@ -33,8 +35,6 @@ export interface CollectOptions {
   resultsDir?: string;
 }
 
-const f32 = (b: Uint8Array) => new Float32Array(b.slice().buffer);
-
 function requireDone(store: RunStore, done: boolean) {
   if (!done) throw new Error(`run ${store.root} is not finished: run it first (runExperiment), then read it`);
 }
@@ -50,16 +50,16 @@ export async function collectCells(store: RunStore, opts: CollectOptions = {}): 
     requireDone(store, await store.isDone(keys[i]));
     if (!sets.has(cell.synth)) sets.set(cell.synth, await readStoredSet(store, cell.synth));
     const teacherIndex = spec.syntheses[cell.synth].teacher;
-    const record = JSON.parse(await store.readText(keys[i], "record.json")) as RunRecord;
+    const { metrics, record } = await readStudentCell<CellMetrics>(store, keys[i]);
     if (opts.save) await saveRun(record, { dir: opts.resultsDir });
     out.push({
       cell,
-      metrics: JSON.parse(await store.readText(keys[i], "metrics.json")),
+      metrics,
       record,
       set: sets.get(cell.synth)!,
       teacher: await teacherInfo(store, teacherIndex),
       teacherIndex,
-      ...(cell.grid ? { field: f32(await store.readBytes(keys[i], "field.f32")) } : {}),
+      ...(cell.grid ? { field: f32Of(await store.readBytes(keys[i], "field.f32")) } : {}),
     });
   }
   return out;

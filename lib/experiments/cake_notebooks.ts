@@ -14,8 +14,9 @@ import type { Scale } from "../scale.ts";
 import type { SynthesisMethod } from "../cake/types.ts";
 import type { RunPlan } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
-import { type LocalExecutor, runExperiment } from "./run.ts";
-import { openFolderTeacher } from "./cake_sets.ts";
+import { type CacheOption, type LocalExecutor, runExperiment, storeRootOf } from "./run.ts";
+import { CAKE_TEACHER, cakeFolderTeacher } from "./cake_sets.ts";
+import { resolveTeacher } from "./open_teacher.ts";
 import { parseTeacherSource, requireAccess, type TeacherSource } from "./teacher_source.ts";
 import { deepMerge, type DeepPartial, resolveSettings, settingsNote } from "./settings.ts";
 import {
@@ -121,9 +122,8 @@ async function imageTeacher(
   if (src) requireAccess(src, "logits+grad", "CAKE");
   if (src?.kind === "folder") {
     const folder = { dataset, path: src.path, ...(src.adapter ? { adapter: src.adapter } : {}) };
-    const o = await openFolderTeacher(folder);
-    o.model?.dispose();
-    return { kind: "folder", ...folder, fingerprint: o.fingerprint };
+    const { fingerprint } = await resolveTeacher(cakeFolderTeacher(folder), CAKE_TEACHER);
+    return { kind: "folder", ...folder, fingerprint };
   }
   return {
     kind: "recipe",
@@ -344,7 +344,7 @@ export interface CakeRunOptions {
    * true (default): the plan's store under `data/runs/`, whose finished units are reused; false: a
    * fresh store in a temporary folder (nothing reused); a string: that store folder.
    */
-  cache?: boolean | string;
+  cache?: CacheOption;
   executor?: LocalExecutor;
   /** Unit processes for the local executor. */
   workers?: number;
@@ -352,12 +352,9 @@ export interface CakeRunOptions {
 
 /** Run every unfinished unit of `spec` (see {@link CakeRunOptions}) and return its store. */
 export async function runCakeSpec(spec: CakeSpec, opts: CakeRunOptions = {}): Promise<RunStore> {
-  const store = typeof opts.cache === "string"
-    ? opts.cache
-    : opts.cache === false
-    ? await Deno.makeTempDir({ prefix: `bkd-cake-${spec.notebook}-` })
-    : undefined;
-  return await runExperiment(cakePlan(spec), { store, executor: opts.executor, workers: opts.workers });
+  const plan = cakePlan(spec);
+  const store = await storeRootOf(plan, opts.cache);
+  return await runExperiment(plan, { store, executor: opts.executor, workers: opts.workers });
 }
 
 /** The run plan of a CAKE notebook (for the notebook registry and `runExperiment`). */

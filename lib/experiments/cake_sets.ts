@@ -6,19 +6,19 @@
  * @module
  */
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { buildModel, type ModelSpec } from "../models/registry.ts";
-import { getWeightsFlat, setWeightsFlat } from "../models/io.ts";
+import type { ModelSpec } from "../models/registry.ts";
 import { modelFingerprint } from "../models/fingerprint.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { agreement, argmaxRows, type SyntheticSet } from "../cake/types.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
-import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
-import { loadDataset } from "../data/datasets.ts";
+import { openSpecTeacher, type SpecTeacher, type SpecTeacherOptions } from "./open_teacher.ts";
 import type { DatasetName } from "../data/types.ts";
 import type { InputAdapterOptions } from "../teachers/adapters.ts";
 import { allShards, type CakeSpec } from "./cake_spec.ts";
+import { unpackModel } from "./student_cell.ts";
+import { f32Of, i32Of } from "./packed.ts";
 
 /** A teacher unit's `teacher.json`. */
 export interface TeacherInfo {
@@ -66,63 +66,19 @@ export interface StoredSet extends SyntheticSet {
   stats: { seconds: number; sampleStepsPerSec: number; hitRate: number; shards: number };
 }
 
-/** Bytes of a typed array (no copy). */
-export function bytesOf(a: Float32Array | Int32Array): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
+/** How CAKE opens a teacher folder: `logits+grad` on the model in this process. */
+export const CAKE_TEACHER: SpecTeacherOptions = { need: "logits+grad", method: "CAKE", workers: 0 };
 
-const f32 = (b: Uint8Array) => new Float32Array(b.slice().buffer);
-const i32 = (b: Uint8Array) => new Int32Array(b.slice().buffer);
-
-/** A model's weights as one buffer (the order and sizes of `getWeightsFlat`). */
-export function packWeights(model: tfl.LayersModel): Uint8Array {
-  const ws = getWeightsFlat(model);
-  const all = new Float32Array(ws.reduce((a, w) => a + w.length, 0));
-  let off = 0;
-  for (const w of ws) {
-    all.set(w, off);
-    off += w.length;
-  }
-  return bytesOf(all);
-}
-
-/** Rebuild a kit model from its spec and {@link packWeights} bytes. */
-export function unpackModel(spec: ModelSpec, bytes: Uint8Array): tfl.LayersModel {
-  const model = buildModel(spec, 0);
-  const all = f32(bytes);
-  let off = 0;
-  const ws = model.weights.map((v) => {
-    const size = (v.shape as number[]).reduce((a, b) => a * b, 1);
-    const w = all.subarray(off, off + size);
-    off += size;
-    return w;
-  });
-  if (off !== all.length) {
-    model.dispose();
-    throw new Error(
-      `stored weights hold ${all.length} values, the ${spec.name} model needs ${off}: the run store is damaged; delete the unit's folder to redo it`,
-    );
-  }
-  setWeightsFlat(model, ws);
-  return model;
-}
-
-/** A model folder opened for CAKE: `logits+grad` on the model in this process, for `dataset`'s images. */
-export async function openFolderTeacher(
+/** A model folder for `dataset`'s images, as {@link openSpecTeacher} opens it. */
+export function cakeFolderTeacher(
   src: { path: string; adapter?: InputAdapterOptions; dataset: DatasetName },
-): Promise<OpenTeacher> {
-  const probe = await loadDataset(src.dataset, "test", { limit: 1 });
-  const folder = {
+): SpecTeacher {
+  const teacher = {
     kind: "folder" as const,
     path: src.path,
     ...(src.adapter ? { adapter: src.adapter } : {}),
   };
-  return await openTeacher(folder, {
-    need: "logits+grad",
-    method: "CAKE",
-    workers: 0,
-    expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
-  });
+  return { teacher, dataset: src.dataset };
 }
 
 /** The info of teacher unit `t`. */
@@ -147,7 +103,7 @@ export async function loadStoredTeacher(store: RunStore, t: number): Promise<tfl
         `teacher ${info.name}: its unit saved no weights; delete ${store.unitDir(key)} and run again`,
       );
     }
-    model = (await openFolderTeacher(src)).model!;
+    model = (await openSpecTeacher(cakeFolderTeacher(src), CAKE_TEACHER)).model!;
   }
   const fp = modelFingerprint(model);
   if (fp !== info.fingerprint) {
@@ -171,9 +127,9 @@ export async function readStoredSet(store: RunStore, j: number): Promise<StoredS
   for (const i of idx) {
     const key = level.keys[i];
     infos.push(JSON.parse(await store.readText(key, "shard.json")));
-    xs.push(f32(await store.readBytes(key, "x.f32")));
-    zs.push(f32(await store.readBytes(key, "logits.f32")));
-    ts.push(i32(await store.readBytes(key, "target.i32")));
+    xs.push(f32Of(await store.readBytes(key, "x.f32")));
+    zs.push(f32Of(await store.readBytes(key, "logits.f32")));
+    ts.push(i32Of(await store.readBytes(key, "target.i32")));
   }
   const n = infos.reduce((a, s) => a + s.n, 0);
   const { dim, numClasses: k, inputShape } = infos[0];

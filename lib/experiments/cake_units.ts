@@ -33,19 +33,20 @@ import type { GeneratorKnobs, SynthKnobs } from "./cake_settings.ts";
 import { allShards, type CakeSpec, type CakeTeacherJob } from "./cake_spec.ts";
 import { getSpecTeacher } from "../train/spec_teachers.ts";
 import { train } from "../train/trainer.ts";
-import { trainStudent } from "../cake/student.ts";
+import { type StudentOutcome, trainStudent } from "../cake/student.ts";
 import type { TwoMoonsSettings } from "./cake_settings.ts";
 import {
-  bytesOf,
+  CAKE_TEACHER,
+  cakeFolderTeacher,
   loadStoredTeacher,
-  openFolderTeacher,
-  packWeights,
   readStoredSet,
   type ShardInfo,
   type TeacherInfo,
   teacherInfo,
-  unpackModel,
 } from "./cake_sets.ts";
+import { packWeights, studentCellFiles, unpackModel } from "./student_cell.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
+import { bytesOf } from "./packed.ts";
 
 const specOf = (ctx: UnitContext) => ctx.plan.spec as unknown as CakeSpec;
 const json = (v: unknown) => JSON.stringify(v) + "\n";
@@ -82,15 +83,10 @@ async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
       const t = await getSpecTeacher({ ...s });
       ({ model, spec, cached } = t);
     } else {
-      const o = await openFolderTeacher(s);
+      const o = await openPlannedTeacher(cakeFolderTeacher(s), s.fingerprint, CAKE_TEACHER);
       model = o.model!;
       spec = o.spec;
       cached = true;
-      if (o.fingerprint !== s.fingerprint) {
-        throw new Error(
-          `teacher folder ${s.path} changed since the run was planned (fingerprint); restore it or plan a new run`,
-        );
-      }
     }
     accuracy = await evaluate(model, await evalDataOf(job, job.testLimit));
   }
@@ -225,14 +221,8 @@ export async function trainMoonsTeacher(
   return { model: r.model, accuracy: r.finalTestAcc! };
 }
 
-/** A student unit's `metrics.json`. */
-export interface CellMetrics {
-  accuracy: number;
-  bestAccuracy: number;
-  valAgreement: number;
-  trainSeconds: number;
-  imagesPerSec: number;
-}
+/** A student unit's `metrics.json`: the student's outcome without its model. */
+export type CellMetrics = Omit<StudentOutcome, "model">;
 
 async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
   await initBackend();
@@ -268,8 +258,6 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
   });
   const files: Record<string, string | Uint8Array> = {};
   if (cell.grid) files["field.f32"] = bytesOf(Float32Array.from(classField(st.model, cell.grid).values));
-  files["weights.bin"] = packWeights(st.model);
-  st.model.dispose();
   const radius: Record<string, number> = set.shape.length === 2 && set.shape[1] === 2
     ? { meanRadius: meanRadius(set.x) }
     : {};
@@ -296,8 +284,8 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
     trainSeconds: st.trainSeconds,
     imagesPerSec: st.imagesPerSec,
   };
-  files["metrics.json"] = json(metrics);
-  files["record.json"] = JSON.stringify(record, null, 2) + "\n";
+  Object.assign(files, studentCellFiles({ model: st.model, spec: mspec, metrics, record }));
+  st.model.dispose();
   return { files, done: { accuracy: st.accuracy } };
 }
 

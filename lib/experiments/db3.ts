@@ -8,8 +8,6 @@
  *
  * @module
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { dirname, resolve } from "node:path";
 import { saveRun } from "../results/record.ts";
 import { hashOf } from "../runner/hash.ts";
@@ -17,10 +15,10 @@ import { importUnits } from "../runner/import.ts";
 import { RunStore } from "../runner/store.ts";
 import type { Scale } from "../scale.ts";
 import { collectDb3, type Db3TableResult } from "./db3_collect.ts";
-import { resolveTeacher } from "./db3_label_units.ts";
-import { db3Plan, type Db3Request, db3Spec } from "./db3_plan.ts";
+import { resolveTeacher } from "./open_teacher.ts";
+import { db3Plan, type Db3Request, db3Spec, db3TeacherAccess } from "./db3_plan.ts";
 import type { Db3Config, Db3Settings } from "./db3_spec.ts";
-import { defaultStoreRoot, type LocalExecutor, runExperiment } from "./run.ts";
+import { type CacheOption, type LocalExecutor, runAndCollect } from "./run.ts";
 import type { DeepPartial } from "./settings.ts";
 
 export { collectDb3, type Db3Row, type Db3TableResult } from "./db3_collect.ts";
@@ -33,7 +31,7 @@ export interface Db3RunOptions extends Db3Request {
    * Run store: a folder (kept; a rerun resumes it), `true` (default: `data/runs/db3-<plan hash>`) or
    * `false` (a temporary store, removed after collecting).
    */
-  cache?: boolean | string;
+  cache?: CacheOption;
   /** Save one run record per student cell under results/ (default true). */
   save?: boolean;
   /** Default "in-process" (notebooks); "local" runs each unit as a process. */
@@ -62,18 +60,12 @@ export async function runDb3(opts: Db3RunOptions): Promise<Db3TableResult> {
     }
     return await finish(store, opts.save);
   }
-  const need = spec.methods.includes("kd") ? "probs" : "label";
-  const { fingerprint } = await resolveTeacher(spec, need);
-  const plan = db3Plan(spec, fingerprint);
-  const temp = cache === false ? await mkdtemp(`${tmpdir()}/bkd-db3-`) : undefined;
-  try {
-    const root = temp ? `${temp}/run` : typeof cache === "string" ? resolve(cache) : defaultStoreRoot(plan);
-    if (!temp) await shareFinishedUnits(await RunStore.create(root, plan));
-    const store = await runExperiment(plan, { executor: opts.executor, workers: opts.workers, store: root });
-    return await finish(store, opts.save);
-  } finally {
-    if (temp) await rm(temp, { recursive: true, force: true });
-  }
+  const { fingerprint } = await resolveTeacher(spec, db3TeacherAccess(spec));
+  return await runAndCollect(
+    db3Plan(spec, fingerprint),
+    { cache, executor: opts.executor, workers: opts.workers, prepare: shareFinishedUnits },
+    (store) => finish(store, opts.save),
+  );
 }
 
 /**

@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { initBackend } from "../backend.ts";
 import type { DatasetName } from "../data/types.ts";
 import { saveRun } from "../results/record.ts";
 import type { Scale } from "../scale.ts";
@@ -21,18 +20,16 @@ import {
 } from "./db3abl_spec.ts";
 import { db3Settings } from "./db3.ts";
 import {
+  ablationTeacher,
   collectDb3Ablations,
   DB3_ABLATIONS,
   db3AblationPlan,
   type Db3AblationSpec,
-  specTeacher,
 } from "./db3abl_units.ts";
-import { TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
-import { openTeacher } from "./open_teacher.ts";
-import { recordsOfThisExecution } from "./records.ts";
+import { resolveTeacher } from "./open_teacher.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
 import type { DeepPartial } from "./settings.ts";
-import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
+import { parseTeacherSource, type TeacherSource, tokenlessSource } from "./teacher_source.ts";
 
 /** Options of {@link runDb3Ablations}. */
 export interface Db3AblationOptions {
@@ -64,12 +61,10 @@ export function db3AblationSettings(
 /** The resolved spec of a run (the scale is resolved here, once). */
 export function db3AblationSpec(opts: Db3AblationOptions): Db3AblationSpec {
   const dataset: DatasetName = "mnist";
-  const teacher = parseTeacherSource(opts.teacher, { dataset, scale: opts.scale, seed: opts.seed });
-  if (teacher.kind === "http" && teacher.token !== undefined) {
-    throw new RangeError(
-      `DB3 ablations: the spec is saved in the run store, so it never holds a token; set ${TEACHER_TOKEN_ENV} instead`,
-    );
-  }
+  const teacher = tokenlessSource(
+    parseTeacherSource(opts.teacher, { dataset, scale: opts.scale, seed: opts.seed }),
+    "DB3 ablations",
+  );
   return {
     family: DB3_ABLATIONS,
     scale: opts.scale,
@@ -81,24 +76,15 @@ export function db3AblationSpec(opts: Db3AblationOptions): Db3AblationSpec {
   };
 }
 
-/** The teacher's fingerprint (a recipe teacher is trained and cached on first use). */
-async function fingerprintOf(spec: Db3AblationSpec): Promise<string> {
-  await initBackend();
-  const t = await openTeacher(specTeacher(spec), { method: "DB3 ablations" });
-  const fp = t.fingerprint;
-  t.close();
-  t.model?.dispose();
-  return fp;
-}
-
 /** Run the DB3 ablations (see the module doc) and return what notebook 13 shows. */
 export async function runDb3Ablations(opts: Db3AblationOptions): Promise<Db3AblationResult> {
   const spec = db3AblationSpec(opts);
-  const plan = db3AblationPlan(spec, await fingerprintOf(spec));
-  const since = new Date();
+  const plan = db3AblationPlan(
+    spec,
+    (await resolveTeacher(ablationTeacher(spec), { method: "DB3 ablations" })).fingerprint,
+  );
   const store = await runExperiment(plan, { executor: opts.executor, store: opts.store });
   const r = await collectDb3Ablations(store);
-  const records = recordsOfThisExecution(r.records, since, store.root);
-  if (opts.save !== false) { for (const rec of records) await saveRun(rec); }
-  return { ...r, records };
+  if (opts.save !== false) { for (const rec of r.records) await saveRun(rec); }
+  return r;
 }

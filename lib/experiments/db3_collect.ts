@@ -21,9 +21,10 @@ import type { Db3Settings, Db3Spec, Db3TableMethod } from "./db3_spec.ts";
 import type { Db3CellMetrics } from "./db3_student.ts";
 import { readDb3Reduced, readDb3Teacher } from "./db3_units.ts";
 import { describeTeacherSource, type TeacherSource } from "./teacher_source.ts";
+import { readStudentCell } from "./student_cell.ts";
 
-/** One table row (students: means over the seeds). */
-export interface Db3Row {
+/** One table row (students: means over the seeds; the teacher's own numbers). */
+export interface Db3Row extends Omit<Db3CellMetrics, "method" | "seed"> {
   method: Db3TableMethod | "teacher";
   /** What the method asks the teacher for. */
   access: "label" | "probs" | "none" | "train";
@@ -35,20 +36,6 @@ export interface Db3Row {
   seeds?: number[];
   /** Final-epoch test accuracy per seed, in the order of `seeds`. */
   testAccBySeed?: number[];
-  /** Best test accuracy over epochs (test-set selection, reference's habit; labelled). */
-  bestTestAcc: number | null;
-  /** Test images the best-epoch number is scored on (the first ones; 0: none). */
-  bestTestOn: number;
-  /** Teacher queries per transfer-set image. */
-  queriesPerSample: number;
-  /** Transfer-set images the teacher misclassifies (flagged), and how many were trained on. */
-  flagged: number;
-  /** Transfer-set images whose distances a query budget cut short (best-so-far, not searched out). */
-  budgetCut: number;
-  trainedOn: number;
-  /** Labeling seconds summed over the run's units (BD's shards for BD; BD + MBD shards for MBD). */
-  labelSeconds: number;
-  trainSeconds: number;
   /** Paper number (percent) when table B has one (unverified secondary source), else null. */
   paperAcc: number | null;
 }
@@ -100,8 +87,9 @@ export async function collectDb3(store: RunStore): Promise<Db3TableResult> {
   const red = await readDb3Reduced(store);
   const cells: Db3CellMetrics[] = [], records: RunRecord[] = [];
   for (const k of level.keys) {
-    cells.push(JSON.parse(await store.readText(k, "metrics.json")));
-    records.push(JSON.parse(await store.readText(k, "record.json")));
+    const c = await readStudentCell<Db3CellMetrics>(store, k);
+    cells.push(c.metrics);
+    records.push(c.record);
   }
   const meta = teacher.meta as {
     bestTestAcc?: number;

@@ -18,6 +18,7 @@ import {
   type HttpTeacherSource,
   parseTeacherSource,
   type TeacherSource,
+  tokenlessSource,
 } from "./teacher_source.ts";
 import { hashOf } from "../runner/hash.ts";
 import type { LevelPlan, RunPlan } from "../runner/plan.ts";
@@ -40,9 +41,6 @@ export interface KitTeacher {
  * `BKD_TEACHER_TOKEN`).
  */
 export type Db3LabelTeacher = KitTeacher | FolderTeacherSource | Omit<HttpTeacherSource, "token">;
-
-/** Environment variable holding an HTTP teacher's bearer token for the units. */
-export const TEACHER_TOKEN_ENV = "BKD_TEACHER_TOKEN";
 
 /** The resolved spec of one db3-label run (plain JSON). */
 export interface Db3LabelSpec {
@@ -111,7 +109,7 @@ export interface Db3LabelRequest {
   /**
    * Where the teacher comes from (default: the kit recipe of the scale): a TeacherSource or its string
    * form (folder, endpoint URL, dataset:model:scale[:seed]). A token is refused here (see
-   * {@link TEACHER_TOKEN_ENV}).
+   * `BKD_TEACHER_TOKEN`).
    */
   teacher?: TeacherSource | string;
   engine?: TeacherEngine;
@@ -125,15 +123,10 @@ export function db3LabelSpec(req: Db3LabelRequest): Db3LabelSpec {
   const scaleOv: Db3LabelOverride = req.scale === "paper" ? {} : DB3_LABEL_SETTINGS[req.scale].override;
   const ov = req.override ?? {};
   const seed = req.seed ?? 0;
-  const given = req.teacher === undefined
-    ? undefined
-    : parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed });
-  if (given?.kind === "http" && given.token !== undefined) {
-    throw new RangeError(
-      `db3-label: the spec is saved in the run store, so it never holds a token; ` +
-        `set ${TEACHER_TOKEN_ENV} for the units instead`,
-    );
-  }
+  const given = req.teacher === undefined ? undefined : tokenlessSource(
+    parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed }),
+    "db3-label",
+  );
   const teacher: Db3LabelTeacher = given && given.kind !== "recipe" ? given : {
     kind: "recipe",
     dataset: given?.dataset ?? req.dataset,

@@ -4,22 +4,21 @@
  *
  * @module
  */
-import { initBackend } from "../backend.ts";
 import { boundaryDistances } from "../db3/bd.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { type ClassStreams, type Db3Samples, makeClassStreams } from "../db3/streams.ts";
 import { loadDataset } from "../data/datasets.ts";
 import { stratifiedSubset } from "../data/subsets.ts";
 import type { LabeledData } from "../data/types.ts";
-import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
-import { type OpenTeacher, openTeacher } from "./open_teacher.ts";
-import type { TeacherSource } from "./teacher_source.ts";
-import { type Db3LabelSpec, shardRanges, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
+import type { LedgerSnapshot } from "../oracle/ledger.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
+import { type Db3LabelSpec, shardRanges } from "./db3_label_spec.ts";
 import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
-import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "../runner/journal.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
+import { bytesOf, f32Of } from "./packed.ts";
 
 /** What a labeling shard saves beside `distances.f32`. */
 export interface ShardResult {
@@ -63,65 +62,6 @@ export interface Db3LabelResult {
   engine: unknown;
 }
 
-/** Open a spec's teacher (recipe, folder or endpoint; an endpoint's token from the environment). */
-export async function openSpecTeacher(
-  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
-  need: "label" | "probs" = "label",
-  method = "db3-label",
-): Promise<OpenTeacher> {
-  await initBackend();
-  const token = spec.teacher.kind === "http" ? Deno.env.get(TEACHER_TOKEN_ENV) : undefined;
-  const source = (token ? { ...spec.teacher, token } : spec.teacher) as TeacherSource;
-  const probe = await loadDataset(spec.dataset, "test", { limit: 1 });
-  return await openTeacher(source, {
-    need,
-    method,
-    expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
-    engine: spec.engine,
-  });
-}
-
-/** {@link openSpecTeacher}, checked against the fingerprint the run was planned with. */
-export async function loadTeacher(
-  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
-  expected: string,
-  need: "label" | "probs" = "label",
-  method = "db3-label",
-): Promise<OpenTeacher> {
-  const t = await openSpecTeacher(spec, need, method);
-  if (t.fingerprint !== expected) {
-    t.close();
-    throw new Error(
-      `teacher fingerprint ${t.fingerprint.slice(0, 12)} differs from the run's ${
-        expected.slice(0, 12)
-      }: the ` +
-        `teacher changed since the run was planned; restore it (BKD_TEACHER_DIR, the folder, or the endpoint's ` +
-        `model) or start a new run store`,
-    );
-  }
-  return t;
-}
-
-/**
- * The teacher of a spec and its cache identity (`modelFingerprint` for recipe and folder teachers,
- * the endpoint's model identity for HTTP; a recipe teacher is trained and cached on first use), and
- * its test accuracy when the kit trained it (else null).
- */
-export async function resolveTeacher(
-  spec: Pick<Db3LabelSpec, "teacher" | "dataset" | "engine">,
-  need: "label" | "probs" = "label",
-): Promise<{ fingerprint: string; testAcc: number | null }> {
-  const t = await openSpecTeacher(
-    spec,
-    need,
-    need === "probs" ? "DB3 table row kd (standard KD)" : "db3-label",
-  );
-  const out = { fingerprint: t.fingerprint, testAcc: t.meta?.testAcc ?? null };
-  t.close();
-  t.model?.dispose();
-  return out;
-}
-
 /**
  * The images a labeling spec covers (the first `n` training images, or its class-balanced transfer
  * set) and the class streams its candidates come from.
@@ -157,19 +97,11 @@ export function sampleRange(set: LabeledData, start: number, end: number): Db3Sa
 export async function labelShard(ctx: UnitContext, spec: Db3LabelSpec): Promise<UnitOutput> {
   const t0 = performance.now();
   const [start, end] = shardRanges(spec)[ctx.index];
-  const teacher = await loadTeacher(spec, ctx.plan.teacher);
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, { method: "db3-label" });
   const { set, streams } = await labelSamples(spec);
   const samples = sampleRange(set, start, end);
-  const journal = `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`;
-  const lost = await ledgerFromJournals(await otherJournals(ctx.workDir, journal));
-  const ledger = new Ledger({ perSample: spec.budgetPerSample ?? undefined });
-  if (spec.budgetPerSample !== null) {
-    // Queries a dead attempt paid count against the sample's budget.
-    for (const [id, e] of Object.entries(lost.bySample)) {
-      ledger.setSampleBudget(Number(id), Math.max(0, spec.budgetPerSample - e.spent));
-    }
-  }
-  const oracle = journaledOracle(await teacher.labelOracle(ledger), journal);
+  // Queries a dead attempt paid count against the sample's budget.
+  const { oracle, lost } = await unitOracle(ctx, teacher, spec.budgetPerSample);
   try {
     const r = await boundaryDistances(oracle, samples, streams, { ...spec.bd });
     const result: ShardResult = {
@@ -189,7 +121,7 @@ export async function labelShard(ctx: UnitContext, spec: Db3LabelSpec): Promise<
     const d = r.distances;
     return {
       files: {
-        "distances.f32": new Uint8Array(d.buffer, d.byteOffset, d.byteLength),
+        "distances.f32": bytesOf(d),
         "result.json": JSON.stringify(result) + "\n",
       },
       done: { samples: end - start, queries: r.ledger.totals.spent, lostQueries: lost.totals.spent },
@@ -199,10 +131,6 @@ export async function labelShard(ctx: UnitContext, spec: Db3LabelSpec): Promise<
     teacher.close();
     teacher.model?.dispose();
   }
-}
-
-function f32(bytes: Uint8Array): Float32Array {
-  return new Float32Array(bytes.slice().buffer);
 }
 
 /**
@@ -219,7 +147,7 @@ export async function reduceShards(
   const parts: Float32Array[] = [];
   for (const key of level.keys) {
     shards.push(JSON.parse(await store.readText(key, "result.json")) as ShardResult);
-    parts.push(f32(await store.readBytes(key, "distances.f32")));
+    parts.push(f32Of(await store.readBytes(key, "distances.f32")));
   }
   const k = parts.length > 0 ? parts[0].length / (shards[0].end - shards[0].start) : 0;
   const distances = new Float32Array(spec.n * k);
@@ -286,8 +214,8 @@ export async function readDb3LabelResult(store: RunStore): Promise<Db3LabelResul
     ...s,
     y: Int32Array.from(s.y),
     teacherLabels: Int32Array.from(s.teacherLabels),
-    distances: f32(await store.readBytes(key, "distances.f32")),
-    z: f32(await store.readBytes(key, "z.f32")),
+    distances: f32Of(await store.readBytes(key, "distances.f32")),
+    z: f32Of(await store.readBytes(key, "z.f32")),
   };
 }
 

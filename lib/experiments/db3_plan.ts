@@ -17,7 +17,8 @@ import type { DatasetName } from "../data/types.ts";
 import type { Scale } from "../scale.ts";
 import { hashOf } from "../runner/hash.ts";
 import type { LevelPlan, RunPlan } from "../runner/plan.ts";
-import { type Db3LabelSpec, estimateBd, labelLevel, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
+import { type Db3LabelSpec, estimateBd, labelLevel } from "./db3_label_spec.ts";
+import type { SpecTeacherOptions } from "./open_teacher.ts";
 import {
   DB3_TABLE_METHODS,
   type Db3Config,
@@ -27,7 +28,7 @@ import {
   transferSize,
 } from "./db3_spec.ts";
 import type { DeepPartial } from "./settings.ts";
-import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
+import { parseTeacherSource, type TeacherSource, tokenlessSource } from "./teacher_source.ts";
 import type { SoftLabelOptions } from "../db3/soft_labels.ts";
 
 /** What {@link db3Spec} needs: the option vocabulary of every notebook plus the teacher and methods. */
@@ -56,12 +57,10 @@ export function db3Spec(req: Db3Request): Db3Spec {
     throw new RangeError(`db3: seeds must be non-negative integers, at least one; got [${seeds}]`);
   }
   const labelSeed = req.labelSeed ?? seeds[0];
-  const source = parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed: labelSeed });
-  if (source.kind === "http" && source.token !== undefined) {
-    throw new RangeError(
-      `db3: the spec is saved in the run store, so it never holds a token; set ${TEACHER_TOKEN_ENV} instead`,
-    );
-  }
+  const source = tokenlessSource(
+    parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed: labelSeed }),
+    "db3",
+  );
   const teacher = source.kind === "recipe"
     ? {
       kind: "recipe" as const,
@@ -133,6 +132,13 @@ export const DB3_RATES = {
 };
 
 const est = (queries: number, cpuSeconds: number, source: string) => ({ queries, cpuSeconds, source });
+
+/** The access a run's teacher must give: probs when the table has row kd (standard KD), else labels. */
+export function db3TeacherAccess(spec: Db3Spec): SpecTeacherOptions {
+  return spec.methods.includes("kd")
+    ? { need: "probs", method: "DB3 table row kd (standard KD)" }
+    : { need: "label", method: "db3-label" };
+}
 
 /** The plan of a db3 run (see the module doc). */
 export function db3Plan(spec: Db3Spec, teacherFingerprint: string): RunPlan {

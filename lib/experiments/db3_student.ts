@@ -11,7 +11,6 @@ import type { LabeledData } from "../data/types.ts";
 import { loadDataset } from "../data/datasets.ts";
 import { subset } from "../data/subsets.ts";
 import type { ModelSpec } from "../models/registry.ts";
-import { getWeightsFlat } from "../models/io.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { startRun } from "../results/record.ts";
 import type { UnitContext, UnitOutput } from "../runner/family.ts";
@@ -21,6 +20,7 @@ import { bdLabelSpec } from "./db3_plan.ts";
 import type { Db3Settings, Db3Spec, Db3TableMethod } from "./db3_spec.ts";
 import type { Db3Reduced, Db3TeacherInfo } from "./db3_units.ts";
 import { recordableSource, type TeacherSource } from "./teacher_source.ts";
+import { studentCellFiles } from "./student_cell.ts";
 
 /** What a trained student scored. */
 export interface Db3StudentScore {
@@ -100,13 +100,20 @@ export async function trainDb3Student(
 export interface Db3CellMetrics {
   method: Db3TableMethod;
   seed: number;
+  /** Final-epoch test accuracy (the reported number). */
   testAcc: number;
+  /** Best test accuracy over epochs (test-set selection, reference's habit; labelled). */
   bestTestAcc: number | null;
+  /** Test images the best-epoch number is scored on (the first ones; 0: none). */
   bestTestOn: number;
+  /** Teacher queries per transfer-set image. */
   queriesPerSample: number;
+  /** Transfer-set images the teacher misclassifies (flagged), and how many were trained on. */
   flagged: number;
+  /** Transfer-set images whose distances a query budget cut short (best-so-far, not searched out). */
   budgetCut: number;
   trainedOn: number;
+  /** Labeling seconds summed over the run's units (BD's shards for BD; BD + MBD shards for MBD). */
   labelSeconds: number;
   trainSeconds: number;
 }
@@ -180,9 +187,6 @@ export async function studentUnit(
     },
   });
   const st = await trainDb3Student(samples, targets, keep, s, test, seed, `student ${m} s${seed}`);
-  const weights = getWeightsFlat(st.model);
-  const shapes = st.model.weights.map((w) => w.shape);
-  st.model.dispose();
   const metrics: Db3CellMetrics = {
     method: m,
     seed,
@@ -213,17 +217,12 @@ export async function studentUnit(
       ]
       : [s.note],
   });
-  const flat = new Float32Array(weights.reduce((a, w) => a + w.length, 0));
-  let off = 0;
-  for (const w of weights) flat.set(w, (off += w.length) - w.length);
-  return {
-    files: {
-      "metrics.json": JSON.stringify(metrics) + "\n",
-      "record.json": JSON.stringify(record) + "\n",
-      "student.json":
-        JSON.stringify({ model: s.student.model, shapes, format: "float32 little-endian, in order" }) + "\n",
-      "student.f32": new Uint8Array(flat.buffer),
-    },
-    done: { method: m, seed, testAcc: st.testAcc },
+  const studentSpec = {
+    name: s.student.model,
+    inputShape: samples.shape.slice(1),
+    numClasses: samples.numClasses,
   };
+  const files = studentCellFiles({ model: st.model, spec: studentSpec, metrics, record });
+  st.model.dispose();
+  return { files, done: { method: m, seed, testAcc: st.testAcc } };
 }

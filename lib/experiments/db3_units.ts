@@ -16,20 +16,14 @@ import { type SoftLabels, softLabelsFromDistances } from "../db3/soft_labels.ts"
 import { loadDataset } from "../data/datasets.ts";
 import { Ledger, type LedgerSnapshot } from "../oracle/ledger.ts";
 import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
-import { JOURNAL_PREFIX, journaledOracle, ledgerFromJournals, otherJournals } from "../runner/journal.ts";
 import { mergeLedgers } from "../runner/ledgers.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { Db3LabelSpec } from "./db3_label_spec.ts";
-import {
-  labelSamples,
-  labelShard,
-  loadTeacher,
-  reduceShards,
-  sampleRange,
-  type ShardResult,
-} from "./db3_label_units.ts";
-import { packJson, unpackJson } from "./db3_pack.ts";
+import { labelSamples, labelShard, reduceShards, sampleRange, type ShardResult } from "./db3_label_units.ts";
+import { f32Of, packFiles, readPacked } from "./packed.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
 import { bdLabelSpec, ranges } from "./db3_plan.ts";
 import type { Db3Spec } from "./db3_spec.ts";
 import { studentUnit } from "./db3_student.ts";
@@ -56,28 +50,17 @@ export interface Db3Reduced {
 
 const specOf = (ctx: { plan: { spec: unknown } }) => ctx.plan.spec as Db3Spec;
 
-/** A journaled label oracle for a unit (its killed attempts' queries replayed into `lost`). */
-async function journaled(
-  ctx: UnitContext,
-  open: (l: Ledger) => Promise<import("../oracle/oracle.ts").LabelOracle>,
-) {
-  const journal = `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`;
-  const lost = await ledgerFromJournals(await otherJournals(ctx.workDir, journal));
-  const oracle = journaledOracle(await open(new Ledger()), journal);
-  return { oracle, lost };
-}
-
 async function teacherUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = specOf(ctx);
   await initBackend();
-  const t = await loadTeacher(spec, ctx.plan.teacher, "label", "DB3");
+  const t = await openPlannedTeacher(spec, ctx.plan.teacher, { method: "DB3" });
   try {
     const s = spec.settings;
     const test = await loadDataset(spec.dataset, "test", s.testLimit ? { limit: s.testLimit } : {});
     let testAcc: number, ledger: LedgerSnapshot | null = null, lost: LedgerSnapshot | null = null;
     if (t.meta) testAcc = t.meta.testAcc;
     else {
-      const j = await journaled(ctx, (l) => t.labelOracle(l));
+      const j = await unitOracle(ctx, t);
       try {
         const n = test.y.length;
         const { labels } = await j.oracle.labels(test.x, n, { phase: "teacher.test" });
@@ -141,7 +124,7 @@ async function bdInit(
     const key = level.keys[i];
     const r = JSON.parse(await store.readText(key, "result.json")) as ShardResult;
     if (!r.bestCandidate) return null;
-    const d = new Float32Array((await store.readBytes(key, "distances.f32")).slice().buffer);
+    const d = f32Of(await store.readBytes(key, "distances.f32"));
     for (let g = Math.max(s, a); g < Math.min(e, b); g++) {
       const i0 = g - s, j = g - a;
       init.y[j] = r.y[i0];
@@ -161,11 +144,11 @@ async function mbdShard(ctx: UnitContext): Promise<UnitOutput> {
   const spec = specOf(ctx);
   const label = bdLabelSpec(spec);
   const [a, b] = ranges(label.n, spec.settings.chunk.mbd)[ctx.index];
-  const teacher = await loadTeacher(spec, ctx.plan.teacher, "label", "DB3-MBD");
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, { method: "DB3-MBD" });
   const { set, streams } = await labelSamples(label);
   const samples = sampleRange(set, a, b);
   const init = await bdInit(ctx.store, label, a, b, set.numClasses);
-  const j = await journaled(ctx, (l) => teacher.labelOracle(l));
+  const j = await unitOracle(ctx, teacher);
   try {
     const r = await minimalBoundaryDistances(j.oracle, samples, streams, {
       ...spec.settings.mbd,
@@ -187,7 +170,7 @@ async function mbdShard(ctx: UnitContext): Promise<UnitOutput> {
       seconds: (performance.now() - t0) / 1000,
     };
     return {
-      files: { "result.json": packJson(out) + "\n" },
+      files: packFiles(out, "result"),
       done: { samples: b - a, queries: r.ledger.totals.spent, lostQueries: j.lost.totals.spent },
     };
   } finally {
@@ -201,13 +184,16 @@ async function sdUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = specOf(ctx);
   const { set, streams } = await labelSamples(bdLabelSpec(spec));
   const d = await labelDistances(null, set, streams, { method: "sd", sd: spec.settings.sd, progress: false });
-  return { files: { "result.json": packJson(d) + "\n" }, done: { samples: set.y.length, queries: 0 } };
+  return { files: packFiles(d, "result"), done: { samples: set.y.length, queries: 0 } };
 }
 
 async function kdUnit(ctx: UnitContext): Promise<UnitOutput> {
   const t0 = performance.now();
   const spec = specOf(ctx);
-  const teacher = await loadTeacher(spec, ctx.plan.teacher, "probs", "DB3 table row kd (standard KD)");
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, {
+    need: "probs",
+    method: "DB3 table row kd (standard KD)",
+  });
   try {
     const { set } = await labelSamples(bdLabelSpec(spec));
     const n = set.y.length;
@@ -220,7 +206,7 @@ async function kdUnit(ctx: UnitContext): Promise<UnitOutput> {
     const targets = Float32Array.from(p, (v) => Math.log(Math.max(v, 1e-38)));
     const out = { targets, ledger: po.ledger.snapshot(), seconds: (performance.now() - t0) / 1000 };
     return {
-      files: { "result.json": packJson(out) + "\n" },
+      files: packFiles(out, "result"),
       done: { samples: n, queries: out.ledger.totals.spent },
     };
   } finally {
@@ -261,7 +247,7 @@ async function reduce(store: RunStore): Promise<Db3Reduced> {
     const level = levelOf(store.plan, "mbd");
     const n = label.n, k = bd.numClasses;
     const parts = [];
-    for (const key of level.keys) parts.push(unpackJson<MbdPart>(await store.readText(key, "result.json")));
+    for (const key of level.keys) parts.push(await readPacked<MbdPart>(store, key, "result"));
     const distances = new Float32Array(n * k), queries = new Int32Array(n * k), exhausted = new Uint8Array(n);
     const snapQ = parts[0]?.snapshots.queries ?? [];
     const snaps = snapQ.map(() => new Float32Array(n * k));
@@ -291,11 +277,9 @@ async function reduce(store: RunStore): Promise<Db3Reduced> {
     };
   }
   if (has("sd")) {
-    out.distances.sd = unpackJson<Db3Distances>(
-      await store.readText(levelOf(store.plan, "sd").keys[0], "result.json"),
-    );
+    out.distances.sd = await readPacked<Db3Distances>(store, levelOf(store.plan, "sd").keys[0], "result");
   }
-  if (has("kd")) out.kd = unpackJson(await store.readText(levelOf(store.plan, "kd").keys[0], "result.json"));
+  if (has("kd")) out.kd = await readPacked(store, levelOf(store.plan, "kd").keys[0], "result");
   for (const m of ["sd", "bd", "mbd"] as const) {
     const d = out.distances[m];
     if (!d) continue;
@@ -322,12 +306,12 @@ interface MbdPart {
 
 async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
   const r = await reduce(ctx.store);
-  return { files: { "reduce.json": packJson(r) + "\n" }, done: { methods: Object.keys(r.distances) } };
+  return { files: packFiles(r, "reduce"), done: { methods: Object.keys(r.distances) } };
 }
 
 /** The reduce unit's output (the run must have reached it). */
 export async function readDb3Reduced(store: RunStore): Promise<Db3Reduced> {
-  return unpackJson<Db3Reduced>(await store.readText(levelOf(store.plan, "reduce").keys[0], "reduce.json"));
+  return await readPacked<Db3Reduced>(store, levelOf(store.plan, "reduce").keys[0], "reduce");
 }
 
 /** The teacher unit's output. */

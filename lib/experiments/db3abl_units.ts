@@ -21,7 +21,6 @@ import { startRun } from "../results/record.ts";
 import type { RunRecord } from "../results/record.ts";
 import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
 import { hashOf } from "../runner/hash.ts";
-import { JOURNAL_PREFIX, journaledOracle } from "../runner/journal.ts";
 import { levelOf, type RunPlan } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { Scale } from "../scale.ts";
@@ -39,9 +38,10 @@ import {
 } from "./db3abl_spec.ts";
 import { buildStressSet } from "./db3abl_stress.ts";
 import { packFiles, readPacked } from "./packed.ts";
-import { TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
-import { openTeacher } from "./open_teacher.ts";
+import { openPlannedTeacher, type SpecTeacher } from "./open_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
 import type { TeacherSource } from "./teacher_source.ts";
+import { recordsOfThisExecution } from "./records.ts";
 
 /** Family name (`RunPlan.family`) and experiment name of the run records. */
 export const DB3_ABLATIONS = "db3-ablations";
@@ -130,10 +130,9 @@ export function db3AblationPlan(spec: Db3AblationSpec, teacherFingerprint: strin
   };
 }
 
-/** The spec's teacher source with the token from the environment (endpoints). */
-export function specTeacher(spec: Db3AblationSpec): TeacherSource {
-  const token = spec.teacher.kind === "http" ? Deno.env.get(TEACHER_TOKEN_ENV) : undefined;
-  return token ? { ...spec.teacher, token } as TeacherSource : spec.teacher;
+/** The run's teacher as the units and the planner open it (MNIST images, labels only). */
+export function ablationTeacher(spec: Db3AblationSpec): SpecTeacher {
+  return { teacher: spec.teacher, dataset: "mnist" };
 }
 
 const baseOf = (store: RunStore) =>
@@ -157,7 +156,7 @@ async function baseUnit(ctx: UnitContext): Promise<UnitOutput> {
     cacheDir: spec.cache ?? undefined,
     save: false,
     experiment: DB3_ABLATIONS,
-    teacher: specTeacher(spec),
+    teacher: spec.teacher,
   });
   return { files: packFiles(base, "base"), done: { rows: base.rows.length } };
 }
@@ -165,24 +164,10 @@ async function baseUnit(ctx: UnitContext): Promise<UnitOutput> {
 async function stressUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = ctx.plan.spec as unknown as Db3AblationSpec;
   const base = await baseOf(ctx.store);
-  await initBackend();
-  const teacher = await openTeacher(specTeacher(spec), {
+  const teacher = await openPlannedTeacher(ablationTeacher(spec), ctx.plan.teacher, {
     method: "DB3 ablations (stress set)",
-    expect: { inputShape: base.samples.shape.slice(1), numClasses: base.samples.numClasses },
   });
-  if (teacher.fingerprint !== ctx.plan.teacher) {
-    teacher.close();
-    throw new Error(
-      `DB3 ablations: the teacher changed since the run was planned (fingerprint ${
-        teacher.fingerprint.slice(0, 12)
-      }, ` +
-        `planned ${ctx.plan.teacher.slice(0, 12)}); restore it or start a new run store`,
-    );
-  }
-  const oracle = journaledOracle(
-    await teacher.labelOracle(),
-    `${ctx.workDir}/${JOURNAL_PREFIX}${ctx.attempt}.jsonl`,
-  );
+  const { oracle } = await unitOracle(ctx, teacher);
   try {
     const st = await buildStressSet(base, spec.settings, spec.seed, oracle);
     const ledger = oracle.ledger.snapshot();
@@ -326,7 +311,10 @@ function methodRows(base: Db3TableResult, s: Db3AblationConfig): Db3AblationRow[
   return out;
 }
 
-/** Build the result the notebook shows from a finished run store (rows in notebook order). */
+/**
+ * Build the result the notebook shows from a finished run store (rows in notebook order; records as
+ * this execution's).
+ */
 export async function collectDb3Ablations(store: RunStore): Promise<Db3AblationResult> {
   const spec = store.plan.spec as unknown as Db3AblationSpec;
   const base = await baseOf(store);
@@ -342,10 +330,10 @@ export async function collectDb3Ablations(store: RunStore): Promise<Db3AblationR
     rows.push(c.row);
     records.push(c.record);
   }
-  const testN = base.testN;
-  if (!stress) return { settings: spec.settings, base, rows, records, testN };
+  const out = { settings: spec.settings, base, rows, records: recordsOfThisExecution(records, store) };
+  if (!stress) return { ...out, testN: base.testN };
   const { ledger: _ledger, ...st } = stress;
-  return { settings: spec.settings, base, rows, records, testN, stress: st };
+  return { ...out, testN: base.testN, stress: st };
 }
 
 /** The family as the runner sees it. */

@@ -9,23 +9,19 @@ import type { DatasetName } from "../data/types.ts";
 import type { TeacherEngine } from "../native/teacher_predictor.ts";
 import type { RunPlan } from "../runner/plan.ts";
 import type { Scale } from "../scale.ts";
-import { initBackend } from "../backend.ts";
-import { resolveTeacher } from "./db3_label_units.ts";
 import { type CakeNotebook, cakeNotebookPlan } from "./cake_notebooks.ts";
 import { db3AblationSpec } from "./db3_ablations.ts";
-import { db3AblationPlan, specTeacher } from "./db3abl_units.ts";
+import { ablationTeacher, db3AblationPlan } from "./db3abl_units.ts";
 import type { Db3AblationSettings } from "./db3abl_spec.ts";
-import { openTeacher } from "./open_teacher.ts";
+import { resolveTeacher } from "./open_teacher.ts";
 import { quickstartSpec } from "./quickstart.ts";
-import { quickstartPlan } from "./quickstart_units.ts";
+import { quickstartPlan, quickstartTeacher } from "./quickstart_units.ts";
 import type { QuickstartSettings } from "./quickstart.ts";
 import type { DeepPartial } from "./settings.ts";
-import type { TeacherSource } from "./teacher_source.ts";
 import type { ZsSettings } from "./zs_settings.ts";
-import { zsNotebookSpec, zsPlan } from "./zs_spec.ts";
-import { resolveZsTeacher } from "./zs_teacher.ts";
-import { db3Plan, db3Spec } from "./db3_plan.ts";
-import type { Db3Spec, Db3TableMethod } from "./db3_spec.ts";
+import { ZS_TEACHER, zsNotebookSpec, zsPlan } from "./zs_spec.ts";
+import { db3Plan, db3Spec, db3TeacherAccess } from "./db3_plan.ts";
+import type { Db3TableMethod } from "./db3_spec.ts";
 
 /** What every notebook experiment takes from the command line. */
 export interface NotebookRequest {
@@ -57,16 +53,6 @@ export interface NotebookExperiment {
 /** Fingerprint placeholder of a plan made without opening the teacher. */
 export const UNRESOLVED_TEACHER = "(teacher not resolved)";
 
-/** The fingerprint of a teacher source (opened once, then closed). */
-async function sourceFingerprint(source: TeacherSource, method: string): Promise<string> {
-  await initBackend();
-  const t = await openTeacher(source, { method });
-  const fp = t.fingerprint;
-  t.close();
-  t.model?.dispose();
-  return fp;
-}
-
 function db3Notebook(dataset: DatasetName, title: string): NotebookExperiment {
   return {
     title,
@@ -81,8 +67,10 @@ function db3Notebook(dataset: DatasetName, title: string): NotebookExperiment {
         engine: r.engine,
         override: r.override,
       });
-      const need = spec.methods.includes("kd") ? "probs" : "label";
-      return db3Plan(spec, resolve ? (await resolveTeacher(spec, need)).fingerprint : UNRESOLVED_TEACHER);
+      return db3Plan(
+        spec,
+        resolve ? (await resolveTeacher(spec, db3TeacherAccess(spec))).fingerprint : UNRESOLVED_TEACHER,
+      );
     },
   };
 }
@@ -97,7 +85,10 @@ function zsNotebook(nb: "30" | "31" | "32" | "33", title: string): NotebookExper
         engine: r.engine,
         settings: r.override as DeepPartial<ZsSettings> | undefined,
       });
-      return zsPlan(spec, resolve ? (await resolveZsTeacher(spec)).fingerprint : UNRESOLVED_TEACHER);
+      return zsPlan(
+        spec,
+        resolve ? (await resolveTeacher(spec, ZS_TEACHER)).fingerprint : UNRESOLVED_TEACHER,
+      );
     },
   };
 }
@@ -123,7 +114,9 @@ export const NOTEBOOKS: Record<string, NotebookExperiment> = {
       });
       return quickstartPlan(
         spec,
-        resolve ? await sourceFingerprint(spec.teacher, "quickstart") : UNRESOLVED_TEACHER,
+        resolve
+          ? (await resolveTeacher(quickstartTeacher(spec), { method: "quickstart" })).fingerprint
+          : UNRESOLVED_TEACHER,
       );
     },
   },
@@ -141,7 +134,9 @@ export const NOTEBOOKS: Record<string, NotebookExperiment> = {
       });
       return db3AblationPlan(
         spec,
-        resolve ? await sourceFingerprint(specTeacher(spec), "DB3 ablations") : UNRESOLVED_TEACHER,
+        resolve
+          ? (await resolveTeacher(ablationTeacher(spec), { method: "DB3 ablations" })).fingerprint
+          : UNRESOLVED_TEACHER,
       );
     },
   },

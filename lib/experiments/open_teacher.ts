@@ -14,6 +14,11 @@
  * (`remoteCacheIdentity`: name, version, protocol, tensors, adapter, what the server reports) — never
  * a file name or host:port. The engine is part of what callers key caches on.
  *
+ * A runner family opens its teacher through the spec helpers below: `resolveTeacher` when it plans
+ * (fingerprint, then closed) and `openPlannedTeacher` inside a unit (checked against the plan's
+ * fingerprint); both map an endpoint's token from {@link TEACHER_TOKEN_ENV} and take the images'
+ * shape from the spec's dataset.
+ *
  * @module
  */
 import { isAbsolute, resolve } from "node:path";
@@ -38,11 +43,15 @@ import { repoRoot } from "../util/paths.ts";
 import {
   describeTeacherSource,
   requireAccess,
+  TEACHER_TOKEN_ENV,
   type TeacherAccess,
   TeacherAccessError,
   type TeacherSource,
 } from "./teacher_source.ts";
 import { pathExists } from "../util/files.ts";
+import { initBackend } from "../backend.ts";
+import { loadDataset } from "../data/datasets.ts";
+import type { DatasetName } from "../data/types.ts";
 
 /** Options of {@link openTeacher}. */
 export interface OpenTeacherOptions {
@@ -209,4 +218,86 @@ async function openEndpoint(
     },
     close: () => {},
   };
+}
+
+/** What a run spec says about its teacher: the source (never with a token) and the images it sees. */
+export interface SpecTeacher {
+  /** The teacher source as saved in the spec (an endpoint's token comes from the environment). */
+  teacher: TeacherSource | Omit<Extract<TeacherSource, { kind: "http" }>, "token">;
+  /** The dataset whose images the teacher labels (gives `expect` for an endpoint). */
+  dataset: DatasetName;
+  /** Engine for local kit models (default "auto"). */
+  engine?: TeacherEngine;
+}
+
+/** How a unit or a planner opens a {@link SpecTeacher}: access, method name, oracle workers. */
+export type SpecTeacherOptions = Pick<OpenTeacherOptions, "need" | "method" | "workers">;
+
+/** `source` with an endpoint's bearer token from {@link TEACHER_TOKEN_ENV} (other sources as they are). */
+export function withEnvToken(source: SpecTeacher["teacher"]): TeacherSource {
+  const token = source.kind === "http" ? Deno.env.get(TEACHER_TOKEN_ENV) : undefined;
+  return (token ? { ...source, token } : source) as TeacherSource;
+}
+
+/** Open a spec's teacher (recipe, folder or endpoint), its images' shape and K from the spec's dataset. */
+export async function openSpecTeacher(
+  spec: SpecTeacher,
+  opts: SpecTeacherOptions = {},
+): Promise<OpenTeacher> {
+  await initBackend();
+  const probe = await loadDataset(spec.dataset, "test", { limit: 1 });
+  return await openTeacher(withEnvToken(spec.teacher), {
+    ...opts,
+    expect: { inputShape: probe.shape.slice(1), numClasses: probe.numClasses },
+    ...(spec.engine ? { engine: spec.engine } : {}),
+  });
+}
+
+/** Close an opened teacher and free its model. */
+export function disposeTeacher(t: OpenTeacher): void {
+  t.close();
+  t.model?.dispose();
+}
+
+/**
+ * A spec's teacher's cache identity (what a plan keys on; a recipe teacher is trained and cached on
+ * first use) and its test accuracy when the kit trained it (else null). The teacher is closed after; it
+ * answers no query, so no engine is started unless `opts.workers` asks for one.
+ */
+export async function resolveTeacher(
+  spec: SpecTeacher,
+  opts: SpecTeacherOptions = {},
+): Promise<{ fingerprint: string; testAcc: number | null }> {
+  const t = await openSpecTeacher(spec, { workers: 0, ...opts });
+  const out = { fingerprint: t.fingerprint, testAcc: t.meta?.testAcc ?? null };
+  disposeTeacher(t);
+  return out;
+}
+
+/**
+ * {@link openSpecTeacher} inside a unit: checked against `expected`, the fingerprint the run was planned
+ * with (a teacher changed since is an error, never a silent mix of two teachers in one store).
+ */
+export async function openPlannedTeacher(
+  spec: SpecTeacher,
+  expected: string,
+  opts: SpecTeacherOptions = {},
+): Promise<OpenTeacher> {
+  const t = await openSpecTeacher(spec, opts);
+  checkFingerprint(t, expected);
+  return t;
+}
+
+/** Throw (after closing `t`) when `t` is not the teacher of fingerprint `expected`. */
+export function checkFingerprint(t: OpenTeacher, expected: string): void {
+  if (t.fingerprint === expected) return;
+  disposeTeacher(t);
+  throw new Error(
+    `teacher ${describeTeacherSource(t.source)}: fingerprint ${
+      t.fingerprint.slice(0, 12)
+    } differs from the run's ${
+      expected.slice(0, 12)
+    }: the teacher changed since the run was planned; restore it (BKD_TEACHER_DIR, the folder, or the ` +
+      `endpoint's model) or start a new run store`,
+  );
 }

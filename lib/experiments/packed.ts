@@ -2,11 +2,24 @@
  * Results with typed arrays in a run store: `pack` turns a value into JSON plus one binary file per
  * typed array (Float32Array, Int32Array, Uint8Array), non-finite numbers kept; `unpack` restores the exact value.
  * Units hand their results to later units and to the collect step this way ({@link packFiles},
- * {@link readPacked}).
+ * {@link readPacked}). `unpack` also reads the inline form db3 units wrote before they packed this way
+ * (an array as `{$typed, b64}` base64 bytes, a non-finite number as `{$num}`), so their run stores stay
+ * readable.
  *
  * @module
  */
 import type { RunStore } from "../runner/store.ts";
+
+/** The bytes of a typed array (no copy). */
+export function bytesOf(a: Float32Array | Int32Array | Uint8Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Stored bytes as a Float32Array (a copy: aligned, and independent of the buffer read). */
+export const f32Of = (b: Uint8Array): Float32Array => new Float32Array(b.slice().buffer);
+
+/** Stored bytes as an Int32Array (a copy). */
+export const i32Of = (b: Uint8Array): Int32Array => new Int32Array(b.slice().buffer);
 
 /** A packed value: `json` (the text of `<name>.json`) and the binary files it refers to. */
 export interface Packed {
@@ -59,8 +72,12 @@ export async function unpack<T>(json: string, read: (name: string) => Promise<Ui
     if (Array.isArray(v)) return await Promise.all(v.map(walk));
     if (v === null || typeof v !== "object") return v;
     const o = v as Record<string, unknown>;
-    if (typeof o.$number === "string" && Object.keys(o).length === 1) return Number(o.$number);
-    if (typeof o.$array === "string" && typeof o.file === "string" && Object.keys(o).length === 2) {
+    const keys = Object.keys(o).length;
+    if (typeof (o.$number ?? o.$num) === "string" && keys === 1) return Number(o.$number ?? o.$num);
+    if (typeof o.$typed === "string" && typeof o.b64 === "string" && keys === 2) {
+      return new KINDS[o.$typed as Kind](Uint8Array.from(atob(o.b64), (c) => c.charCodeAt(0)).buffer);
+    }
+    if (typeof o.$array === "string" && typeof o.file === "string" && keys === 2) {
       const Ctor = KINDS[o.$array as Kind];
       if (!Ctor) throw new TypeError(`unpack: unknown array kind "${o.$array}" in ${o.file}`);
       return new Ctor((await read(o.file)).slice().buffer);

@@ -15,17 +15,16 @@
  *
  * @module
  */
-import { initBackend } from "../backend.ts";
 import { saveRun } from "../results/record.ts";
 import type { Scale } from "../scale.ts";
-import { openTeacher } from "./open_teacher.ts";
-import { recordsOfThisExecution } from "./records.ts";
+import { resolveTeacher } from "./open_teacher.ts";
 import {
   collectQuickstart,
   type MnistResult,
   type MoonsResult,
   quickstartPlan,
   type QuickstartSpec,
+  quickstartTeacher,
 } from "./quickstart_units.ts";
 import { type LocalExecutor, runExperiment } from "./run.ts";
 import { type DeepPartial, resolveSettings, settingsNote, type SettingsTable } from "./settings.ts";
@@ -118,18 +117,12 @@ export function quickstartSpec(opts: QuickstartOptions): QuickstartSpec {
 /** Run the quickstart at `scale` (see the module doc). */
 export async function runQuickstart(opts: QuickstartOptions): Promise<QuickstartResult> {
   const spec = quickstartSpec(opts);
-  await initBackend();
-  const t = await openTeacher(spec.teacher, { workers: 0 });
-  const fingerprint = t.fingerprint;
-  t.close();
-  t.model?.dispose();
-  const since = new Date();
+  const { fingerprint } = await resolveTeacher(quickstartTeacher(spec), { method: "quickstart" });
   const store = await runExperiment(quickstartPlan(spec, fingerprint), {
     executor: opts.executor,
     store: opts.store,
   });
   const r = await collectQuickstart(store);
-  const records = recordsOfThisExecution(r.records, since, store.root);
-  if (opts.save !== false) { for (const rec of records) await saveRun(rec); }
-  return { settings: spec.settings, note: settingsNote(QUICKSTART_SETTINGS, opts.scale), ...r, records };
+  if (opts.save !== false) { for (const rec of r.records) await saveRun(rec); }
+  return { settings: spec.settings, note: settingsNote(QUICKSTART_SETTINGS, opts.scale), ...r };
 }

@@ -24,8 +24,9 @@ import type { DecisionFieldInput } from "../show/plots.ts";
 import { evaluate, train, type TrainConfig } from "../train/trainer.ts";
 import { Rng } from "../util/rng.ts";
 import { packFiles, readPacked } from "./packed.ts";
+import { recordsOfThisExecution } from "./records.ts";
 import { classField } from "./fields.ts";
-import { openTeacher } from "./open_teacher.ts";
+import { openPlannedTeacher, type SpecTeacher } from "./open_teacher.ts";
 import type { QuickstartSettings } from "./quickstart.ts";
 import type { TeacherSource } from "./teacher_source.ts";
 
@@ -75,6 +76,11 @@ export interface MnistResult {
   /** Label queries/s through the worker pool (all cores), one big batch, when the unit ran. */
   inferImagesPerSecPool: number;
   fromCache: boolean;
+}
+
+/** The quickstart's teacher as the units and the planner open it (MNIST images). */
+export function quickstartTeacher(spec: QuickstartSpec): SpecTeacher {
+  return { teacher: spec.teacher, dataset: "mnist" };
 }
 
 /** The plan: the two units, independent of each other. */
@@ -198,7 +204,10 @@ async function mnistUnit(ctx: UnitContext): Promise<UnitOutput> {
     config: { model: "db3-lenet5", inferImages: s.inferImages },
   });
   const asked = Date.now();
-  const t = await openTeacher(spec.teacher, { workers: 0 });
+  const t = await openPlannedTeacher(quickstartTeacher(spec), ctx.plan.teacher, {
+    method: "quickstart",
+    workers: 0,
+  });
   try {
     if (!t.model || !t.spec || !t.meta) {
       throw new Error(
@@ -249,7 +258,7 @@ async function mnistUnit(ctx: UnitContext): Promise<UnitOutput> {
   }
 }
 
-/** Read a finished run: both units' results and their records (moons first). */
+/** Read a finished run: both units' results and their records as this execution's (moons first). */
 export async function collectQuickstart(
   store: RunStore,
 ): Promise<{ moons: MoonsResult; mnist: MnistResult; records: RunRecord[] }> {
@@ -263,7 +272,7 @@ export async function collectQuickstart(
     levelOf(store.plan, "mnist").keys[0],
     "mnist",
   );
-  return { moons: m.result, mnist: t.result, records: [m.record, t.record] };
+  return { moons: m.result, mnist: t.result, records: recordsOfThisExecution([m.record, t.record], store) };
 }
 
 /** The family as the runner sees it. */

@@ -8,10 +8,19 @@
  * @module
  */
 import { type RunRecord, startRun } from "../results/record.ts";
+import type { RunStore } from "../runner/store.ts";
 
-/** `records` as this execution's (started at `since`): reused ones re-issued, fresh ones as they are. */
-export function recordsOfThisExecution(records: RunRecord[], since: Date, store: string): RunRecord[] {
-  return records.map((r) => (Date.parse(r.startedAt) >= since.getTime() ? r : reissue(r, store)));
+/**
+ * `records` (read from `store`) as this execution's: those started before the store was opened in this
+ * process (`store.openedAt`) re-issued, fresh ones as they are. Every family's collect passes its
+ * records through here before the notebook shows or saves them.
+ */
+export function recordsOfThisExecution(
+  records: RunRecord[],
+  store: Pick<RunStore, "root" | "openedAt">,
+): RunRecord[] {
+  const since = store.openedAt.getTime();
+  return records.map((r) => (Date.parse(r.startedAt) >= since ? r : reissue(r, store.root)));
 }
 
 function reissue(r: RunRecord, store: string): RunRecord {

@@ -30,6 +30,41 @@ export interface RunExperimentOptions {
   onUnit?: (r: UnitReport) => void;
 }
 
+/**
+ * The `cache` option of the runners: a run store folder (kept; a rerun resumes it), true (the plan's
+ * store under `data/runs/`, whose finished units are reused) or false (a temporary store).
+ */
+export type CacheOption = boolean | string;
+
+/**
+ * {@link runExperiment} in the store `opts.cache` names, then `collect` from it; a temporary store
+ * (cache false) is removed once collected. `prepare` sees a kept store before its units run (e.g. to
+ * import finished units from the stores beside it).
+ */
+export async function runAndCollect<T>(
+  plan: RunPlan,
+  opts: Omit<RunExperimentOptions, "store"> & {
+    cache?: CacheOption;
+    prepare?: (store: RunStore) => Promise<void>;
+  },
+  collect: (store: RunStore) => Promise<T>,
+): Promise<T> {
+  const { cache, prepare, ...run } = opts;
+  const root = await storeRootOf(plan, cache);
+  try {
+    if (cache !== false && prepare) await prepare(await RunStore.create(root, plan));
+    return await collect(await runExperiment(plan, { ...run, store: root }));
+  } finally {
+    if (cache === false) await Deno.remove(root, { recursive: true });
+  }
+}
+
+/** The run store folder `cache` names for `plan` (false: a new temporary folder, left to the caller). */
+export async function storeRootOf(plan: RunPlan, cache: CacheOption = true): Promise<string> {
+  if (cache === false) return await Deno.makeTempDir({ prefix: `bkd-${plan.family}-` });
+  return typeof cache === "string" ? resolve(cache) : defaultStoreRoot(plan);
+}
+
 /** `data/runs/<family>-<first 16 hex of the hash of the plan's identity>` in the repository. */
 export function defaultStoreRoot(plan: RunPlan): string {
   return resolve(repoRoot(), "data", "runs", `${plan.family}-${hashOf(planIdentity(plan)).slice(0, 16)}`);

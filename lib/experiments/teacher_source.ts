@@ -61,6 +61,23 @@ export interface HttpTeacherSource {
 /** Where an experiment's teacher comes from (see the module doc). */
 export type TeacherSource = RecipeTeacherSource | FolderTeacherSource | HttpTeacherSource;
 
+/**
+ * Environment variable holding an HTTP teacher's bearer token for the units (a spec is written to the
+ * run store, so it never holds the token).
+ */
+export const TEACHER_TOKEN_ENV = "BKD_TEACHER_TOKEN";
+
+/** `s` for a run spec (saved in the run store): an endpoint holding a token is refused, naming `family`. */
+export function tokenlessSource<T extends TeacherSource | undefined>(s: T, family: string): T {
+  if (s?.kind === "http" && s.token !== undefined) {
+    throw new RangeError(
+      `${family}: the spec is saved in the run store, so it never holds a token; ` +
+        `set ${TEACHER_TOKEN_ENV} for the units instead`,
+    );
+  }
+  return s;
+}
+
 /** What a method asks a teacher for. */
 export type TeacherAccess = "label" | "probs" | "logits+grad";
 

@@ -19,13 +19,14 @@ import { keptIterations, readGeneration } from "./zs_generate_units.ts";
 import { readReduced } from "./zs_label_units.ts";
 import type { ZsSettings } from "./zs_settings.ts";
 import { type ZsNotebookOverrides, zsNotebookPlan, type ZsSpec, zsUnits } from "./zs_spec.ts";
-import { runExperiment } from "./run.ts";
+import { type CacheOption, runAndCollect } from "./run.ts";
 import {
   generationQueriesAt,
   type ZeroShotStudentRow,
   type ZeroShotSweepRow,
   type ZsCell,
 } from "./zs_student_units.ts";
+import { recordsOfThisExecution } from "./records.ts";
 
 export type { ZeroShotStudentRow, ZeroShotSweepRow };
 
@@ -145,7 +146,7 @@ async function collectSeed(store: RunStore, seed: number, cells: ZsCell[]): Prom
     paperTeacherAcc: paper?.teacherAcc[0].mean ?? null,
     testImages: red.testImages,
     generationSeconds: gen.seconds,
-    records: mine.map((c) => c.record),
+    records: recordsOfThisExecution(mine.map((c) => c.record), store),
   };
 }
 
@@ -165,11 +166,8 @@ export async function collectZeroShot(
 
 /** Options of {@link runZeroShotNotebook}: the notebooks' vocabulary. */
 export interface ZsRunOptions extends ZsNotebookOverrides {
-  /**
-   * Run store folder; default one per plan under `data/runs/` (a rerun reuses finished units); false: a
-   * temporary store, removed once the result is collected.
-   */
-  cache?: string | false;
+  /** Where the run store is (see {@link CacheOption}); a temporary one is removed once collected. */
+  cache?: CacheOption;
   /** Save the run records (default true). */
   save?: boolean;
 }
@@ -181,14 +179,9 @@ export async function runZeroShotNotebook(
   o: ZsRunOptions = {},
 ): Promise<ZeroShotSeedsResult> {
   const plan = await zsNotebookPlan(notebook, scale, o);
-  const save = o.save ?? true;
-  if (o.cache !== false) {
-    return await collectZeroShot(await runExperiment(plan, { store: o.cache }), { save });
-  }
-  const root = await Deno.makeTempDir({ prefix: "bkd-zsdb3kd-" });
-  try {
-    return await collectZeroShot(await runExperiment(plan, { store: root }), { save });
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  return await runAndCollect(
+    plan,
+    { cache: o.cache },
+    (store) => collectZeroShot(store, { save: o.save ?? true }),
+  );
 }

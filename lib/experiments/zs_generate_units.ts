@@ -10,10 +10,12 @@ import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import type { UnitContext, UnitOutput } from "../runner/family.ts";
 import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
-import { type MovingSamples, optimiseIteration, seedMix } from "../zeroshot/generate.ts";
+import { type MovingSamples, optimiseIteration, type PseudoSet, seedMix } from "../zeroshot/generate.ts";
 import { initPseudoNoise, type NoiseInitReport } from "../zeroshot/noise_init.ts";
-import { loadZsTeacher, unitOracle } from "./zs_teacher.ts";
-import { type ZsSpec, zsUnits } from "./zs_spec.ts";
+import { unitOracle } from "./unit_oracle.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
+import { ZS_TEACHER, type ZsSpec, zsUnits } from "./zs_spec.ts";
+import { bytesOf, f32Of } from "./packed.ts";
 
 /** What an init unit saves beside `x0.f32`. */
 interface InitResult {
@@ -43,9 +45,6 @@ interface GenResult {
   seconds: number;
 }
 
-export const bytesOf = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-export const f32Of = (b: Uint8Array): Float32Array => new Float32Array(b.slice().buffer);
-
 /** Kept iterations: 0 (the raw accepted noise) and the snapshots within range, ascending. */
 export function keptIterations(spec: ZsSpec): number[] {
   const g = spec.settings.generate;
@@ -57,7 +56,7 @@ export async function initUnit(ctx: UnitContext): Promise<UnitOutput> {
   const spec = ctx.plan.spec as unknown as ZsSpec;
   const { seed, round } = zsUnits(spec).init[ctx.index];
   const g = spec.settings.generate;
-  const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
   const u = await unitOracle(ctx, teacher, spec.settings.perSampleBudget, new Map());
   try {
     const init = await initPseudoNoise(u.oracle, {
@@ -113,7 +112,7 @@ export async function generateUnit(ctx: UnitContext): Promise<UnitOutput> {
   };
   const snaps: Float32Array[][] = kept.map(() => []);
   const dists: Float32Array[][] = Array.from({ length: its }, () => []);
-  const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
   const u = await unitOracle(ctx, teacher, spec.settings.perSampleBudget, new Map());
   const oracle = u.oracle;
   const dim = oracle.inputShape.reduce((p, q) => p * q, 1);
@@ -184,19 +183,20 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-/** A seed's generation, put back together in id order. */
-export interface Generation {
-  imageShape: number[];
-  numClasses: number;
-  y: Int32Array;
-  ids: Int32Array;
-  round: Int32Array;
-  origin: string[];
-  /** X at each kept iteration (0 first). */
-  snapshots: { iteration: number; x: Float32Array }[];
-  /** g per iteration (index 0 = iteration 1), measured before that iteration's step. */
-  distances: Float32Array[];
-  searchQueries: Int32Array;
+/** A seed's generation, put back together in id order (the fields of a {@link PseudoSet} it shares). */
+export interface Generation extends
+  Pick<
+    PseudoSet,
+    | "imageShape"
+    | "numClasses"
+    | "y"
+    | "ids"
+    | "round"
+    | "origin"
+    | "snapshots"
+    | "distances"
+    | "searchQueries"
+  > {
   /** Per iteration: label queries, samples moved, sum of their steps. */
   queries: number[];
   moved: number[];

@@ -9,6 +9,8 @@
  * @module
  */
 import { loadDataset } from "../data/datasets.ts";
+import type { LabeledData } from "../data/types.ts";
+import { evaluate } from "../learn/evaluate.ts";
 import { labelDistances } from "../db3/label_run.ts";
 import { softLabelsFromDistances } from "../db3/soft_labels.ts";
 import { makeClassStreams } from "../db3/streams.ts";
@@ -19,9 +21,11 @@ import { levelOf } from "../runner/plan.ts";
 import type { RunStore } from "../runner/store.ts";
 import type { PseudoBatch } from "../zeroshot/pipeline.ts";
 import { describeTeacherSource, type TeacherSource } from "./teacher_source.ts";
-import { bytesOf, f32Of, type Generation, readGeneration } from "./zs_generate_units.ts";
-import { type ZsSpec, zsUnits } from "./zs_spec.ts";
-import { loadZsTeacher, teacherTestAcc, unitOracle } from "./zs_teacher.ts";
+import { type Generation, readGeneration } from "./zs_generate_units.ts";
+import { bytesOf, f32Of } from "./packed.ts";
+import { ZS_TEACHER, type ZsSpec, zsUnits } from "./zs_spec.ts";
+import { unitOracle } from "./unit_oracle.ts";
+import { openPlannedTeacher, type OpenTeacher } from "./open_teacher.ts";
 
 /** The pseudo set of a generation at one kept iteration, as a labelable batch. */
 export function batchAt(gen: Generation, iteration: number): PseudoBatch {
@@ -85,7 +89,7 @@ export async function labelUnit(ctx: UnitContext): Promise<UnitOutput> {
   };
   let distances: Float32Array = new Float32Array(0);
   if (m > 0) {
-    const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+    const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
     const budget = spec.settings.perSampleBudget;
     const u = await unitOracle(ctx, teacher, budget, budgetsAfter(gen, sub.ids, iteration, budget));
     try {
@@ -192,7 +196,7 @@ export async function reduceUnit(ctx: UnitContext): Promise<UnitOutput> {
       seconds,
     });
   }
-  const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+  const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
   try {
     const test = await loadDataset(
       spec.dataset,
@@ -235,4 +239,13 @@ export async function readReduced(
   const z = new Map<number, Float32Array>();
   for (const l of r.labels) z.set(l.iteration, f32Of(await store.readBytes(key, `z-it${l.iteration}.f32`)));
   return { ...r, z };
+}
+
+/** The teacher's test accuracy: its recipe metadata, its model, else its labels (an endpoint). */
+async function teacherTestAcc(t: OpenTeacher, test: LabeledData): Promise<number> {
+  if (t.meta) return t.meta.testAcc;
+  if (t.model) return await evaluate(t.model, test);
+  const n = test.y.length;
+  const { labels } = await (await t.labelOracle()).labels(test.x, n, { phase: "teacher.test" });
+  return labels.reduce((s, v, i) => s + (v === test.y[i] ? 1 : 0), 0) / n;
 }

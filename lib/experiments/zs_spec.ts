@@ -27,12 +27,15 @@ import type { TeacherEngine } from "../native/teacher_predictor.ts";
 import type { Scale } from "../scale.ts";
 import { hashOf } from "../runner/hash.ts";
 import type { LevelPlan, RunPlan, UnitEstimate } from "../runner/plan.ts";
-import { type Db3LabelTeacher, TEACHER_TOKEN_ENV } from "./db3_label_spec.ts";
+import type { Db3LabelTeacher } from "./db3_label_spec.ts";
 import type { DeepPartial } from "./settings.ts";
 import { type ZsSettings, zsSettings } from "./zs_settings.ts";
 import { zsEstimates } from "./zs_estimate.ts";
-import { parseTeacherSource, type TeacherSource } from "./teacher_source.ts";
-import { resolveZsTeacher } from "./zs_teacher.ts";
+import { parseTeacherSource, type TeacherSource, tokenlessSource } from "./teacher_source.ts";
+import { resolveTeacher, type SpecTeacherOptions } from "./open_teacher.ts";
+
+/** How the ZSDB3KD units and planner open the spec's teacher (labels only). */
+export const ZS_TEACHER: SpecTeacherOptions = { need: "label", method: "ZSDB3KD" };
 
 /** Classes of every dataset the family runs on. */
 const NUM_CLASSES: Record<DatasetName, number> = { mnist: 10, fmnist: 10, cifar10: 10 };
@@ -81,12 +84,10 @@ export function zsSpec(req: ZsRequest): ZsSpec {
   if (seeds.length === 0 || new Set(seeds).size !== seeds.length) {
     throw new RangeError(`zsdb3kd: seeds must be distinct and at least one, got [${seeds}]`);
   }
-  const given = parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed: 1 });
-  if (given.kind === "http" && given.token !== undefined) {
-    throw new RangeError(
-      `zsdb3kd: the spec is saved in the run store, so it never holds a token; set ${TEACHER_TOKEN_ENV} instead`,
-    );
-  }
+  const given = tokenlessSource(
+    parseTeacherSource(req.teacher, { dataset: req.dataset, scale: req.scale, seed: 1 }),
+    "zsdb3kd",
+  );
   const teacher: Db3LabelTeacher = given.kind !== "recipe" ? given : {
     kind: "recipe",
     dataset: given.dataset,
@@ -350,5 +351,5 @@ export async function zsNotebookPlan(
   overrides: ZsNotebookOverrides = {},
 ): Promise<RunPlan> {
   const spec = zsNotebookSpec(notebook, scale, overrides);
-  return zsPlan(spec, (await resolveZsTeacher(spec)).fingerprint);
+  return zsPlan(spec, (await resolveTeacher(spec, ZS_TEACHER)).fingerprint);
 }

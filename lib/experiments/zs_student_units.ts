@@ -7,10 +7,8 @@
  *
  * @module
  */
-import type * as tfl from "@tensorflow/tfjs-layers";
 import { loadDataset } from "../data/datasets.ts";
 import type { LabeledData } from "../data/types.ts";
-import { getWeightsFlat } from "../models/io.ts";
 import type { ModelSpec } from "../models/registry.ts";
 import type { LedgerSnapshot } from "../oracle/ledger.ts";
 import { tableARow } from "../results/paper.ts";
@@ -19,9 +17,11 @@ import type { Family, UnitContext, UnitOutput } from "../runner/family.ts";
 import { labelPseudoSamples, type PseudoBatch, trainZeroShotStudent } from "../zeroshot/pipeline.ts";
 import { generateUnit, initUnit, readGeneration } from "./zs_generate_units.ts";
 import { batchAt, budgetsAfter, labelUnit, readReduced, reduceUnit } from "./zs_label_units.ts";
-import { type ZsSpec, zsUnits } from "./zs_spec.ts";
+import { ZS_TEACHER, type ZsSpec, zsUnits } from "./zs_spec.ts";
 import { zsSettingsNote } from "./zs_settings.ts";
-import { loadZsTeacher, unitOracle } from "./zs_teacher.ts";
+import { unitOracle } from "./unit_oracle.ts";
+import { openPlannedTeacher } from "./open_teacher.ts";
+import { modelFiles } from "./student_cell.ts";
 
 /** One main student, as the notebooks' tables show it. */
 export interface ZeroShotStudentRow {
@@ -82,18 +82,6 @@ export function generationQueriesAt(initQueries: number, perIteration: number[])
   return out;
 }
 
-function weightsFiles(model: tfl.LayersModel, spec: ModelSpec) {
-  const ws = getWeightsFlat(model);
-  const bytes = new Uint8Array(ws.reduce((s, w) => s + w.byteLength, 0));
-  let off = 0;
-  for (const w of ws) {
-    bytes.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), off);
-    off += w.byteLength;
-  }
-  const json = JSON.stringify({ spec, weights: ws.map((w) => w.length) }) + "\n";
-  return { "weights.bin": bytes, "model.json": json };
-}
-
 async function testSplit(spec: ZsSpec): Promise<LabeledData> {
   const limit = spec.settings.testLimit;
   return await loadDataset(spec.dataset, "test", limit ? { limit } : {});
@@ -115,7 +103,7 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
   };
   if (cell.perClass !== null) {
     const b = perClassSubset(batch, cell.perClass);
-    const teacher = await loadZsTeacher(spec, ctx.plan.teacher);
+    const teacher = await openPlannedTeacher(spec, ctx.plan.teacher, ZS_TEACHER);
     const u = await unitOracle(
       ctx,
       teacher,
@@ -134,7 +122,7 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
       keep: lab.soft.keep,
       label: `student ${cell.perClass}/class, iteration ${it} (seed ${seed})`,
     });
-    const files = weightsFiles(st.model, modelSpec);
+    const files = modelFiles(st.model, modelSpec);
     st.model.dispose();
     const ledger = u.oracle.ledger.snapshot();
     const out: ZsCell = {
@@ -176,7 +164,7 @@ async function studentUnit(ctx: UnitContext): Promise<UnitOutput> {
     keep: Int32Array.from(label.keep),
     label: `student on iteration ${it} (seed ${seed})`,
   });
-  const files = weightsFiles(st.model, modelSpec);
+  const files = modelFiles(st.model, modelSpec);
   st.model.dispose();
   const row: ZeroShotStudentRow = {
     variant: it === 0 ? "noise" : "zsdb3kd",

@@ -88,6 +88,11 @@ async function syncDir(path: string): Promise<void> {
 export class RunStore {
   /** Seconds after which a claim from another host that was not touched is stale. */
   staleAfterSec: number = CLAIM_STALE_SEC;
+  /**
+   * When this process created or opened the store: the start of this execution. A unit whose outputs
+   * were committed before it finished in an earlier execution (its records are that execution's).
+   */
+  readonly openedAt: Date = new Date();
 
   private constructor(readonly root: string, readonly plan: RunPlan) {}
 

@@ -19,8 +19,7 @@ import type { CakeSpec } from "../experiments/cake_spec.ts";
 import { type StoredSet, teacherInfo } from "../experiments/cake_sets.ts";
 import { meanRadius } from "../experiments/cake_units.ts";
 import { collectCells, type CollectOptions, meanStd } from "../experiments/cake_collect.ts";
-
-const f32 = (b: Uint8Array) => new Float32Array(b.slice().buffer);
+import { f32Of } from "../experiments/packed.ts";
 
 function stats<M extends string>(method: M, values: number[]) {
   const { mean, std } = meanStd(values);
@@ -97,7 +96,7 @@ export async function readTwoMoonsFigure(
     if (job.source.kind !== "moons") continue;
     const info = await teacherInfo(store, t);
     const real = twoMoons({ n: job.source.realPoints, noise: job.source.noise, seed: job.source.seed });
-    const teacherField = fieldOf(f32(await store.readBytes(teacherKeys[t], "field.f32")), s.grid);
+    const teacherField = fieldOf(f32Of(await store.readBytes(teacherKeys[t], "field.f32")), s.grid);
     teacherField.points = pointsOf(real);
     const methods = cells.filter((c) => c.teacherIndex === t).map((c): TwoMoonsMethodResult => {
       const points = plotPoints(c.set, s.plotPoints);
