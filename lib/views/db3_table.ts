@@ -55,7 +55,13 @@ export function db3PaperRows(r: Db3TableResult): PaperVsMeasuredRow[] {
       method: DB3_METHOD_TITLES[row.method],
       dataset: r.dataset,
       pair,
-      measured: pct(row.testAcc),
+      measured: row.seeds && row.seeds.length > 1
+        ? {
+          mean: pct(row.testAcc),
+          ...(row.testAccSpread !== undefined ? { std: pct(row.testAccSpread) } : {}),
+          n: row.seeds.length,
+        }
+        : pct(row.testAcc),
       scale: r.scale,
     };
     const spend = row.method === "teacher"
@@ -167,12 +173,19 @@ export function db3PhaseRows(r: Db3TableResult): Record<string, string | number>
   );
 }
 
-/** Where the labels came from: chunks computed in this call and taken from the cache. */
+/**
+ * Where the labels came from: the labeling units (or chunks) and the seconds they took when they ran.
+ * They are kept in the run store, so a rerun reads them instead of paying again; the seconds are the
+ * original cost either way.
+ */
 function labelingView(r: Db3TableResult): string {
   const d = r.distances.mbd ?? r.distances.bd;
   if (!d) return "none (SD asks the teacher nothing)";
-  return `${d.method.toUpperCase()}: ${d.chunks.computed} chunk(s) of ≤ ${d.chunks.size} samples computed ` +
-    `in this call (${d.seconds.toFixed(0)} s), ${d.chunks.resumed} taken from the cache`;
+  const resumed = d.chunks.resumed ? `, ${d.chunks.resumed} more resumed from an earlier run` : "";
+  return `${d.method.toUpperCase()}: ${d.chunks.computed} unit(s) of ≤ ${d.chunks.size} samples, ` +
+    `${
+      d.seconds.toFixed(0)
+    } s of labeling when they ran${resumed} (kept in the run store; a rerun reuses them)`;
 }
 
 /** Settings of a table run as key/values (for `keyValues`). */
