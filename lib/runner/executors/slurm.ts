@@ -16,7 +16,7 @@
  */
 import { shellQuote, unitCommand } from "../command.ts";
 import { hashOf } from "../hash.ts";
-import type { LevelPlan, RunPlan } from "../plan.ts";
+import { type LevelPlan, planIdentity, type RunPlan } from "../plan.ts";
 import type { RunStore } from "../store.ts";
 
 /** Options of {@link submitSlurm}. */
@@ -48,9 +48,9 @@ export interface SlurmSubmission {
   argv: string[];
 }
 
-/** Short id of a run (names its jobs). */
+/** Short id of a run (names its jobs): its identity, so re-measured estimates still find queued jobs. */
 export function runId(plan: RunPlan): string {
-  return hashOf(plan).slice(0, 10);
+  return hashOf(planIdentity(plan)).slice(0, 10);
 }
 
 /** Slurm job name of a level. */
