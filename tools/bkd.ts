@@ -44,11 +44,9 @@ import { formatWall, planTableMarkdown, planTableRows } from "../lib/experiments
 import { formatProgressLine } from "../lib/show/progress.ts";
 import { saveRun, startRun } from "../lib/results/record.ts";
 import {
-  NOT_PLANNED,
   type NotebookExperiment,
   notebookExperiment,
   type NotebookRequest,
-  NOTEBOOKS,
   UNRESOLVED_TEACHER,
 } from "../lib/experiments/notebooks.ts";
 import { collectDb3 } from "../lib/experiments/db3_collect.ts";
