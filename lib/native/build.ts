@@ -220,3 +220,25 @@ async function build(opts: BuildOptions): Promise<NativeBuild | NativeUnavailabl
   }
   return { ...info, compiled: true };
 }
+
+/** One open library per path for the whole process (never closed: engines may outlive any one user). */
+const openLibraries = new Map<string, Deno.DynamicLibrary<Deno.ForeignLibraryInterface>>();
+
+/** The library at `path` with `symbols`, opened once per process (a built path holds one source). */
+export function openNativeLibrary<S extends Deno.ForeignLibraryInterface>(
+  path: string,
+  symbols: S,
+): Deno.DynamicLibrary<S> {
+  let lib = openLibraries.get(path);
+  if (!lib) {
+    lib = Deno.dlopen(path, symbols);
+    openLibraries.set(path, lib);
+  }
+  return lib as Deno.DynamicLibrary<S>;
+}
+
+/** The NUL-terminated text in `buf` (an engine's error buffer). */
+export function cString(buf: Uint8Array): string {
+  const end = buf.indexOf(0);
+  return new TextDecoder().decode(end < 0 ? buf : buf.subarray(0, end));
+}

@@ -15,7 +15,7 @@
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { coreCount } from "../parallel/pool.ts";
 import { DEFAULT_TEMPERATURE, lossNeeds, type LossSpec } from "../learn/losses.ts";
-import { buildNative, type BuildOptions } from "./build.ts";
+import { buildNative, type BuildOptions, cString, openNativeLibrary } from "./build.ts";
 
 const SYMBOLS = {
   bkd_lenet_create: { parameters: ["buffer", "buffer", "i32"], result: "pointer" },
@@ -40,7 +40,6 @@ const SYMBOLS = {
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>;
-const libraries = new Map<string, Lib>();
 
 /** Shape of a DB3 LeNet-5: input h×w×cin, conv widths c1, c2, hidden units hid, classes k. */
 export interface LeNetDims {
@@ -164,22 +163,16 @@ export class NativeLeNetGrads {
   ): Promise<NativeLeNetGradsResult> {
     const build = await buildNative({ ...opts.build, source: "lenet_grads.cpp" });
     if (!build.ok) return build;
-    let lib = libraries.get(build.path);
-    if (!lib) {
-      try {
-        lib = Deno.dlopen(build.path, SYMBOLS);
-      } catch (e) {
-        return { ok: false, reason: `cannot load ${build.path}: ${e instanceof Error ? e.message : e}` };
-      }
-      libraries.set(build.path, lib);
+    let lib: Lib;
+    try {
+      lib = openNativeLibrary(build.path, SYMBOLS);
+    } catch (e) {
+      return { ok: false, reason: `cannot load ${build.path}: ${e instanceof Error ? e.message : e}` };
     }
     const err = new Uint8Array(512);
     const words = Int32Array.from([dims.h, dims.w, dims.cin, dims.c1, dims.c2, dims.hid, dims.k]);
     const handle = lib.symbols.bkd_lenet_create(words, err, err.length);
-    if (handle === null) {
-      const end = err.indexOf(0);
-      return { ok: false, reason: new TextDecoder().decode(err.subarray(0, end < 0 ? err.length : end)) };
-    }
+    if (handle === null) return { ok: false, reason: cString(err) };
     const threads = Math.max(1, Math.floor(opts.threads ?? coreCount()));
     return { ok: true, engine: new NativeLeNetGrads(dims, lib, handle, threads) };
   }

@@ -20,7 +20,7 @@
 import type * as tfl from "@tensorflow/tfjs-layers";
 import type { ModelSpec } from "../models/registry.ts";
 import { coreCount } from "../parallel/pool.ts";
-import { buildNative, type BuildOptions, type NativeBuild } from "./build.ts";
+import { buildNative, type BuildOptions, cString, type NativeBuild, openNativeLibrary } from "./build.ts";
 import { buildPlan, type NativePlan, UnsupportedModelError } from "./plan.ts";
 
 const SYMBOLS = {
@@ -38,21 +38,8 @@ const SYMBOLS = {
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>;
 
-/** One open library per path for the whole process (never closed: plans may outlive any one user). */
-const libraries = new Map<string, Lib>();
-
 function openLibrary(path: string): Lib {
-  let lib = libraries.get(path);
-  if (!lib) {
-    lib = Deno.dlopen(path, SYMBOLS);
-    libraries.set(path, lib);
-  }
-  return lib;
-}
-
-function cString(buf: Uint8Array): string {
-  const end = buf.indexOf(0);
-  return new TextDecoder().decode(end < 0 ? buf : buf.subarray(0, end));
+  return openNativeLibrary(path, SYMBOLS);
 }
 
 /** What `describe()` returns, for run records. */

@@ -18,7 +18,7 @@
  */
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { coreCount } from "../parallel/pool.ts";
-import { buildNative, type BuildOptions } from "./build.ts";
+import { buildNative, type BuildOptions, cString, openNativeLibrary } from "./build.ts";
 import type { NativeLossWeights } from "./lenet_grads.ts";
 import { UnsupportedModelError } from "./plan.ts";
 import { describeSeq, type SeqDesc } from "./seq_desc.ts";
@@ -61,7 +61,6 @@ const SYMBOLS = {
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>;
-const libraries = new Map<string, Lib>();
 
 /** Result of {@link NativeSeqTrainer.tryCreate}. */
 export type NativeSeqTrainerResult = { ok: true; engine: NativeSeqTrainer } | { ok: false; reason: string };
@@ -130,26 +129,15 @@ export class NativeSeqTrainer {
     }
     const build = await buildNative({ ...opts.build, source: "seq_train.cpp" });
     if (!build.ok) return build;
-    let lib = libraries.get(build.path);
-    if (!lib) {
-      try {
-        lib = Deno.dlopen(build.path, SYMBOLS);
-      } catch (e) {
-        return { ok: false, reason: `cannot load ${build.path}: ${e instanceof Error ? e.message : e}` };
-      }
-      libraries.set(build.path, lib);
+    let lib: Lib;
+    try {
+      lib = openNativeLibrary(build.path, SYMBOLS);
+    } catch (e) {
+      return { ok: false, reason: `cannot load ${build.path}: ${e instanceof Error ? e.message : e}` };
     }
     const err = new Uint8Array(512);
     const handle = lib.symbols.bkd_seq_create(desc.words, desc.words.length, err, err.length);
-    if (handle === null) {
-      const end = err.indexOf(0);
-      return {
-        ok: false,
-        reason: `model ${model.name}: ${
-          new TextDecoder().decode(err.subarray(0, end < 0 ? err.length : end))
-        }`,
-      };
-    }
+    if (handle === null) return { ok: false, reason: `model ${model.name}: ${cString(err)}` };
     const threads = Math.max(1, Math.floor(opts.threads ?? coreCount()));
     const engine = new NativeSeqTrainer(desc, lib, handle, threads);
     const want = desc.paramSizes.reduce((a, b) => a + b, 0),
