@@ -99,8 +99,24 @@ export const SUPPORTED_LAYERS: readonly string[] = [
 
 type Config = Record<string, unknown>;
 
-const pair = (v: unknown): [number, number] =>
+/** A tfjs size/stride config (a number or a [h, w] array) as [h, w]. */
+export const pair = (v: unknown): [number, number] =>
   Array.isArray(v) ? [Number(v[0]), Number(v[v.length > 1 ? 1 : 0])] : [Number(v), Number(v)];
+
+/** ZeroPadding2D's `padding` config as four sides, or undefined for a form it cannot take. */
+export function zeroPaddingOf(
+  p: unknown,
+): { top: number; bottom: number; left: number; right: number } | undefined {
+  if (typeof p === "number") return { top: p, bottom: p, left: p, right: p };
+  if (Array.isArray(p) && Array.isArray(p[0])) {
+    const [top, bottom] = pair(p[0]), [left, right] = pair(p[1]);
+    return { top, bottom, left, right };
+  }
+  if (Array.isArray(p)) {
+    return { top: Number(p[0]), bottom: Number(p[0]), left: Number(p[1]), right: Number(p[1]) };
+  }
+  return undefined;
+}
 
 function activationOf(cfg: Config): string {
   const a = cfg.activation;
@@ -247,16 +263,9 @@ export function planOps(model: tfl.LayersModel): { ops: PlanOp[]; inputShape: nu
         break;
       case "ZeroPadding2D": {
         spatial();
-        const p = cfg.padding as unknown;
-        let top: number, bottom: number, left: number, right: number;
-        if (typeof p === "number") [top, bottom, left, right] = [p, p, p, p];
-        else if (Array.isArray(p) && Array.isArray(p[0])) {
-          [top, bottom] = pair(p[0]);
-          [left, right] = pair(p[1]);
-        } else if (Array.isArray(p)) {
-          [top, bottom] = [Number(p[0]), Number(p[0])];
-          [left, right] = [Number(p[1]), Number(p[1])];
-        } else return unsupported(`padding ${JSON.stringify(p)}`);
+        const sides = zeroPaddingOf(cfg.padding);
+        if (!sides) return unsupported(`padding ${JSON.stringify(cfg.padding)}`);
+        const { top, bottom, left, right } = sides;
         ops.push({ kind: "pad", top, bottom, left, right });
         shape = [shape[0] + top + bottom, shape[1] + left + right, shape[2]];
         break;

@@ -25,7 +25,7 @@
  * @module
  */
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { UnsupportedModelError } from "./plan.ts";
+import { pair, UnsupportedModelError, zeroPaddingOf } from "./plan.ts";
 
 /** Header constants and record size; must match `seq_train.cpp`. */
 export const SEQ_MAGIC = 0x424b5331;
@@ -106,9 +106,6 @@ export interface SeqDesc {
 }
 
 type Config = Record<string, unknown>;
-
-const pair = (v: unknown): [number, number] =>
-  Array.isArray(v) ? [Number(v[0]), Number(v[v.length > 1 ? 1 : 0])] : [Number(v), Number(v)];
 
 function activationOf(cfg: Config): string {
   const a = cfg.activation;
@@ -231,16 +228,9 @@ export function describeSeq(model: tfl.LayersModel): SeqDesc {
     switch (cls) {
       case "ZeroPadding2D": {
         spatial();
-        const p = cfg.padding as unknown;
-        let top: number, bottom: number, left: number, right: number;
-        if (typeof p === "number") [top, bottom, left, right] = [p, p, p, p];
-        else if (Array.isArray(p) && Array.isArray(p[0])) {
-          [top, bottom] = pair(p[0]);
-          [left, right] = pair(p[1]);
-        } else if (Array.isArray(p)) {
-          [top, bottom] = [Number(p[0]), Number(p[0])];
-          [left, right] = [Number(p[1]), Number(p[1])];
-        } else return unsupported(`padding ${JSON.stringify(p)}`);
+        const sides = zeroPaddingOf(cfg.padding);
+        if (!sides) return unsupported(`padding ${JSON.stringify(cfg.padding)}`);
+        const { top, bottom, left, right } = sides;
         result = { ...x, pad: { top, bottom, left, right, layer: layer.name } };
         break;
       }
